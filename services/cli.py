@@ -1,0 +1,101 @@
+"""The ``ticketflow`` command: dev, serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shared.logging import configure_logging
+from shared.settings import SERVICES, Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ticketflow", description="Ticket routing, SLA and survey backend."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser(
+        "dev", help="all three services in one process: in-process bus, SQLite, no servers needed"
+    )
+    dev.add_argument("--port-base", type=int, default=8001, help="router port; sla +1, survey +2")
+    dev.add_argument("--data-dir", type=Path, default=Path(".ticketflow"), help="SQLite files")
+    dev.add_argument("--demo", action="store_true", help="seed example agents and policies")
+
+    serve = commands.add_parser("serve", help="one service in production mode (Kafka + database)")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=None, help="default: 8001/8002/8003")
+
+    migrate = commands.add_parser("migrate", help="upgrade database schemas to the newest revision")
+    migrate.add_argument("service", nargs="?", default="all", choices=(*SERVICES, "all"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "dev":
+            from services.dev import run_dev
+
+            configure_logging(settings.log_level, "text")
+            data_dir = args.data_dir.resolve()
+            data_dir.mkdir(parents=True, exist_ok=True)
+            return asyncio.run(run_dev(settings, args.port_base, data_dir, args.demo))
+        configure_logging(settings.log_level, settings.log_format)
+        if args.command == "serve":
+            return _serve(settings, args.service, args.host, args.port)
+        if args.command == "migrate":
+            from shared.migrate import upgrade_all
+
+            services = SERVICES if args.service == "all" else (args.service,)
+            asyncio.run(upgrade_all(settings.database_url, services))
+            print(f"migrated {', '.join(services)} to head", file=sys.stderr)
+            return 0
+    except SettingsError as exc:
+        print(f"ticketflow: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _serve(settings: Settings, service: str, host: str, port: int | None) -> int:
+    import uvicorn
+
+    if not settings.kafka_bootstrap_servers:
+        raise SettingsError("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS: required by serve")
+    app = create_service(service, settings)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port or 8001 + SERVICES.index(service),
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def create_service(service: str, settings: Settings, **kwargs: Any) -> FastAPI:
+    """The FastAPI app of one service."""
+    if service == "router":
+        from services.router.app import create_app
+    elif service == "sla":
+        from services.sla.app import create_app
+    elif service == "survey":
+        from services.survey.app import create_app
+    else:
+        raise ValueError(f"unknown service {service!r}")
+    return create_app(settings, **kwargs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""``ticketflow dev --demo``: example data, created through the public APIs."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+log = logging.getLogger("ticketflow.demo")
+
+AGENTS = [
+    {
+        "id": "ana",
+        "name": "Ana Lopez",
+        "email": "ana@example.com",
+        "groups": ["support"],
+        "skills": ["billing", "spanish"],
+        "capacity": {"email": 25, "chat": 3, "web": 25, "phone": 1},
+        "status": "online",
+        "timezone": "Europe/Madrid",
+    },
+    {
+        "id": "ben",
+        "name": "Ben Okafor",
+        "email": "ben@example.com",
+        "groups": ["support", "tier2"],
+        "skills": ["technical", "api"],
+        "capacity": {"email": 20, "chat": 2, "web": 20, "api": 20},
+        "status": "online",
+        "timezone": "Europe/London",
+    },
+    {
+        "id": "chloe",
+        "name": "Chloe Martin",
+        "email": "chloe@example.com",
+        "groups": ["support"],
+        "skills": ["billing"],
+        "capacity": {"email": 25, "chat": 3, "web": 25},
+        "status": "away",
+        "timezone": "America/New_York",
+    },
+]
+
+
+async def seed(router_url: str, sla_url: str, survey_url: str, api_key: str) -> None:
+    """Idempotent: PUTs by id, so running the demo twice changes nothing."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with httpx.AsyncClient(headers=headers, timeout=10) as client:
+        for agent in AGENTS:
+            body = {k: v for k, v in agent.items() if k != "id"}
+            response = await client.put(f"{router_url}/v1/agents/{agent['id']}", json=body)
+            response.raise_for_status()
+    log.info("demo data seeded: %d agents", len(AGENTS))

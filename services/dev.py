@@ -1,0 +1,112 @@
+"""``ticketflow dev``: the three services in one process on an in-process bus and SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from services.cli import create_service
+from shared.bus import MemoryBus
+from shared.migrate import upgrade_all
+from shared.settings import SERVICES, Settings
+
+log = logging.getLogger("ticketflow.dev")
+
+DEV_API_KEYS = "dev-admin-key:admin,dev-reader-key:reader"
+
+
+class _Server(uvicorn.Server):
+    # Three servers share one loop: signals are handled once, by run_dev.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise SystemExit(f"ticketflow dev: port {port} is in use (try --port-base)") from exc
+
+
+async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool) -> int:
+    """Serve until SIGINT/SIGTERM; ``data_dir`` must exist and be absolute."""
+    ports = {service: port_base + i for i, service in enumerate(SERVICES)}
+    for port in ports.values():
+        _check_port_free(port)
+    updates: dict[str, object] = {
+        "database_url": f"sqlite+aiosqlite:///{data_dir / 'ticketflow.db'}",
+        "public_base_url": f"http://127.0.0.1:{ports['survey']}",
+    }
+    if not settings.api_keys:
+        updates["api_keys"] = DEV_API_KEYS
+    settings = settings.model_copy(update=updates)
+    await upgrade_all(settings.database_url)
+
+    bus = MemoryBus(partitions=settings.topic_partitions, max_retries=settings.consumer_max_retries)
+    await bus.start()
+    servers = [
+        _Server(
+            uvicorn.Config(
+                create_service(service, settings, bus=bus),
+                host="127.0.0.1",
+                port=ports[service],
+                log_config=None,
+                lifespan="on",
+            )
+        )
+        for service in SERVICES
+    ]
+
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+
+    serving = [asyncio.create_task(server.serve()) for server in servers]
+    while not all(server.started for server in servers):
+        if any(task.done() for task in serving):
+            stop()
+            await asyncio.gather(*serving, return_exceptions=True)
+            await bus.stop()
+            return 1
+        await asyncio.sleep(0.05)
+
+    if demo:
+        from services.demo import seed
+
+        await seed(
+            f"http://127.0.0.1:{ports['router']}",
+            f"http://127.0.0.1:{ports['sla']}",
+            f"http://127.0.0.1:{ports['survey']}",
+            _admin_key(settings),
+        )
+    admin_key = _admin_key(settings)
+    print(
+        "\nticketflow dev is running (in-process bus, SQLite in "
+        f"{data_dir}):\n"
+        + "".join(f"  {s:<7} http://127.0.0.1:{p}  (docs: /docs)\n" for s, p in ports.items())
+        + (f"  API key (admin): {admin_key}\n" if updates.get("api_keys") else "")
+        + "Press Ctrl+C to stop.\n",
+        flush=True,
+    )
+    await asyncio.gather(*serving, return_exceptions=True)
+    await bus.stop()
+    return 0
+
+
+def _admin_key(settings: Settings) -> str:
+    return next((k for k, role in settings.api_key_roles().items() if role == "admin"), "")

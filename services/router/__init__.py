@@ -1,0 +1,1 @@
+"""router: the canonical ticket, webhook intake, agents, routing rules and routing decisions."""

@@ -1,0 +1,213 @@
+"""router's HTTP API: tickets, messages and agents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from services.router import repository, service
+from services.router.models import Agent, Ticket, TicketMessage
+from services.router.schemas import (
+    AgentPatch,
+    AgentPut,
+    AgentRead,
+    DecisionRead,
+    MessageCreate,
+    MessageRead,
+    RequesterRead,
+    TicketCreate,
+    TicketRead,
+    TicketUpdate,
+)
+from shared.app import Runtime, Session
+from shared.auth import Admin, Reader
+from shared.errors import NotFound
+from shared.events import Priority, Status
+from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1")
+
+TicketId = Annotated[str, Path(min_length=3, max_length=255)]
+AgentId = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+def _context(session: Session, runtime: Runtime) -> service.RouterContext:
+    return service.RouterContext(session, runtime.outbox, runtime.clock)
+
+
+async def _ticket_read(session: Session, ticket: Ticket) -> TicketRead:
+    history = await repository.routing_history(session, ticket.id)
+    return TicketRead(
+        id=ticket.id,
+        source=ticket.source,
+        external_id=ticket.external_id,
+        subject=ticket.subject,
+        description=ticket.description,
+        status=ticket.status,
+        priority=ticket.priority,
+        channel=ticket.channel,
+        requester=RequesterRead(
+            id=ticket.requester_id,
+            email=ticket.requester_email,
+            name=ticket.requester_name,
+            tier=ticket.requester_tier,
+        ),
+        tags=list(ticket.tags or []),
+        assignee_id=ticket.assignee_id,
+        group=ticket.group,
+        custom_fields=dict(ticket.custom_fields or {}),
+        created_at=ticket.created_at,
+        updated_at=ticket.updated_at,
+        solved_at=ticket.solved_at,
+        routing_history=[
+            DecisionRead(at=d.at, kind=d.kind, changes=d.changes, reason=d.reason) for d in history
+        ],
+    )
+
+
+@router.post("/tickets", status_code=201, response_model=TicketRead, tags=["tickets"])
+async def create_ticket(
+    body: TicketCreate, session: Session, runtime: Runtime, _: Admin
+) -> TicketRead:
+    ticket = await service.create_ticket(_context(session, runtime), body)
+    return await _ticket_read(session, ticket)
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketRead, tags=["tickets"])
+async def get_ticket(ticket_id: TicketId, session: Session, _: Reader) -> TicketRead:
+    ticket = await repository.get_ticket(session, ticket_id)
+    if ticket is None:
+        raise NotFound(f"ticket {ticket_id} not found")
+    return await _ticket_read(session, ticket)
+
+
+@router.get("/tickets", response_model=Page[TicketRead], tags=["tickets"])
+async def list_tickets(
+    session: Session,
+    _: Reader,
+    status: Annotated[Status | None, Query()] = None,
+    priority: Annotated[Priority | None, Query()] = None,
+    assignee_id: Annotated[str | None, Query(max_length=100)] = None,
+    group: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[TicketRead]:
+    after = None
+    if cursor:
+        created_at, ticket_id = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(created_at), str(ticket_id))
+        except (TypeError, ValueError):
+            after = None
+    tickets = await repository.list_tickets(
+        session,
+        status=status,
+        priority=priority,
+        assignee_id=assignee_id,
+        group=group,
+        limit=limit + 1,
+        after=after,
+    )
+    items = [await _ticket_read(session, t) for t in tickets[:limit]]
+    next_cursor = None
+    if len(tickets) > limit:
+        last = tickets[limit - 1]
+        next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.patch("/tickets/{ticket_id}", response_model=TicketRead, tags=["tickets"])
+async def patch_ticket(
+    ticket_id: TicketId, body: TicketUpdate, session: Session, runtime: Runtime, _: Admin
+) -> TicketRead:
+    ticket = await service.update_ticket(_context(session, runtime), ticket_id, body)
+    return await _ticket_read(session, ticket)
+
+
+@router.post(
+    "/tickets/{ticket_id}/messages", status_code=201, response_model=MessageRead, tags=["tickets"]
+)
+async def add_message(
+    ticket_id: TicketId, body: MessageCreate, session: Session, runtime: Runtime, _: Admin
+) -> MessageRead:
+    message = await service.add_message(_context(session, runtime), ticket_id, body)
+    return _message_read(message)
+
+
+def _message_read(message: TicketMessage) -> MessageRead:
+    return MessageRead(
+        id=message.id,
+        ticket_id=message.ticket_id,
+        author=message.author,
+        author_id=message.author_id,
+        public=message.public,
+        body=message.body,
+        created_at=message.created_at,
+    )
+
+
+# --- agents -----------------------------------------------------------------------------------
+
+
+def _agent_read(agent: Agent, load: dict[str, int]) -> AgentRead:
+    return AgentRead(
+        id=agent.id,
+        name=agent.name,
+        email=agent.email,
+        groups=list(agent.groups or []),
+        skills=list(agent.skills or []),
+        capacity=dict(agent.capacity or {}),
+        status=agent.status,
+        timezone=agent.timezone,
+        load=load,
+        created_at=agent.created_at,
+        updated_at=agent.updated_at,
+    )
+
+
+@router.put("/agents/{agent_id}", response_model=AgentRead, tags=["agents"])
+async def put_agent(
+    agent_id: AgentId,
+    body: AgentPut,
+    session: Session,
+    runtime: Runtime,
+    response: Response,
+    _: Admin,
+) -> AgentRead:
+    agent, created = await service.put_agent(_context(session, runtime), agent_id, body)
+    if created:
+        response.status_code = 201
+    loads = await repository.agent_loads(session, [agent.id])
+    return _agent_read(agent, loads.get(agent.id, {}))
+
+
+@router.patch("/agents/{agent_id}", response_model=AgentRead, tags=["agents"])
+async def patch_agent(
+    agent_id: AgentId, body: AgentPatch, session: Session, runtime: Runtime, _: Admin
+) -> AgentRead:
+    agent = await service.patch_agent(_context(session, runtime), agent_id, body)
+    loads = await repository.agent_loads(session, [agent.id])
+    return _agent_read(agent, loads.get(agent.id, {}))
+
+
+@router.get("/agents/{agent_id}", response_model=AgentRead, tags=["agents"])
+async def get_agent(agent_id: AgentId, session: Session, _: Reader) -> AgentRead:
+    agent = await repository.get_agent(session, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found")
+    loads = await repository.agent_loads(session, [agent.id])
+    return _agent_read(agent, loads.get(agent.id, {}))
+
+
+@router.get("/agents", response_model=Page[AgentRead], tags=["agents"])
+async def list_agents(
+    session: Session, _: Reader, limit: Limit = 100, cursor: Cursor = None
+) -> Page[AgentRead]:
+    after = str(decode_cursor(cursor, 1)[0]) if cursor else None
+    agents = await repository.list_agents(session, limit=limit + 1, after=after)
+    loads = await repository.agent_loads(session, [a.id for a in agents[:limit]])
+    items = [_agent_read(a, loads.get(a.id, {})) for a in agents[:limit]]
+    next_cursor = encode_cursor(agents[limit - 1].id) if len(agents) > limit else None
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,39 @@
+"""router's FastAPI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.router.api import router
+from services.router.handlers import CONSUMES, EVENT_HANDLERS
+from services.router.models import metadata
+from shared.app import create_service_app
+from shared.bus import EventBus
+from shared.clock import Clock
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings, get_settings
+
+
+def create_app(
+    settings: Settings | None = None, *, bus: EventBus | None = None, clock: Clock | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    def build_runtime() -> ServiceRuntime:
+        return ServiceRuntime(
+            name="router",
+            settings=settings,
+            metadata=metadata,
+            handlers=EVENT_HANDLERS,
+            consumes=CONSUMES,
+            bus=bus,
+            clock=clock,
+        )
+
+    return create_service_app(
+        service="router",
+        description="The canonical ticket, webhook intake, agents and routing.",
+        settings=settings,
+        build_runtime=build_runtime,
+        routers=[router],
+    )

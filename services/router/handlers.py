@@ -1,0 +1,27 @@
+"""router's event handlers: one table, read top to bottom."""
+
+from __future__ import annotations
+
+from services.router import service
+from shared import events as ev
+from shared.runtime import EventHandler, HandlerContext
+
+
+def _router_context(ctx: HandlerContext) -> service.RouterContext:
+    return service.RouterContext(ctx.session, ctx.outbox, ctx.clock, ctx.envelope.traceparent)
+
+
+async def on_ticket_upsert(ctx: HandlerContext, event: ev.TicketUpsert) -> None:
+    await service.apply_inbound_upsert(_router_context(ctx), event)
+
+
+async def on_ticket_message(ctx: HandlerContext, event: ev.TicketMessageReceived) -> None:
+    await service.apply_inbound_message(_router_context(ctx), event)
+
+
+EVENT_HANDLERS: dict[type[ev.Event], EventHandler] = {
+    ev.TicketUpsert: on_ticket_upsert,
+    ev.TicketMessageReceived: on_ticket_message,
+}
+
+CONSUMES = ("inbound",)

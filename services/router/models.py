@@ -1,0 +1,94 @@
+"""router's tables, in the ``router`` schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import JSONType, UTCDateTime, make_metadata
+from shared.outbox import inbox_table, outbox_table
+
+metadata = make_metadata("router")
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(1000))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[str] = mapped_column(String(16), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    requester_id: Mapped[str] = mapped_column(String(255), index=True)
+    requester_email: Mapped[str | None] = mapped_column(String(320))
+    requester_name: Mapped[str | None] = mapped_column(String(255))
+    requester_tier: Mapped[str] = mapped_column(String(16), default="standard")
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    group: Mapped[str | None] = mapped_column(String(100), index=True)
+    assignee_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    solved_at: Mapped[datetime | None]
+    # Newest provider timestamp applied: an older update never overwrites a newer state.
+    source_updated_at: Mapped[datetime | None]
+    # A person assigned this ticket by hand: the router never undoes that.
+    manual_assignment: Mapped[bool] = mapped_column(default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+Index("ix_tickets_created_at_id", Ticket.created_at, Ticket.id)
+
+
+class TicketMessage(Base):
+    __tablename__ = "ticket_messages"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey(Ticket.id, ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[str | None] = mapped_column(String(255))
+    public: Mapped[bool]
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class RoutingDecision(Base):
+    __tablename__ = "routing_decisions"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey(Ticket.id, ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    reason: Mapped[str] = mapped_column(String(255))
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    groups: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    skills: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    capacity: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="offline")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    last_assigned_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,435 @@
+"""router's business rules: the canonical ticket's life cycle and its routing.
+
+Functions take the session and the outbox and never commit: the caller's unit of work does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.router import repository
+from services.router.assignment import AgentView, TicketNeeds, choose_agent
+from services.router.models import Agent, RoutingDecision, Ticket, TicketMessage
+from services.router.schemas import AgentPatch, AgentPut, MessageCreate, TicketCreate, TicketUpdate
+from shared import events as ev
+from shared.clock import Clock
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.outbox import Outbox
+
+CLOSED_STATUSES = ("solved", "closed")
+
+
+@dataclass
+class RouterContext:
+    """What router's business functions need: the transaction, the outbox and the clock."""
+
+    session: AsyncSession
+    outbox: Outbox
+    clock: Clock
+    traceparent: str | None = None
+
+    async def emit(self, event: ev.Event) -> None:
+        await self.outbox.add(self.session, event, traceparent=self.traceparent)
+
+
+def snapshot(ticket: Ticket) -> ev.TicketSnapshot:
+    return ev.TicketSnapshot(
+        id=ticket.id,
+        source=ticket.source,
+        external_id=ticket.external_id,
+        subject=ticket.subject,
+        status=ticket.status,
+        priority=ticket.priority,
+        channel=ticket.channel,
+        requester=ev.Requester(
+            id=ticket.requester_id,
+            email=ticket.requester_email,
+            name=ticket.requester_name,
+            tier=ticket.requester_tier,
+        ),
+        tags=list(ticket.tags or []),
+        group=ticket.group,
+        assignee_id=ticket.assignee_id,
+        custom_fields=dict(ticket.custom_fields or {}),
+        created_at=ticket.created_at,
+        updated_at=ticket.updated_at,
+        solved_at=ticket.solved_at,
+        version=ticket.version,
+    )
+
+
+def ticket_document(ticket: Ticket) -> dict[str, Any]:
+    """The ticket as the condition language sees it."""
+    doc = snapshot(ticket).model_dump(mode="json")
+    doc["description"] = ticket.description
+    return doc
+
+
+async def _record(
+    ctx: RouterContext, ticket: Ticket, kind: str, changes: dict[str, Any], reason: str
+) -> None:
+    ctx.session.add(
+        RoutingDecision(
+            ticket_id=ticket.id, at=ctx.clock.now(), kind=kind, changes=changes, reason=reason
+        )
+    )
+
+
+# --- creating and changing tickets ------------------------------------------------------------
+
+
+async def create_ticket(ctx: RouterContext, data: TicketCreate, source: str = "api") -> Ticket:
+    external_id = data.external_id or uuid.uuid4().hex
+    ticket_id = f"{source}:{external_id}"
+    if await repository.get_ticket(ctx.session, ticket_id) is not None:
+        raise Conflict(f"ticket {ticket_id} already exists", details=[{"field": "external_id"}])
+    now = ctx.clock.now()
+    ticket = Ticket(
+        id=ticket_id,
+        source=source,
+        external_id=external_id,
+        subject=data.subject,
+        description=data.description,
+        status="new",
+        priority=data.priority or "normal",
+        channel=data.channel,
+        requester_id=data.requester.key,
+        requester_email=data.requester.email,
+        requester_name=data.requester.name,
+        requester_tier=data.requester.tier,
+        tags=list(data.tags),
+        group=data.group,
+        custom_fields=dict(data.custom_fields),
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
+    ctx.session.add(ticket)
+    await ctx.session.flush()
+    await ctx.emit(ev.TicketCreated(ticket=snapshot(ticket)))
+    await route(ctx, ticket)
+    return ticket
+
+
+async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ticket | None:
+    """Create or update the canonical ticket from a source's report; stale reports are ignored."""
+    ticket_id = event.subject
+    ticket = await repository.get_ticket(ctx.session, ticket_id, for_update=True)
+    data = event.ticket
+    if ticket is None:
+        requester = data.requester or ev.Requester(id=f"{event.source}:unknown")
+        now = ctx.clock.now()
+        ticket = Ticket(
+            id=ticket_id,
+            source=event.source,
+            external_id=event.external_id,
+            subject=data.subject or "(no subject)",
+            description=data.description,
+            status=data.status or "new",
+            priority=data.priority or "normal",
+            channel=data.channel or "other",
+            requester_id=requester.id,
+            requester_email=requester.email,
+            requester_name=requester.name,
+            requester_tier=requester.tier,
+            tags=list(data.tags or []),
+            group=data.group,
+            assignee_id=data.assignee_id,
+            manual_assignment=data.assignee_id is not None,
+            custom_fields=dict(data.custom_fields or {}),
+            created_at=now,
+            updated_at=now,
+            solved_at=now if (data.status or "new") in CLOSED_STATUSES else None,
+            source_updated_at=event.occurred_at,
+            version=1,
+        )
+        ctx.session.add(ticket)
+        await ctx.session.flush()
+        await ctx.emit(ev.TicketCreated(ticket=snapshot(ticket)))
+        if ticket.assignee_id is None:
+            await route(ctx, ticket)
+        return ticket
+    if ticket.source_updated_at is not None and event.occurred_at < ticket.source_updated_at:
+        return None  # an older report never overwrites a newer state
+    ticket.source_updated_at = event.occurred_at
+    changes: dict[str, Any] = {}
+    for name in (
+        "subject",
+        "description",
+        "status",
+        "priority",
+        "channel",
+        "tags",
+        "group",
+        "assignee_id",
+        "custom_fields",
+    ):
+        value = getattr(data, name)
+        if value is not None and value != getattr(ticket, name):
+            changes[name] = value
+    if data.requester is not None and data.requester.tier != ticket.requester_tier:
+        ticket.requester_tier = data.requester.tier
+        changes.setdefault("requester_tier", data.requester.tier)
+    await apply_changes(ctx, ticket, changes, reason=f"source:{event.source}", manual=True)
+    return ticket
+
+
+async def update_ticket(ctx: RouterContext, ticket_id: str, data: TicketUpdate) -> Ticket:
+    ticket = await _ticket_for_update(ctx, ticket_id)
+    changes = {name: getattr(data, name) for name in data.model_fields_set}
+    await apply_changes(ctx, ticket, changes, reason="manual", manual=True)
+    return ticket
+
+
+async def _ticket_for_update(ctx: RouterContext, ticket_id: str) -> Ticket:
+    ticket = await repository.get_ticket(ctx.session, ticket_id, for_update=True)
+    if ticket is None:
+        raise NotFound(f"ticket {ticket_id} not found")
+    return ticket
+
+
+async def apply_changes(
+    ctx: RouterContext, ticket: Ticket, changes: dict[str, Any], *, reason: str, manual: bool
+) -> None:
+    """Apply field changes and emit the events they mean; a no-op change emits nothing."""
+    before = snapshot(ticket)
+    diff: dict[str, list[Any]] = {}
+    for name, value in changes.items():
+        if name == "requester_tier":
+            diff[name] = [None, value]
+            continue
+        old = getattr(ticket, name)
+        if old != value:
+            diff[name] = [old, value]
+            setattr(ticket, name, value)
+    if not diff:
+        return
+    now = ctx.clock.now()
+    if "assignee_id" in diff and manual:
+        ticket.manual_assignment = ticket.assignee_id is not None
+        await _record(ctx, ticket, "assignment", {"assignee_id": diff["assignee_id"]}, reason)
+    if "status" in diff:
+        if ticket.status in CLOSED_STATUSES and before.status not in CLOSED_STATUSES:
+            ticket.solved_at = now
+        elif ticket.status not in CLOSED_STATUSES:
+            ticket.solved_at = None
+    ticket.updated_at = now
+    ticket.version += 1
+    await ctx.session.flush()
+    after = snapshot(ticket)
+    await ctx.emit(ev.TicketUpdated(ticket=after, changes=diff))
+    if "priority" in diff:
+        await ctx.emit(
+            ev.TicketPrioritized(ticket=after, previous_priority=before.priority, reason=reason)
+        )
+    if "assignee_id" in diff:
+        if ticket.assignee_id is None:
+            await ctx.emit(
+                ev.TicketUnassigned(
+                    ticket=after, previous_assignee_id=before.assignee_id, reason=reason
+                )
+            )
+        else:
+            await ctx.emit(
+                ev.TicketAssigned(
+                    ticket=after, previous_assignee_id=before.assignee_id, reason=reason
+                )
+            )
+    if "status" in diff:
+        await ctx.emit(ev.TicketStatusChanged(ticket=after, previous_status=before.status))
+        if ticket.status == "solved":
+            await ctx.emit(ev.TicketSolved(ticket=after))
+        elif ticket.status == "closed":
+            await ctx.emit(ev.TicketClosed(ticket=after))
+        if before.status in CLOSED_STATUSES and ticket.status not in CLOSED_STATUSES:
+            await ctx.emit(ev.TicketReopened(ticket=after, previous_status=before.status))
+    frees_capacity = "status" in diff or ("assignee_id" in diff and before.assignee_id is not None)
+    if (
+        ticket.assignee_id is None
+        and ticket.status not in CLOSED_STATUSES
+        and not ticket.manual_assignment
+    ):
+        await route(ctx, ticket)
+    if frees_capacity:
+        await drain_queue(ctx)
+
+
+async def add_message(
+    ctx: RouterContext, ticket_id: str, data: MessageCreate, message_id: str | None = None
+) -> TicketMessage:
+    ticket = await _ticket_for_update(ctx, ticket_id)
+    if ticket.status == "closed":
+        raise Conflict(f"ticket {ticket_id} is closed; open a follow-up ticket instead")
+    message_id = message_id or f"{ticket.id}#{uuid.uuid4().hex}"
+    existing = await repository.get_message(ctx.session, message_id)
+    if existing is not None:
+        return existing
+    now = ctx.clock.now()
+    message = TicketMessage(
+        id=message_id,
+        ticket_id=ticket.id,
+        author=data.author,
+        author_id=data.author_id,
+        public=data.public,
+        body=data.body,
+        created_at=now,
+    )
+    ctx.session.add(message)
+    ticket.updated_at = now
+    ticket.version += 1
+    await ctx.session.flush()
+    await ctx.emit(
+        ev.TicketMessageAdded(
+            ticket=snapshot(ticket),
+            message=ev.MessageInfo(
+                id=message.id,
+                author=data.author,
+                author_id=data.author_id,
+                public=data.public,
+                created_at=now,
+            ),
+        )
+    )
+    # Status follows the conversation as in every mature helpdesk: an agent's first public
+    # reply opens a new ticket; a customer's reply brings a pending or solved ticket back.
+    if data.author == "agent" and data.public and ticket.status == "new":
+        await apply_changes(ctx, ticket, {"status": "open"}, reason="agent_reply", manual=False)
+    elif data.author == "customer" and ticket.status in ("pending", "solved"):
+        await apply_changes(ctx, ticket, {"status": "open"}, reason="customer_reply", manual=False)
+    return message
+
+
+async def apply_inbound_message(ctx: RouterContext, event: ev.TicketMessageReceived) -> None:
+    ticket = await repository.get_ticket(ctx.session, event.subject)
+    if ticket is None:
+        upsert = ev.TicketUpsert(
+            source=event.source,
+            external_id=event.external_id,
+            occurred_at=event.occurred_at,
+            ticket=event.ticket or ev.InboundTicket(),
+        )
+        await apply_inbound_upsert(ctx, upsert)
+    message = event.message
+    message_id = f"{event.subject}#{message.id}" if message.id else None
+    await add_message(
+        ctx,
+        event.subject,
+        MessageCreate(
+            author=message.author,
+            author_id=message.author_id,
+            public=message.public,
+            body=message.body or "(empty)",
+        ),
+        message_id=message_id,
+    )
+
+
+# --- routing ----------------------------------------------------------------------------------
+
+
+async def route(ctx: RouterContext, ticket: Ticket) -> bool:
+    """Assign an unassigned active ticket to the best agent with room; False if none has room."""
+    if ticket.assignee_id is not None or ticket.status not in repository.ACTIVE_STATUSES:
+        return False
+    agents = await repository.online_agents(ctx.session)
+    loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
+    views = [_view(agent, loads.get(agent.id, {})) for agent in agents]
+    needs = TicketNeeds(channel=ticket.channel, group=ticket.group)
+    while views:
+        choice = choose_agent(needs, views)
+        if choice is None:
+            return False
+        # Lock the agent and count again: another transaction may have filled them meanwhile.
+        agent = await repository.get_agent(ctx.session, choice.agent_id, for_update=True)
+        load = (await repository.agent_loads(ctx.session, [choice.agent_id])).get(
+            choice.agent_id, {}
+        )
+        if (
+            agent is not None
+            and _view(agent, load).has_room(ticket.channel)
+            and agent.status == "online"
+        ):
+            await _assign(ctx, ticket, agent, choice.strategy)
+            return True
+        views = [v for v in views if v.id != choice.agent_id]
+    return False
+
+
+async def _assign(ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: str) -> None:
+    now = ctx.clock.now()
+    previous = ticket.assignee_id
+    ticket.assignee_id = agent.id
+    ticket.manual_assignment = False
+    ticket.updated_at = now
+    ticket.version += 1
+    agent.last_assigned_at = now
+    await _record(ctx, ticket, "assignment", {"assignee_id": [previous, agent.id]}, strategy)
+    await ctx.session.flush()
+    await ctx.emit(
+        ev.TicketAssigned(ticket=snapshot(ticket), previous_assignee_id=previous, reason=strategy)
+    )
+
+
+async def drain_queue(ctx: RouterContext, limit: int = 200) -> int:
+    """Assign waiting tickets, most urgent and oldest first, while agents have room."""
+    assigned = 0
+    for ticket in await repository.waiting_tickets(ctx.session, limit):
+        if ticket.manual_assignment:
+            continue
+        locked = await repository.get_ticket(ctx.session, ticket.id, for_update=True)
+        if locked is None or locked.assignee_id is not None:
+            continue
+        if await route(ctx, locked):
+            assigned += 1
+    return assigned
+
+
+def _view(agent: Agent, load: dict[str, int]) -> AgentView:
+    return AgentView(
+        id=agent.id,
+        status=agent.status,
+        groups=frozenset(agent.groups or []),
+        skills=frozenset(agent.skills or []),
+        capacity=dict(agent.capacity or {}),
+        load=load,
+        last_assigned_at=agent.last_assigned_at,
+    )
+
+
+# --- agents -----------------------------------------------------------------------------------
+
+
+async def put_agent(ctx: RouterContext, agent_id: str, data: AgentPut) -> tuple[Agent, bool]:
+    if not agent_id or len(agent_id) > 100:
+        raise Unprocessable("agent id must be 1-100 characters", details=[{"field": "id"}])
+    agent = await repository.get_agent(ctx.session, agent_id, for_update=True)
+    now = ctx.clock.now()
+    created = agent is None
+    if agent is None:
+        agent = Agent(id=agent_id, created_at=now, updated_at=now)
+        ctx.session.add(agent)
+    for name, value in data.model_dump().items():
+        setattr(agent, name, value)
+    agent.updated_at = now
+    await ctx.session.flush()
+    await drain_queue(ctx)
+    return agent, created
+
+
+async def patch_agent(ctx: RouterContext, agent_id: str, data: AgentPatch) -> Agent:
+    agent = await repository.get_agent(ctx.session, agent_id, for_update=True)
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found")
+    for name in data.model_fields_set:
+        value = getattr(data, name)
+        if value is None and name != "email":
+            raise Unprocessable(f"{name} cannot be null", details=[{"field": name}])
+        setattr(agent, name, value)
+    agent.updated_at = ctx.clock.now()
+    await ctx.session.flush()
+    await drain_queue(ctx)
+    return agent

@@ -1,0 +1,1 @@
+"""sla: calendars, SLA policies, timers, breaches, escalations and ops reports."""

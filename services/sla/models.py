@@ -1,0 +1,67 @@
+"""sla's tables, in the ``sla`` schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import JSONType, UTCDateTime, make_metadata
+from shared.outbox import inbox_table, outbox_table
+
+metadata = make_metadata("sla")
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
+
+
+class TrackedTicket(Base):
+    """sla's own view of a ticket, built from router's events (newest ``version`` wins)."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    group: Mapped[str | None] = mapped_column(String(100))
+    assignee_id: Mapped[str | None] = mapped_column(String(100))
+    document: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    policy_id: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    solved_at: Mapped[datetime | None]
+
+
+class Timer(Base):
+    """One SLA clock of one ticket: a metric, and for next response, which customer turn."""
+
+    __tablename__ = "timers"
+    __table_args__ = (UniqueConstraint("ticket_id", "metric", "cycle"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(String(255), index=True)
+    metric: Mapped[str] = mapped_column(String(32))
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    policy_id: Mapped[str | None] = mapped_column(String(64))
+    calendar_id: Mapped[str | None] = mapped_column(String(64))
+    target_minutes: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    due_at: Mapped[datetime | None]
+    met_at: Mapped[datetime | None]
+    breached_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    paused_seconds: Mapped[float] = mapped_column(default=0.0)
+    # When the scheduler must look at this timer next (a warning or the breach); NULL = never.
+    next_fire_at: Mapped[datetime | None]
+    fired: Mapped[list[str]] = mapped_column(JSONType, default=list)
+
+
+Index("ix_timers_next_fire_at", Timer.next_fire_at)

@@ -1,0 +1,1 @@
+"""survey: survey policies, surveys, responses and satisfaction reports."""

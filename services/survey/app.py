@@ -1,0 +1,39 @@
+"""survey's FastAPI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.survey.api import router
+from services.survey.handlers import CONSUMES, EVENT_HANDLERS
+from services.survey.models import metadata
+from shared.app import create_service_app
+from shared.bus import EventBus
+from shared.clock import Clock
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings, get_settings
+
+
+def create_app(
+    settings: Settings | None = None, *, bus: EventBus | None = None, clock: Clock | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    def build_runtime() -> ServiceRuntime:
+        return ServiceRuntime(
+            name="survey",
+            settings=settings,
+            metadata=metadata,
+            handlers=EVENT_HANDLERS,
+            consumes=CONSUMES,
+            bus=bus,
+            clock=clock,
+        )
+
+    return create_service_app(
+        service="survey",
+        description="Survey policies, surveys, responses and satisfaction reports.",
+        settings=settings,
+        build_runtime=build_runtime,
+        routers=[router],
+    )

@@ -1,0 +1,1 @@
+"""ticketflow's internal library: what every service needs and nothing service-specific."""

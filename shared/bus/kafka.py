@@ -1,0 +1,213 @@
+"""The Kafka bus on aiokafka.
+
+Producer: ``acks="all"``, key = ticket id (Kafka's murmur2 partitioner keeps a ticket on one
+partition). Consumers: one ``AIOKafkaConsumer`` per subscription, ``enable_auto_commit=False``;
+the offsets of a partition are committed only after every record before them was handled (the
+handler's own transaction commits first). Partitions of one batch are handled concurrently, the
+records of one partition in order. Rebalances run in aiokafka's background task, so the
+``ConsumerRebalanceListener`` waits for the batch in hand to finish and commits before the
+partitions are given away (aiokafka issues #929, #933).
+
+Idempotent producers and transactions are deliberately not used: correctness comes from the
+outbox, the inbox and idempotent handlers, so any Kafka-protocol broker will do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+
+from shared.bus.base import DLQ_SUFFIX, EventBus, Handler, Message, OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+
+
+class KafkaBus(EventBus):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "ticketflow",
+        partitions: int = 8,
+        max_retries: int = 5,
+        retry_base_seconds: float = 0.1,
+    ) -> None:
+        super().__init__(max_retries=max_retries, retry_base_seconds=retry_base_seconds)
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.partitions = partitions
+        self._producer: AIOKafkaProducer | None = None
+        self._subscriptions: list[_Subscription] = []
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            acks="all",
+            linger_ms=2,
+            request_timeout_ms=15000,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        for subscription in self._subscriptions:
+            await subscription.stop()
+        self._subscriptions.clear()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def ping(self) -> None:
+        if self._producer is None:
+            raise ConnectionError("Kafka producer is not started")
+        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=3)
+
+    async def ensure_topics(self, topics: Iterable[str]) -> None:
+        wanted = sorted({t for topic in topics for t in (topic, topic + DLQ_SUFFIX)})
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
+        )
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [t for t in wanted if t not in existing]
+            if missing:
+                response = await admin.create_topics(
+                    [
+                        NewTopic(t, num_partitions=self.partitions, replication_factor=1)
+                        for t in missing
+                    ]
+                )
+                for topic, code, message in _topic_errors(response):
+                    if code not in (0, _TOPIC_ALREADY_EXISTS):
+                        raise KafkaError(f"cannot create topic {topic}: {code} {message}")
+        finally:
+            await admin.close()
+
+    async def publish_batch(self, messages: list[OutgoingMessage]) -> None:
+        if self._producer is None:
+            raise ConnectionError("Kafka producer is not started")
+        futures = [
+            await self._producer.send(
+                m.topic,
+                value=m.value,
+                key=m.key.encode() if m.key is not None else None,
+                headers=list(m.headers.items()),
+            )
+            for m in messages
+        ]
+        await asyncio.gather(*futures)
+
+    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> None:
+        subscription = _Subscription(self, topics, group_id, handler)
+        await subscription.start()
+        self._subscriptions.append(subscription)
+
+
+def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
+    errors = []
+    for entry in getattr(response, "topic_errors", []):
+        topic, code = entry[0], entry[1]
+        message = entry[2] if len(entry) > 2 else None
+        errors.append((topic, code, message))
+    return errors
+
+
+class _Subscription(ConsumerRebalanceListener):
+    def __init__(self, bus: KafkaBus, topics: list[str], group_id: str, handler: Handler) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.group_id = group_id
+        self.handler = handler
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bus.bootstrap_servers,
+            client_id=f"{bus.client_id}-{group_id}",
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=1000,
+        )
+        self._batch_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.consumer.subscribe(self.topics, listener=self)
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"kafka-consumer {self.group_id}"
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+
+    # ConsumerRebalanceListener: called from aiokafka's coordinator task.
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self._batch_lock:
+            pass  # the batch in hand has finished and committed its offsets
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("group %s assigned %d partitions", self.group_id, len(assigned))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                batch = await self.consumer.getmany(timeout_ms=500)
+            except KafkaError:
+                log.exception("fetch failed for group %s", self.group_id)
+                await asyncio.sleep(1.0)
+                continue
+            if not batch:
+                continue
+            async with self._batch_lock:
+                await asyncio.gather(
+                    *(self._handle_partition(tp, records) for tp, records in batch.items())
+                )
+
+    async def _handle_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        done: int | None = None
+        for record in records:
+            message = Message(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key.decode() if record.key is not None else None,
+                value=record.value or b"",
+                headers={k: bytes(v) for k, v in (record.headers or ())},
+            )
+            try:
+                await self.bus.deliver(message, self.group_id, self.handler)
+            except Exception:
+                log.exception(
+                    "could not deliver or dead-letter %s[%d]@%d",
+                    tp.topic,
+                    tp.partition,
+                    record.offset,
+                )
+                # Redeliver from this record on the next fetch; the inbox absorbs repeats.
+                self.consumer.seek(tp, record.offset)
+                await asyncio.sleep(1.0)
+                break
+            done = record.offset
+        if done is None:
+            return
+        try:
+            await self.consumer.commit({tp: done + 1})
+        except (CommitFailedError, KafkaError) as exc:
+            # The partition moved to another member; it will redeliver and the inbox dedupes.
+            log.warning("commit of %s[%d] failed: %r", tp.topic, tp.partition, exc)

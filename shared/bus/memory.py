@@ -1,0 +1,153 @@
+"""The in-process bus for ``ticketflow dev`` and unit tests, with Kafka's semantics.
+
+Each topic is a list of partitions (append-only logs). Each consumer group keeps a committed
+offset per partition and one worker per partition, which hands records in order to one member
+of the group; members share the partitions round-robin, like Kafka's range of assignors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from shared.bus.base import DLQ_SUFFIX, EventBus, Handler, Message, OutgoingMessage, partition_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Group:
+    topics: set[str] = field(default_factory=set)
+    members: list[Handler] = field(default_factory=list)
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
+    workers: dict[tuple[str, int], asyncio.Task[None]] = field(default_factory=dict)
+
+    def owner(self, topic: str, partition: int, partitions: int) -> Handler | None:
+        if not self.members:
+            return None
+        index = sorted(self.topics).index(topic) * partitions + partition
+        return self.members[index % len(self.members)]
+
+
+class MemoryBus(EventBus):
+    def __init__(
+        self, *, partitions: int = 8, max_retries: int = 5, retry_base_seconds: float = 0.1
+    ):
+        super().__init__(max_retries=max_retries, retry_base_seconds=retry_base_seconds)
+        self.partitions = partitions
+        self._logs: dict[str, list[list[Message]]] = {}
+        self._groups: dict[str, _Group] = {}
+        self._changed = asyncio.Condition()
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+
+    async def stop(self) -> None:
+        self._running = False
+        workers = [w for g in self._groups.values() for w in g.workers.values()]
+        for worker in workers:
+            worker.cancel()
+        for worker in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._groups.clear()
+
+    async def ping(self) -> None:
+        if not self._running:
+            raise ConnectionError("in-memory bus is not running")
+
+    async def ensure_topics(self, topics: Iterable[str]) -> None:
+        for topic in topics:
+            self._log(topic)
+            self._log(topic + DLQ_SUFFIX)
+
+    def _log(self, topic: str) -> list[list[Message]]:
+        if topic not in self._logs:
+            self._logs[topic] = [[] for _ in range(self.partitions)]
+        return self._logs[topic]
+
+    async def publish_batch(self, messages: list[OutgoingMessage]) -> None:
+        if not self._running:
+            raise ConnectionError("in-memory bus is not running")
+        for out in messages:
+            partitions = self._log(out.topic)
+            partition = partition_for(out.key, self.partitions)
+            log_ = partitions[partition]
+            log_.append(
+                Message(out.topic, partition, len(log_), out.key, out.value, dict(out.headers))
+            )
+            for group in self._groups.values():
+                if out.topic in group.topics:
+                    self._ensure_worker(group, out.topic, partition)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> None:
+        group = self._groups.setdefault(group_id, _Group())
+        group.topics.update(topics)
+        group.members.append(handler)
+        for topic in topics:
+            for partition, records in enumerate(self._log(topic)):
+                if records:
+                    self._ensure_worker(group, topic, partition)
+
+    async def unsubscribe(self, group_id: str, handler: Handler) -> None:
+        """Leave the group; the member's partitions move to the others (a rebalance)."""
+        group = self._groups.get(group_id)
+        if group and handler in group.members:
+            group.members.remove(handler)
+        async with self._changed:
+            self._changed.notify_all()
+
+    def records(self, topic: str) -> list[Message]:
+        """Every record of a topic, partition by partition (for tests and tools)."""
+        return [m for partition in self._logs.get(topic, []) for m in partition]
+
+    def lag(self, group_id: str) -> int:
+        group = self._groups.get(group_id)
+        if group is None:
+            return 0
+        return sum(
+            len(self._log(t)[p]) - group.committed.get((t, p), 0)
+            for t in group.topics
+            for p in range(self.partitions)
+        )
+
+    def _ensure_worker(self, group: _Group, topic: str, partition: int) -> None:
+        key = (topic, partition)
+        if key not in group.workers or group.workers[key].done():
+            group.workers[key] = asyncio.get_running_loop().create_task(
+                self._work(group, topic, partition), name=f"memory-bus {topic}[{partition}]"
+            )
+
+    async def _work(self, group: _Group, topic: str, partition: int) -> None:
+        group_id = next(gid for gid, g in self._groups.items() if g is group)
+        records = self._log(topic)[partition]
+        while self._running:
+            offset = group.committed.get((topic, partition), 0)
+            handler = group.owner(topic, partition, self.partitions)
+            if offset >= len(records) or handler is None:
+                async with self._changed:
+                    await self._changed.wait_for(
+                        lambda: (
+                            not self._running
+                            or (
+                                group.committed.get((topic, partition), 0) < len(records)
+                                and group.owner(topic, partition, self.partitions) is not None
+                            )
+                        )
+                    )
+                continue
+            try:
+                await self.deliver(records[offset], group_id, handler)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery failed, retrying %s[%d]@%d", topic, partition, offset)
+                await asyncio.sleep(1.0)
+                continue
+            group.committed[(topic, partition)] = offset + 1

@@ -1,0 +1,151 @@
+"""Database helpers shared by the services: metadata per schema, UTC datetimes, engines.
+
+Each service owns one schema (``router``, ``sla``, ``survey``). On PostgreSQL that is a real
+schema; on SQLite (the embedded default) each service gets its own file and the schema name is
+translated away, so the same models and queries run on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, MetaData, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def make_metadata(schema: str) -> MetaData:
+    """A ``MetaData`` for one service's schema, with the constraint naming convention."""
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC; SQLite's naive values come back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def is_sqlite_url(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def service_database_url(url: str, service: str) -> str:
+    """The URL a service connects to: on SQLite, a file of its own beside the given one."""
+    if not is_sqlite_url(url):
+        return url
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        raise ValueError("SQLite needs a file path: in-memory databases are not shared")
+    path = Path(database)
+    own = path.with_name(f"{path.stem}-{service}{path.suffix or '.db'}")
+    return parsed.set(database=str(own)).render_as_string(hide_password=False)
+
+
+def create_engine(url: str, schema: str, **kwargs: Any) -> AsyncEngine:
+    """An engine for one service's schema (see the module docstring for SQLite)."""
+    url = service_database_url(url, schema)
+    if is_sqlite_url(url):
+        database = make_url(url).database
+        assert database is not None
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        _configure_sqlite(engine)
+        return engine.execution_options(schema_translate_map={schema: None})
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # SQLite allows one writer. Taking the write lock at BEGIN (IMMEDIATE) makes concurrent
+    # transactions wait on busy_timeout instead of failing when a reader upgrades to a writer.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def dialect_name(session_or_engine: AsyncSession | AsyncEngine) -> str:
+    if isinstance(session_or_engine, AsyncSession):
+        return session_or_engine.get_bind().dialect.name
+    return session_or_engine.dialect.name
+
+
+def is_postgres(session_or_engine: AsyncSession | AsyncEngine) -> bool:
+    return dialect_name(session_or_engine) == "postgresql"
+
+
+def insert_ignoring_conflicts(table: Any, dialect_name: str, **values: Any) -> Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` for PostgreSQL and SQLite alike."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    return sqlite.insert(table).values(**values).on_conflict_do_nothing()
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """Per-request session: commits on success, rolls back on error."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

@@ -1,0 +1,259 @@
+"""Transactional outbox and inbox.
+
+Outbox: a service writes each event into its ``outbox`` table in the same transaction as the
+state change that caused it; ``OutboxRelay`` publishes committed rows in id order and marks them
+sent. A crash between publish and mark republishes, which consumers absorb.
+
+Inbox: a consumer records each event id it handled in ``inbox`` in the same transaction as the
+handler's effects; a redelivered event finds its id and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.bus import EventBus, OutgoingMessage
+from shared.clock import Clock, SystemClock
+from shared.db import UTCDateTime, dialect_name, insert_ignoring_conflicts, is_postgres
+from shared.events import Event, encode, new_event_id
+from shared.metrics import OUTBOX_PUBLISHED, OUTBOX_RELAY_ERRORS
+
+log = logging.getLogger(__name__)
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    table = Table(
+        "outbox",
+        metadata,
+        Column("id", _ID, primary_key=True, autoincrement=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("topic", String(255), nullable=False),
+        Column("key", String(255)),
+        Column("value", LargeBinary, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("sent_at", UTCDateTime),
+    )
+    Index("ix_outbox_sent_at_id", table.c.sent_at, table.c.id)
+    return table
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(255), primary_key=True),
+        Column("processed_at", UTCDateTime, nullable=False, index=True),
+    )
+
+
+@dataclass
+class Outbox:
+    """Writes events into a service's outbox table inside the caller's transaction."""
+
+    table: Table
+    service: str
+    topic_prefix: str
+    clock: Clock
+
+    @property
+    def source(self) -> str:
+        return f"/ticketflow/{self.service}"
+
+    async def add(
+        self, session: AsyncSession, event: Event, *, traceparent: str | None = None
+    ) -> str:
+        """Queue ``event`` for publication when the session's transaction commits; returns its id."""
+        event_id = new_event_id()
+        now = self.clock.now()
+        key, value, _ = encode(
+            event, source=self.source, event_id=event_id, time=now, traceparent=traceparent
+        )
+        await session.execute(
+            self.table.insert().values(
+                event_id=event_id,
+                topic=self.topic_prefix + event.topic,
+                key=key,
+                value=value,
+                created_at=now,
+            )
+        )
+        return event_id
+
+
+class Inbox:
+    """Records handled event ids per consumer, in the handler's transaction."""
+
+    def __init__(self, table: Table, clock: Clock) -> None:
+        self.table = table
+        self.clock = clock
+
+    async def first_time(self, session: AsyncSession, consumer: str, event_id: str) -> bool:
+        """True the first time ``(consumer, event_id)`` is seen; False for a redelivery.
+
+        Concurrent duplicates on PostgreSQL: the second insert waits for the first transaction
+        and then does nothing, so exactly one of them proceeds.
+        """
+        statement = insert_ignoring_conflicts(
+            self.table,
+            dialect_name(session),
+            consumer=consumer,
+            event_id=event_id,
+            processed_at=self.clock.now(),
+        )
+        result: Any = await session.execute(statement)
+        return bool(result.rowcount)
+
+    async def purge(self, session: AsyncSession, older_than: timedelta) -> int:
+        result: Any = await session.execute(
+            delete(self.table).where(self.table.c.processed_at < self.clock.now() - older_than)
+        )
+        return int(result.rowcount or 0)
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in order; one relay per service at a time."""
+
+    def __init__(
+        self,
+        service: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        table: Table,
+        bus: EventBus,
+        *,
+        poll_seconds: float = 0.5,
+        batch_size: int = 500,
+        retention: timedelta = timedelta(hours=1),
+        clock: Clock | None = None,
+    ) -> None:
+        self.service = service
+        self.sessionmaker = sessionmaker
+        self.table = table
+        self.bus = bus
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.retention = retention
+        self.clock = clock or SystemClock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # Serializes relays of one service across processes, so per-key order is kept.
+        self._lock_key = zlib.crc32(f"ticketflow-outbox-{service}".encode())
+
+    def notify(self) -> None:
+        """Wake the relay now (called after a commit that added outbox rows)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"outbox-relay {self.service}"
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = self.poll_seconds
+        last_purge = self.clock.now()
+        while True:
+            try:
+                published = await self.relay_once()
+                backoff = self.poll_seconds
+                if self.clock.now() - last_purge > timedelta(minutes=1):
+                    await self.purge()
+                    last_purge = self.clock.now()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                OUTBOX_RELAY_ERRORS.labels(self.service).inc()
+                log.warning("outbox relay for %s failed, retrying: %r", self.service, exc)
+                published = 0
+                backoff = min(backoff * 2, 10.0)
+            if published >= self.batch_size:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unsent rows; returns how many were published."""
+        async with self.sessionmaker.begin() as session:
+            if is_postgres(session):
+                locked = await session.scalar(
+                    select(func.pg_try_advisory_xact_lock(self._lock_key))
+                )
+                if not locked:
+                    return 0
+            rows = (
+                await session.execute(
+                    select(
+                        self.table.c.id, self.table.c.topic, self.table.c.key, self.table.c.value
+                    )
+                    .where(self.table.c.sent_at.is_(None))
+                    .order_by(self.table.c.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
+            if not rows:
+                return 0
+            await self.bus.publish_batch(
+                [
+                    OutgoingMessage(
+                        row.topic,
+                        row.key,
+                        row.value,
+                        {"content-type": b"application/cloudevents+json"},
+                    )
+                    for row in rows
+                ]
+            )
+            await session.execute(
+                update(self.table)
+                .where(self.table.c.id.in_([row.id for row in rows]))
+                .values(sent_at=self.clock.now())
+            )
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        return len(rows)
+
+    async def purge(self) -> None:
+        async with self.sessionmaker.begin() as session:
+            await session.execute(
+                delete(self.table).where(
+                    self.table.c.sent_at.is_not(None),
+                    self.table.c.sent_at < self.clock.now() - self.retention,
+                )
+            )
+
+    async def pending(self) -> int:
+        async with self.sessionmaker() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(self.table).where(self.table.c.sent_at.is_(None))
+            )
+            return int(count or 0)

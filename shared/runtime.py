@@ -1,0 +1,216 @@
+"""What a service process runs besides its HTTP API: engine, bus, outbox relay, consumers.
+
+A service builds one ``ServiceRuntime`` with its metadata, its ``EVENT_HANDLERS`` table and the
+background tasks that are its own (sla's scheduler, survey's sender), and the app's lifespan
+starts and stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.bus import EventBus, KafkaBus, Message, PermanentError
+from shared.clock import Clock, SystemClock
+from shared.db import create_engine, make_sessionmaker, ping
+from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
+from shared.logging import log_context, trace_id_of
+from shared.metrics import EVENTS_CONSUMED
+from shared.outbox import Inbox, Outbox, OutboxRelay
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONTRACT_TOPICS = ("inbound", "tickets", "sla", "surveys")
+
+
+@dataclass
+class HandlerContext:
+    """What an event handler gets: its transaction, the outbox, the clock and the envelope."""
+
+    session: AsyncSession
+    outbox: Outbox
+    clock: Clock
+    envelope: Envelope
+    runtime: ServiceRuntime
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    async def publish(self, event: Event) -> None:
+        await self.outbox.add(self.session, event, traceparent=self.envelope.traceparent)
+
+
+EventHandler = Callable[[HandlerContext, Any], Awaitable[None]]
+BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: Settings,
+        metadata: MetaData,
+        handlers: Mapping[type[Event], EventHandler] | None = None,
+        consumes: tuple[str, ...] = (),
+        bus: EventBus | None = None,
+        clock: Clock | None = None,
+        background: tuple[BackgroundTask, ...] = (),
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.metadata = metadata
+        self.handlers = dict(handlers or {})
+        self.consumes = consumes
+        self.clock = clock or SystemClock()
+        self.background = background
+        self._bus = bus
+        self._owns_bus = bus is None
+        self.outbox = Outbox(
+            metadata.tables[f"{name}.outbox"], name, settings.topic_prefix, self.clock
+        )
+        self.inbox = Inbox(metadata.tables[f"{name}.inbox"], self.clock)
+        self._engine: AsyncEngine | None = None
+        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._relay: OutboxRelay | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.state: dict[str, Any] = {}
+
+    # --- accessors (valid after start) ---------------------------------------------------------
+
+    @property
+    def bus(self) -> EventBus:
+        assert self._bus is not None, "runtime not started"
+        return self._bus
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert self._engine is not None, "runtime not started"
+        return self._engine
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        assert self._sessionmaker is not None, "runtime not started"
+        return self._sessionmaker
+
+    @property
+    def relay(self) -> OutboxRelay:
+        assert self._relay is not None, "runtime not started"
+        return self._relay
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._engine = create_engine(self.settings.database_url, self.name)
+        self._sessionmaker = make_sessionmaker(self._engine)
+        if self._bus is None:
+            if not self.settings.kafka_bootstrap_servers:
+                raise RuntimeError("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS is required to serve")
+            self._bus = KafkaBus(
+                self.settings.kafka_bootstrap_servers,
+                client_id=f"ticketflow-{self.name}",
+                partitions=self.settings.topic_partitions,
+                max_retries=self.settings.consumer_max_retries,
+            )
+            await self._bus.start()
+        await self.bus.ensure_topics(self.settings.topic(t) for t in CONTRACT_TOPICS)
+        self._relay = OutboxRelay(
+            self.name,
+            self._sessionmaker,
+            self.outbox.table,
+            self.bus,
+            poll_seconds=self.settings.outbox_poll_seconds,
+            clock=self.clock,
+        )
+        self._relay.start()
+        if self.handlers:
+            topics = [self.settings.topic(t) for t in self.consumes]
+            await self.bus.subscribe(topics, self.name, self.handle_message)
+        loop = asyncio.get_running_loop()
+        for task in self.background:
+            self._tasks.append(loop.create_task(self._supervise(task), name=f"{self.name} {task}"))
+        log.info("%s started", self.name)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._owns_bus and self._bus is not None:
+            await self._bus.stop()
+            self._bus = None
+        if self._relay is not None:
+            await self._relay.stop()
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    async def _supervise(self, task: BackgroundTask) -> None:
+        """Run a background loop; if it crashes, log and restart it after a pause."""
+        while True:
+            try:
+                await task(self)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s background task %s crashed; restarting", self.name, task)
+                await asyncio.sleep(1.0)
+
+    async def check_ready(self) -> None:
+        """Raise with the reason when the database or the bus cannot be reached."""
+        try:
+            await asyncio.wait_for(ping(self.engine), timeout=3)
+        except Exception as exc:
+            raise RuntimeError(f"database unreachable: {exc!r}") from exc
+        try:
+            await self.bus.ping()
+        except Exception as exc:
+            raise RuntimeError(f"event bus unreachable: {exc!r}") from exc
+
+    # --- transactions --------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: commits on success, rolls back on error, then wakes the relay."""
+        async with self.sessionmaker.begin() as session:
+            yield session
+        self.relay.notify()
+
+    # --- consuming -----------------------------------------------------------------------------
+
+    async def handle_message(self, message: Message) -> None:
+        """Decode, dedupe through the inbox, run the handler and its effects in one transaction."""
+        try:
+            envelope = decode(message.value, message.key)
+        except EventDecodeError as exc:
+            EVENTS_CONSUMED.labels(self.name, "undecodable", "dead_lettered").inc()
+            raise PermanentError(str(exc)) from exc
+        model = EVENT_TYPES.get(envelope.type)
+        handler = self.handlers.get(model) if model is not None else None
+        if handler is None:
+            EVENTS_CONSUMED.labels(self.name, envelope.type, "ignored").inc()
+            return
+        try:
+            event = parse_event(envelope)
+        except EventDecodeError as exc:
+            EVENTS_CONSUMED.labels(self.name, envelope.type, "dead_lettered").inc()
+            raise PermanentError(str(exc)) from exc
+        with log_context(ticket_id=envelope.subject, trace_id=trace_id_of(envelope.traceparent)):
+            async with self.sessionmaker.begin() as session:
+                if not await self.inbox.first_time(session, self.name, envelope.id):
+                    EVENTS_CONSUMED.labels(self.name, envelope.type, "duplicate").inc()
+                    return
+                context = HandlerContext(session, self.outbox, self.clock, envelope, self)
+                await handler(context, event)
+            self.relay.notify()
+            for callback in context.after_commit:
+                callback()
+            EVENTS_CONSUMED.labels(self.name, envelope.type, "handled").inc()

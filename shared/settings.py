@@ -1,0 +1,105 @@
+"""Settings read from ``TICKETFLOW_*`` environment variables and ``.env``.
+
+Nothing reads settings at import time: services receive a ``Settings`` from ``get_settings()``
+(a FastAPI dependency that tests override) or from the CLI.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("router", "sla", "survey")
+Role = Literal["admin", "reader"]
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TICKETFLOW_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./.ticketflow/ticketflow.db"
+    kafka_bootstrap_servers: str | None = None
+    topic_prefix: str = "ticketflow."
+    topic_partitions: int = Field(default=8, ge=1, le=1024)
+    api_keys: str = ""
+    webhook_secret_zendesk: str | None = None
+    webhook_secret_freshdesk: str | None = None
+    webhook_secret_jira: str | None = None
+    webhook_secret_generic: str | None = None
+    public_base_url: str = "http://127.0.0.1:8003"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    consumer_max_retries: int = Field(default=5, ge=0, le=100)
+    outbox_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError(
+                "must be a postgresql+asyncpg:// or sqlite+aiosqlite:// SQLAlchemy URL"
+            )
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_format(cls, value: str) -> str:
+        parse_api_keys(value)
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError("may only contain letters, digits, '.', '_' and '-'")
+        return value
+
+    def api_key_roles(self) -> dict[str, Role]:
+        return parse_api_keys(self.api_keys)
+
+    def topic(self, name: str) -> str:
+        """The full topic name for a contract topic (``tickets`` → ``ticketflow.tickets``)."""
+        return f"{self.topic_prefix}{name}"
+
+    def webhook_secret(self, provider: str) -> str | None:
+        secret: str | None = getattr(self, f"webhook_secret_{provider}")
+        return secret or None
+
+
+def parse_api_keys(value: str) -> dict[str, Role]:
+    """Parse ``key:role,key2:role`` into a mapping; raises ``ValueError`` on a bad entry."""
+    keys: dict[str, Role] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        key, sep, role = entry.rpartition(":")
+        if not sep or not key:
+            raise ValueError(f"entry {entry[:4]}… must be key:role")
+        if role not in ("admin", "reader"):
+            raise ValueError(f"role {role!r} must be admin or reader")
+        keys[key] = role  # type: ignore[assignment]
+    return keys
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning a validation failure into one line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        message = error["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"TICKETFLOW_{field.upper()}: {message}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """FastAPI dependency; tests override it with ``app.dependency_overrides``."""
+    return load_settings()
