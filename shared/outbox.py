@@ -200,7 +200,8 @@ class OutboxRelay:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                async with asyncio.timeout(backoff):
+                    await self._wake.wait()
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many were published."""

@@ -167,7 +167,8 @@ class ServiceRuntime:
     async def check_ready(self) -> None:
         """Raise with the reason when the database or the bus cannot be reached."""
         try:
-            await asyncio.wait_for(ping(self.engine), timeout=3)
+            async with asyncio.timeout(3):
+                await ping(self.engine)
         except Exception as exc:
             raise RuntimeError(f"database unreachable: {exc!r}") from exc
         try:

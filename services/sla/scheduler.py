@@ -40,7 +40,8 @@ async def run_scheduler(runtime: ServiceRuntime) -> None:
             delay = min(delay, max(0.0, (upcoming - runtime.clock.now()).total_seconds()))
         wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=delay)
+            async with asyncio.timeout(delay):
+                await wake.wait()
 
 
 async def fire_once(runtime: ServiceRuntime) -> int:

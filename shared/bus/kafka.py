@@ -70,7 +70,8 @@ class KafkaBus(EventBus):
     async def ping(self) -> None:
         if self._producer is None:
             raise ConnectionError("Kafka producer is not started")
-        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=3)
+        async with asyncio.timeout(3):
+            await self._producer.client.fetch_all_metadata()
 
     async def ensure_topics(self, topics: Iterable[str]) -> None:
         wanted = sorted({t for topic in topics for t in (topic, topic + DLQ_SUFFIX)})

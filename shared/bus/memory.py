@@ -54,7 +54,10 @@ class MemoryBus(EventBus):
         for worker in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        self._groups.clear()
+        # Like a broker, the bus keeps its logs and committed offsets; only members leave.
+        for group in self._groups.values():
+            group.members.clear()
+            group.workers.clear()
 
     async def ping(self) -> None:
         if not self._running:

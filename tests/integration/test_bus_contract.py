@@ -1,0 +1,179 @@
+"""One contract for both buses: the in-memory bus may not drift from Kafka.
+
+Each test runs against ``MemoryBus`` and against ``KafkaBus`` on the real Tansu broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared.bus import EventBus, KafkaBus, MemoryBus, Message, OutgoingMessage, PermanentError
+from tests.conftest import eventually
+
+
+@pytest.fixture(params=["memory", "kafka"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
+    instance: EventBus
+    if request.param == "memory":
+        instance = MemoryBus(partitions=4, max_retries=2, retry_base_seconds=0.01)
+    else:
+        bootstrap = request.getfixturevalue("kafka_bootstrap")
+        instance = KafkaBus(bootstrap, partitions=4, max_retries=2, retry_base_seconds=0.01)
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+def topic_name() -> str:
+    return f"contract-{uuid.uuid4().hex[:10]}"
+
+
+async def test_per_key_order_is_kept(bus: EventBus) -> None:
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    seen: dict[str, list[int]] = defaultdict(list)
+
+    async def handler(message: Message) -> None:
+        assert message.key is not None
+        seen[message.key].append(int(message.value))
+
+    await bus.subscribe([topic], "order-group", handler)
+    keys = [f"ticket-{i}" for i in range(6)]
+    await bus.publish_batch(
+        [OutgoingMessage(topic, keys[n % 6], str(n).encode()) for n in range(120)]
+    )
+    await eventually(lambda: _count(seen, 120))
+    for key, values in seen.items():
+        assert values == sorted(values), f"{key} out of order: {values}"
+
+
+async def _count(seen: dict[str, list[int]], expected: int) -> bool:
+    return sum(len(v) for v in seen.values()) >= expected
+
+
+async def test_each_group_gets_every_message_once(bus: EventBus) -> None:
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    received: dict[str, list[bytes]] = defaultdict(list)
+
+    def collector(name: str):  # type: ignore[no-untyped-def]
+        async def handler(message: Message) -> None:
+            received[name].append(message.value)
+
+        return handler
+
+    # Two members of group A share the partitions; group B has one member.
+    await bus.subscribe([topic], "group-a", collector("a"))
+    await bus.subscribe([topic], "group-a", collector("a"))
+    await bus.subscribe([topic], "group-b", collector("b"))
+    values = [f"m{n}".encode() for n in range(40)]
+    await bus.publish_batch([OutgoingMessage(topic, f"k{n}", v) for n, v in enumerate(values)])
+
+    async def both_done() -> bool:
+        return len(received["a"]) >= 40 and len(received["b"]) >= 40
+
+    await eventually(both_done, within=40)
+    await asyncio.sleep(0.5)  # nothing more may arrive
+    assert sorted(received["a"]) == sorted(values)
+    assert sorted(received["b"]) == sorted(values)
+
+
+async def test_failing_handler_is_retried_then_dead_lettered(bus: EventBus) -> None:
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    attempts: dict[bytes, int] = defaultdict(int)
+    handled: list[bytes] = []
+    dead: list[Message] = []
+
+    async def handler(message: Message) -> None:
+        attempts[message.value] += 1
+        if message.value == b"poison":
+            raise ValueError("cannot handle poison")
+        if message.value == b"flaky" and attempts[message.value] < 2:
+            raise ConnectionError("transient")
+        handled.append(message.value)
+
+    async def dlq_handler(message: Message) -> None:
+        dead.append(message)
+
+    await bus.subscribe([topic], "retry-group", handler)
+    await bus.subscribe([topic + ".dlq"], "dlq-reader", dlq_handler)
+    await bus.publish_batch(
+        [
+            OutgoingMessage(topic, "k", b"flaky"),
+            OutgoingMessage(topic, "k", b"poison"),
+            OutgoingMessage(topic, "k", b"after"),
+        ]
+    )
+    await eventually(lambda: _has(handled, b"after"))
+    await eventually(lambda: _has([m.value for m in dead], b"poison"))
+    assert handled == [b"flaky", b"after"], "order kept and the poison message skipped"
+    assert attempts[b"poison"] == 3, "one try and max_retries=2 retries"
+    assert attempts[b"flaky"] == 2
+    assert dead[0].headers["x-error"].startswith(b"ValueError: cannot handle poison")
+    assert dead[0].headers["x-original-topic"] == topic.encode()
+    assert dead[0].headers["x-consumer-group"] == b"retry-group"
+
+
+async def test_permanent_error_goes_to_dlq_without_retries(bus: EventBus) -> None:
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    attempts = 0
+    dead: list[Message] = []
+
+    async def handler(message: Message) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise PermanentError("not a CloudEvent")
+
+    async def dlq_handler(message: Message) -> None:
+        dead.append(message)
+
+    await bus.subscribe([topic], "permanent-group", handler)
+    await bus.subscribe([topic + ".dlq"], "permanent-dlq", dlq_handler)
+    await bus.publish(topic, "k", b"garbage")
+    await eventually(lambda: _nonempty(dead))
+    assert attempts == 1
+
+
+async def test_committed_messages_are_not_redelivered_to_a_new_member(bus: EventBus) -> None:
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    first: list[bytes] = []
+
+    async def handler(message: Message) -> None:
+        first.append(message.value)
+
+    await bus.subscribe([topic], "resume-group", handler)
+    await bus.publish_batch([OutgoingMessage(topic, f"k{n}", f"v{n}".encode()) for n in range(10)])
+    await eventually(lambda: _count_list(first, 10))
+    await bus.stop()
+    await bus.start()
+    # After a restart the group resumes from its committed offsets: only new messages arrive.
+    second: list[bytes] = []
+
+    async def handler2(message: Message) -> None:
+        second.append(message.value)
+
+    await bus.subscribe([topic], "resume-group", handler2)
+    await bus.publish(topic, "k-new", b"new")
+    await eventually(lambda: _has(second, b"new"), within=30)
+    await asyncio.sleep(0.5)
+    assert second == [b"new"]
+
+
+async def _has(items: list[bytes], value: bytes) -> bool:
+    return value in items
+
+
+async def _nonempty(items: list[Message]) -> bool:
+    return bool(items)
+
+
+async def _count_list(items: list[bytes], n: int) -> bool:
+    return len(items) >= n

@@ -1,0 +1,128 @@
+"""Outbox and inbox on real PostgreSQL and a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import func, select
+
+from services.router.models import inbox, outbox
+from shared import events as ev
+from shared.bus import KafkaBus
+from shared.clock import SystemClock
+from shared.db import create_engine, make_sessionmaker
+from shared.outbox import Inbox, Outbox, OutboxRelay
+from tests.conftest import Broker, eventually
+
+
+def _ticket(n: int) -> ev.TicketSnapshot:
+    now = datetime.now(UTC)
+    return ev.TicketSnapshot(
+        id=f"outbox:{n}",
+        source="outbox",
+        external_id=str(n),
+        subject="s",
+        status="new",
+        priority="normal",
+        channel="email",
+        requester=ev.Requester(id="r"),
+        created_at=now,
+        updated_at=now,
+        version=n,
+    )
+
+
+async def _consume(bootstrap: str, topic: str, expected: int) -> list[ev.Envelope]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    envelopes: list[ev.Envelope] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(envelopes) < expected:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    envelopes.extend(ev.decode(r.value or b"", r.key) for r in records)
+    finally:
+        await consumer.stop()
+    return envelopes
+
+
+async def test_relay_survives_a_broker_outage_and_keeps_order(postgres_url: str) -> None:
+    broker = Broker()
+    broker.start()
+    engine = create_engine(postgres_url, "router")
+    sessionmaker = make_sessionmaker(engine)
+    topic_prefix = "outage."
+    writer = Outbox(outbox, "router", topic_prefix, SystemClock())
+    bus = KafkaBus(broker.bootstrap, partitions=2, max_retries=0)
+    await bus.start()
+    await bus.ensure_topics([topic_prefix + "tickets"])
+    relay = OutboxRelay("router-outage-test", sessionmaker, outbox, bus, poll_seconds=0.1)
+    try:
+        broker.stop()  # the broker goes down; writes are still accepted
+        async with sessionmaker.begin() as session:
+            for n in range(1, 6):
+                await writer.add(session, ev.TicketUpdated(ticket=_ticket(n)))
+        relay.start()
+        await asyncio.sleep(1.0)
+        async with sessionmaker() as session:
+            unsent = await session.scalar(
+                select(func.count())
+                .select_from(outbox)
+                .where(outbox.c.sent_at.is_(None), outbox.c.topic == topic_prefix + "tickets")
+            )
+        assert unsent == 5, "nothing is lost or marked sent while the broker is down"
+
+        broker.start()  # same port; memory storage starts empty
+        await bus.ensure_topics([topic_prefix + "tickets"])
+        envelopes = await _consume(broker.bootstrap, topic_prefix + "tickets", 5)
+        versions = [ev.parse_event(e).ticket.version for e in envelopes]  # type: ignore[attr-defined]
+        assert sorted(versions) == [1, 2, 3, 4, 5]
+        by_key = [v for e, v in zip(envelopes, versions, strict=True) if e.subject == "outbox:1"]
+        assert by_key == sorted(by_key)
+
+        async def all_sent() -> bool:
+            async with sessionmaker() as session:
+                left = await session.scalar(
+                    select(func.count())
+                    .select_from(outbox)
+                    .where(outbox.c.sent_at.is_(None), outbox.c.topic == topic_prefix + "tickets")
+                )
+            return left == 0
+
+        await eventually(all_sent)
+    finally:
+        await relay.stop()
+        await bus.stop()
+        await engine.dispose()
+        broker.stop()
+
+
+async def test_inbox_lets_one_of_concurrent_duplicates_through(postgres_url: str) -> None:
+    engine = create_engine(postgres_url, "router")
+    sessionmaker = make_sessionmaker(engine)
+    box = Inbox(inbox, SystemClock())
+    event_id = "dup-" + datetime.now(UTC).isoformat()
+    try:
+        first = sessionmaker()
+        second = sessionmaker()
+        async with first, second:
+            await first.begin()
+            await second.begin()
+            assert await box.first_time(first, "test-consumer", event_id)
+            # The second insert waits for the first transaction, then finds the row.
+            pending = asyncio.create_task(box.first_time(second, "test-consumer", event_id))
+            await asyncio.sleep(0.3)
+            assert not pending.done(), "the duplicate waits on the first transaction"
+            await first.commit()
+            assert await pending is False
+            await second.rollback()
+        async with sessionmaker.begin() as session:
+            assert not await box.first_time(session, "test-consumer", event_id)
+            assert await box.first_time(session, "other-consumer", event_id)
+    finally:
+        await engine.dispose()
