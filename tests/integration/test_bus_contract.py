@@ -12,7 +12,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.bus import EventBus, KafkaBus, MemoryBus, Message, OutgoingMessage, PermanentError
+from shared.bus import (
+    EventBus,
+    Handler,
+    KafkaBus,
+    MemoryBus,
+    Message,
+    OutgoingMessage,
+    PermanentError,
+)
 from tests.conftest import eventually
 
 
@@ -61,7 +69,7 @@ async def test_each_group_gets_every_message_once(bus: EventBus) -> None:
     await bus.ensure_topics([topic])
     received: dict[str, list[bytes]] = defaultdict(list)
 
-    def collector(name: str):  # type: ignore[no-untyped-def]
+    def collector(name: str) -> Handler:
         async def handler(message: Message) -> None:
             received[name].append(message.value)
 

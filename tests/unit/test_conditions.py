@@ -22,7 +22,7 @@ TICKET: dict[str, Any] = {
 
 
 def cond(field: str, op: str, value: Any) -> Conditions:
-    return Conditions(all=[Condition(field=field, op=op, value=value)])  # type: ignore[arg-type]
+    return Conditions(all=[Condition(field=field, op=op, value=value)])
 
 
 @pytest.mark.parametrize(
