@@ -39,6 +39,37 @@ class TrackedTicket(Base):
     solved_at: Mapped[datetime | None]
 
 
+class CalendarRow(Base):
+    """A business-hours calendar: IANA zone, intervals per weekday, holidays."""
+
+    __tablename__ = "calendars"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    hours: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    holidays: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SlaPolicy(Base):
+    """Targets per priority and metric for the tickets its conditions match (first by position)."""
+
+    __tablename__ = "sla_policies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, index=True)
+    conditions: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    targets: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    warn_at: Mapped[list[float]] = mapped_column(JSONType)
+    pause_statuses: Mapped[list[str]] = mapped_column(JSONType)
+    escalations: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class Timer(Base):
     """One SLA clock of one ticket: a metric, and for next response, which customer turn."""
 
@@ -59,6 +90,14 @@ class Timer(Base):
     breached_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]
     paused_seconds: Mapped[float] = mapped_column(default=0.0)
+    # Business seconds used before the current running segment, which began at segment_started_at.
+    consumed_seconds: Mapped[float] = mapped_column(default=0.0)
+    segment_started_at: Mapped[datetime | None]
+    # Snapshots of the policy at start / last recompute, so a later policy edit or delete is
+    # applied explicitly (recompute) and never half-way.
+    warn_at: Mapped[list[float]] = mapped_column(JSONType, default=list)
+    escalations: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    priority: Mapped[str | None] = mapped_column(String(16))
     # When the scheduler must look at this timer next (a warning or the breach); NULL = never.
     next_fire_at: Mapped[datetime | None]
     fired: Mapped[list[str]] = mapped_column(JSONType, default=list)

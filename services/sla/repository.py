@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sla.models import Timer, TrackedTicket
+from services.sla.models import CalendarRow, SlaPolicy, Timer, TrackedTicket
 from shared.db import is_postgres
 
 
@@ -63,3 +63,98 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> Sequenc
 
 async def next_fire_at(session: AsyncSession) -> datetime | None:
     return await session.scalar(select(func.min(Timer.next_fire_at)))
+
+
+# --- calendars and policies ---------------------------------------------------------------------
+
+
+async def get_calendar(session: AsyncSession, calendar_id: str) -> CalendarRow | None:
+    return await session.get(CalendarRow, calendar_id)
+
+
+async def list_calendars(
+    session: AsyncSession, *, limit: int, after: str | None
+) -> Sequence[CalendarRow]:
+    statement = select(CalendarRow).order_by(CalendarRow.id).limit(limit)
+    if after is not None:
+        statement = statement.where(CalendarRow.id > after)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def get_policy(session: AsyncSession, policy_id: str) -> SlaPolicy | None:
+    return await session.get(SlaPolicy, policy_id)
+
+
+async def list_policies(
+    session: AsyncSession, *, limit: int | None = None, after: tuple[int, str] | None = None
+) -> Sequence[SlaPolicy]:
+    statement = select(SlaPolicy).order_by(SlaPolicy.position, SlaPolicy.id)
+    if after is not None:
+        statement = statement.where(tuple_(SlaPolicy.position, SlaPolicy.id) > tuple_(*after))
+    if limit is not None:
+        statement = statement.limit(limit)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def policies_using_calendar(session: AsyncSession, calendar_id: str) -> list[str]:
+    return [
+        policy.id
+        for policy in await list_policies(session)
+        if any(target.get("calendar_id") == calendar_id for target in policy.targets)
+    ]
+
+
+async def open_timers_on_calendar(session: AsyncSession, calendar_id: str) -> Sequence[Timer]:
+    statement = select(Timer).where(
+        Timer.calendar_id == calendar_id, Timer.status.in_(("running", "paused"))
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def open_ticket_ids(session: AsyncSession) -> Sequence[str]:
+    statement = select(Timer.ticket_id).where(Timer.status.in_(("running", "paused"))).distinct()
+    return (await session.execute(statement)).scalars().all()
+
+
+# --- ops ------------------------------------------------------------------------------------------
+
+
+async def breaches(
+    session: AsyncSession,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    metric: str | None,
+    priority: str | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> Sequence[Timer]:
+    statement = select(Timer).where(Timer.breached_at.is_not(None))
+    if since is not None:
+        statement = statement.where(Timer.breached_at >= since)
+    if until is not None:
+        statement = statement.where(Timer.breached_at < until)
+    if metric is not None:
+        statement = statement.where(Timer.metric == metric)
+    if priority is not None:
+        statement = statement.where(Timer.priority == priority)
+    if after is not None:
+        statement = statement.where(tuple_(Timer.breached_at, Timer.id) > tuple_(*after))
+    statement = statement.order_by(Timer.breached_at, Timer.id).limit(limit)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def due_before(session: AsyncSession, until: datetime, limit: int) -> Sequence[Timer]:
+    """Running, not yet breached timers due before ``until``, soonest first."""
+    statement = (
+        select(Timer)
+        .where(
+            Timer.status == "running",
+            Timer.breached_at.is_(None),
+            Timer.due_at.is_not(None),
+            Timer.due_at <= until,
+        )
+        .order_by(Timer.due_at, Timer.id)
+        .limit(limit)
+    )
+    return (await session.execute(statement)).scalars().all()
