@@ -382,3 +382,18 @@ async def test_calendar_in_use_cannot_be_deleted(sla: Sla) -> None:
         },
     )
     assert (await sla.client.delete(f"/v1/calendars/{calendar_id}")).status_code == 409
+
+
+async def test_demo_seed_is_idempotent_and_applies(sla: Sla) -> None:
+    from services.sla.demo import seed
+
+    await seed(sla.client, "http://testserver")
+    await seed(sla.client, "http://testserver")
+    calendars = (await sla.client.get("/v1/calendars")).json()["items"]
+    policies = (await sla.client.get("/v1/sla-policies")).json()["items"]
+    assert len(calendars) == 1 and len(policies) == 2
+    ticket = "api:demo-1"
+    await sla.deliver(ev.TicketCreated(ticket=sla.snapshot(ticket)))  # Monday 08:00 UTC, email
+    timers = await sla.timers(ticket)
+    # normal: 4 business hours from Monday 09:00 London, with the lunch break: 14:00.
+    assert parse(timers["first_response"]["due_at"]) == datetime(2026, 11, 23, 14, tzinfo=UTC)
