@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sla import repository, service
+from services.sla import reports, repository, service
 from services.sla.calendar import CalendarError, parse_calendar
 from services.sla.models import CalendarRow, SlaPolicy
 from services.sla.scheduler import wake_scheduler
@@ -370,3 +370,25 @@ async def at_risk(
             )
         )
     return Page(items=items, next_cursor=None)
+
+
+@router.get("/reports/sla", tags=["ops"])
+async def sla_report(
+    session: Session,
+    _: Reader,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    group_by: reports.GroupBy = "priority",
+) -> dict[str, Any]:
+    """Compliance and response figures per group of the tickets created in ``[from, to)``."""
+    for name, value in (("from", since), ("to", until)):
+        if value is not None and value.tzinfo is None:
+            raise _invalid(name, "needs a time zone offset (RFC 3339)")
+    tickets = await repository.tickets_created(session, since, until)
+    timers = await repository.timers_of_tickets(session, [t.id for t in tickets])
+    return {
+        "from": since,
+        "to": until,
+        "group_by": group_by,
+        "groups": reports.sla_report(tickets, timers, group_by),
+    }

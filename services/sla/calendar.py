@@ -68,7 +68,7 @@ def parse_calendar(
     """Validate a calendar as the API receives it; raises ``CalendarError`` naming the problem."""
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise CalendarError("timezone", f"unknown IANA time zone {timezone!r}") from exc
     parsed: dict[int, tuple[tuple[int, int], ...]] = {}
     for day, intervals in hours.items():

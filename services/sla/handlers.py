@@ -56,6 +56,7 @@ async def on_message_added(ctx: HandlerContext, event: ev.TicketMessageAdded) ->
         return
     message = event.message
     if message.author == "agent" and message.public:
+        ticket.agent_replies += 1
         await service.meet(sla, ticket.id, "first_response", message.created_at)
         await service.meet(sla, ticket.id, "next_response", message.created_at)
     elif message.author == "customer" and ticket.status not in service.DONE_STATUSES:
@@ -72,6 +73,8 @@ async def on_ticket_solved(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     ticket, new = await service.track(sla, event.ticket)
     if not new:
         return
+    if ticket.replies_before_solve is None and event.ticket.status == "solved":
+        ticket.replies_before_solve = ticket.agent_replies
     at = event.ticket.solved_at or event.ticket.updated_at
     for metric in service.METRICS:
         await service.meet(sla, ticket.id, metric, at)
@@ -82,6 +85,7 @@ async def on_ticket_reopened(ctx: HandlerContext, event: ev.TicketReopened) -> N
     ticket, new = await service.track(sla, event.ticket)
     if not new or ticket.status in service.DONE_STATUSES:
         return
+    ticket.reopens += 1
     at = event.ticket.updated_at
     await service.recompute(sla, ticket, at)
     await service.reopen(sla, ticket, at)

@@ -37,6 +37,11 @@ class TrackedTicket(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     solved_at: Mapped[datetime | None]
+    # For reports: public agent replies, replies before the first solve, reopens, escalations.
+    agent_replies: Mapped[int] = mapped_column(Integer, default=0)
+    replies_before_solve: Mapped[int | None] = mapped_column(Integer)
+    reopens: Mapped[int] = mapped_column(Integer, default=0)
+    escalations: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class CalendarRow(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sla.models import CalendarRow, SlaPolicy, Timer, TrackedTicket
@@ -158,3 +158,31 @@ async def due_before(session: AsyncSession, until: datetime, limit: int) -> Sequ
         .limit(limit)
     )
     return (await session.execute(statement)).scalars().all()
+
+
+async def count_escalation(session: AsyncSession, ticket_id: str) -> None:
+    await session.execute(
+        update(TrackedTicket)
+        .where(TrackedTicket.id == ticket_id)
+        .values(escalations=TrackedTicket.escalations + 1)
+    )
+
+
+async def tickets_created(
+    session: AsyncSession, since: datetime | None, until: datetime | None
+) -> Sequence[TrackedTicket]:
+    statement = select(TrackedTicket)
+    if since is not None:
+        statement = statement.where(TrackedTicket.created_at >= since)
+    if until is not None:
+        statement = statement.where(TrackedTicket.created_at < until)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def timers_of_tickets(session: AsyncSession, ticket_ids: Sequence[str]) -> list[Timer]:
+    timers: list[Timer] = []
+    for start in range(0, len(ticket_ids), 1000):
+        chunk = ticket_ids[start : start + 1000]
+        statement = select(Timer).where(Timer.ticket_id.in_(chunk))
+        timers.extend((await session.execute(statement)).scalars().all())
+    return timers

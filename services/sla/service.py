@@ -225,6 +225,9 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
             assignee_id=snapshot.assignee_id,
             document=document,
             policy_id=None,
+            agent_replies=0,
+            reopens=0,
+            escalations=0,
             version=snapshot.version,
             created_at=snapshot.created_at,
             solved_at=snapshot.solved_at,
@@ -462,6 +465,7 @@ async def _escalate(ctx: SlaContext, timer: Timer, when: str) -> None:
         if escalation["when"] != when or key in (timer.fired or []):
             continue
         timer.fired = [*(timer.fired or []), key]
+        await repository.count_escalation(ctx.session, timer.ticket_id)
         await ctx.emit(
             ev.SlaEscalated(
                 ticket_id=timer.ticket_id,

@@ -397,3 +397,40 @@ async def test_demo_seed_is_idempotent_and_applies(sla: Sla) -> None:
     timers = await sla.timers(ticket)
     # normal: 4 business hours from Monday 09:00 London, with the lunch break: 14:00.
     assert parse(timers["first_response"]["due_at"]) == datetime(2026, 11, 23, 14, tzinfo=UTC)
+
+
+async def test_sla_report(sla: Sla) -> None:
+    from services.sla.reports import percentile
+
+    assert percentile([], 0.5) is None
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert percentile([float(i) for i in range(11)], 0.9) == 9.0
+
+    for name, reopen in (("api:report-1", True), ("api:report-2", False)):
+        sla.clock.current = T0
+        await sla.deliver(ev.TicketCreated(ticket=sla.snapshot(name, priority="high")))
+        sla.clock.advance(minutes=10 if reopen else 30)
+        reply = ev.MessageInfo(id=f"{name}-r", author="agent", created_at=sla.clock.now())
+        await sla.deliver(
+            ev.TicketMessageAdded(ticket=sla.snapshot(name, priority="high"), message=reply)
+        )
+        sla.clock.advance(minutes=20)
+        solved = sla.snapshot(name, priority="high", status="solved", solved_at=sla.clock.now())
+        await sla.deliver(ev.TicketSolved(ticket=solved))
+        if reopen:
+            reopened = sla.snapshot(name, priority="high", status="open")
+            await sla.deliver(ev.TicketReopened(ticket=reopened, previous_status="solved"))
+    response = await sla.client.get(
+        "/v1/reports/sla", params={"from": T0.isoformat(), "group_by": "priority"}
+    )
+    assert response.status_code == 200, response.text
+    (high,) = response.json()["groups"]
+    assert high["group"] == "high" and high["tickets"] == 2
+    assert high["compliance_pct"]["first_response"] == 100.0
+    assert high["first_response_minutes"] == {"median": 20.0, "p90": 28.0}
+    assert high["replies_before_resolution"] == 1.0
+    assert high["first_contact_resolution_pct"] == 50.0
+    assert high["reopen_pct"] == 50.0
+    assert high["escalation_pct"] == 0.0
+    bad = await sla.client.get("/v1/reports/sla", params={"group_by": "planet"})
+    assert bad.status_code == 422
