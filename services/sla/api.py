@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sla import reports, repository, service
+from services.sla import reports, repository, service, webhooks
 from services.sla.calendar import CalendarError, parse_calendar
-from services.sla.models import CalendarRow, SlaPolicy
+from services.sla.models import CalendarRow, SlaPolicy, WebhookSubscription
 from services.sla.scheduler import wake_scheduler
 from services.sla.schemas import (
     AtRiskRead,
@@ -22,6 +22,9 @@ from services.sla.schemas import (
     SlaPolicyWrite,
     TicketSlaRead,
     TimerRead,
+    WebhookDeliveryRead,
+    WebhookSubscriptionCreate,
+    WebhookSubscriptionRead,
 )
 from shared.app import Runtime, Session
 from shared.auth import Admin, Reader
@@ -392,3 +395,94 @@ async def sla_report(
         "group_by": group_by,
         "groups": reports.sla_report(tickets, timers, group_by),
     }
+
+
+# --- outbound webhook subscriptions -------------------------------------------------------------
+
+
+def _subscription_read(row: WebhookSubscription) -> WebhookSubscriptionRead:
+    # The secret is write-only.
+    return WebhookSubscriptionRead(
+        id=row.id, url=row.url, event_types=row.event_types, created_at=row.created_at
+    )
+
+
+@router.get(
+    "/webhook-subscriptions", response_model=Page[WebhookSubscriptionRead], tags=["webhooks"]
+)
+async def list_subscriptions(
+    session: Session, _: Reader, limit: Limit = 100, cursor: Cursor = None
+) -> Page[WebhookSubscriptionRead]:
+    after = str(decode_cursor(cursor, 1)[0]) if cursor else None
+    rows = await repository.list_subscriptions(session, limit=limit + 1, after=after)
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return Page(items=[_subscription_read(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.post(
+    "/webhook-subscriptions",
+    response_model=WebhookSubscriptionRead,
+    status_code=201,
+    tags=["webhooks"],
+)
+async def create_subscription(
+    body: WebhookSubscriptionCreate, session: Session, runtime: Runtime, _: Admin
+) -> WebhookSubscriptionRead:
+    try:
+        webhooks.check_secret(body.secret)
+    except ValueError as exc:
+        raise _invalid("secret", str(exc)) from exc
+    row = WebhookSubscription(
+        id=str(uuid.uuid4()),
+        url=str(body.url),
+        event_types=sorted(set(body.event_types)),
+        secret=body.secret,
+        created_at=runtime.clock.now(),
+    )
+    session.add(row)
+    await session.flush()
+    return _subscription_read(row)
+
+
+async def _subscription_or_404(session: AsyncSession, subscription_id: str) -> WebhookSubscription:
+    row = await session.get(WebhookSubscription, subscription_id)
+    if row is None:
+        raise NotFound(f"webhook subscription {subscription_id} not found")
+    return row
+
+
+@router.delete("/webhook-subscriptions/{subscription_id}", status_code=204, tags=["webhooks"])
+async def delete_subscription(subscription_id: ItemId, session: Session, _: Admin) -> Response:
+    await session.delete(await _subscription_or_404(session, subscription_id))
+    return Response(status_code=204)
+
+
+@router.get(
+    "/webhook-subscriptions/{subscription_id}/deliveries",
+    response_model=Page[WebhookDeliveryRead],
+    tags=["webhooks"],
+)
+async def list_deliveries(
+    subscription_id: ItemId,
+    session: Session,
+    _: Reader,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[WebhookDeliveryRead]:
+    """The delivery log of a subscription, newest first."""
+    await _subscription_or_404(session, subscription_id)
+    before: tuple[datetime, str] | None = None
+    if cursor:
+        at, delivery_id = decode_cursor(cursor, 2)
+        try:
+            before = (datetime.fromisoformat(str(at)), str(delivery_id))
+        except ValueError as exc:
+            raise _invalid("cursor", "not a cursor returned by this API") from exc
+    rows = await repository.list_deliveries(
+        session, subscription_id, limit=limit + 1, before=before
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor(rows[limit - 1].created_at.isoformat(), rows[limit - 1].id)
+    items = [WebhookDeliveryRead.model_validate(webhooks.delivery_log(r)) for r in rows[:limit]]
+    return Page(items=items, next_cursor=next_cursor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, UniqueConstraint
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import JSONType, UTCDateTime, make_metadata
@@ -109,3 +109,41 @@ class Timer(Base):
 
 
 Index("ix_timers_next_fire_at", Timer.next_fire_at)
+
+
+class WebhookSubscription(Base):
+    """An outbound endpoint receiving sla events, signed per Standard Webhooks."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[str]] = mapped_column(JSONType)
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription, and the log of trying to deliver it."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("subscription_id", "event_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[str] = mapped_column(Text)
+    # pending -> delivered | failed (gave up after MAX_ATTEMPTS, spread over hours)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+Index("ix_webhook_deliveries_next_attempt_at", WebhookDelivery.next_attempt_at)

@@ -8,7 +8,14 @@ from datetime import datetime
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sla.models import CalendarRow, SlaPolicy, Timer, TrackedTicket
+from services.sla.models import (
+    CalendarRow,
+    SlaPolicy,
+    Timer,
+    TrackedTicket,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from shared.db import is_postgres
 
 
@@ -186,3 +193,30 @@ async def timers_of_tickets(session: AsyncSession, ticket_ids: Sequence[str]) ->
         statement = select(Timer).where(Timer.ticket_id.in_(chunk))
         timers.extend((await session.execute(statement)).scalars().all())
     return timers
+
+
+async def list_subscriptions(
+    session: AsyncSession, *, limit: int, after: str | None
+) -> Sequence[WebhookSubscription]:
+    statement = select(WebhookSubscription).order_by(WebhookSubscription.id).limit(limit)
+    if after is not None:
+        statement = statement.where(WebhookSubscription.id > after)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    subscription_id: str,
+    *,
+    limit: int,
+    before: tuple[datetime, str] | None,
+) -> Sequence[WebhookDelivery]:
+    statement = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+    if before is not None:
+        statement = statement.where(
+            tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(*before)
+        )
+    statement = statement.order_by(
+        WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()
+    ).limit(limit)
+    return (await session.execute(statement)).scalars().all()

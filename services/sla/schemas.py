@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.conditions import Conditions
 from shared.events import Metric, Priority, Status
@@ -129,3 +129,53 @@ class AtRiskRead(BaseModel):
     policy_id: str | None
     due_at: datetime
     remaining_seconds: float
+
+
+SLA_EVENT_TYPES = (
+    "sla.started",
+    "sla.paused",
+    "sla.resumed",
+    "sla.met",
+    "sla.warning",
+    "sla.breached",
+    "sla.escalated",
+)
+
+
+class WebhookSubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl
+    event_types: list[str] = Field(min_length=1, max_length=20)
+    secret: str = Field(min_length=10, max_length=200)
+
+    @field_validator("event_types")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        for event_type in value:
+            if event_type not in (*SLA_EVENT_TYPES, "sla.*", "*"):
+                raise ValueError(
+                    f"unknown event type {event_type!r}; use sla.* or one of {SLA_EVENT_TYPES}"
+                )
+        return value
+
+
+class WebhookSubscriptionRead(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    created_at: datetime
+
+
+class WebhookDeliveryRead(BaseModel):
+    id: str
+    event_id: str
+    event_type: str
+    ticket_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None

@@ -33,21 +33,21 @@ Functions take the session and the outbox and never commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sla import repository
+from services.sla import repository, webhooks
 from services.sla.calendar import (
     Calendar,
     add_business_seconds,
     business_seconds_between,
     parse_calendar,
 )
-from services.sla.models import SlaPolicy, Timer, TrackedTicket
+from services.sla.models import SlaPolicy, Timer, TrackedTicket, WebhookSubscription
 from shared import events as ev
 from shared.clock import Clock
 from shared.conditions import Conditions, matches
@@ -124,9 +124,14 @@ class SlaContext:
     clock: Clock
     traceparent: str | None = None
     _calendars: dict[str, Calendar] = field(default_factory=dict)
+    _subscriptions: Sequence[WebhookSubscription] | None = None
 
     async def emit(self, event: ev.Event) -> None:
-        await self.outbox.add(self.session, event, traceparent=self.traceparent)
+        """Publish through the outbox and queue its webhook deliveries, in this transaction."""
+        event_id = await self.outbox.add(self.session, event, traceparent=self.traceparent)
+        if self._subscriptions is None:
+            self._subscriptions = await webhooks.subscriptions(self.session)
+        await webhooks.enqueue(self.session, self._subscriptions, event, event_id, self.clock.now())
 
     async def calendar(self, calendar_id: str | None) -> Calendar:
         """The calendar of a timer; a deleted one counts as around the clock."""
