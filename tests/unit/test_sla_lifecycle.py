@@ -115,6 +115,10 @@ async def test_default_policy_24x7_with_breach_once(sla: Sla) -> None:
     assert parse(timers["first_response"]["due_at"]) == T0 + timedelta(minutes=15)
     assert parse(timers["resolution"]["due_at"]) == T0 + timedelta(hours=4)
 
+    at_risk = (await sla.client.get("/v1/at-risk", params={"within_minutes": 20})).json()
+    assert [(r["ticket_id"], r["metric"]) for r in at_risk["items"]] == [(ticket, "first_response")]
+    assert at_risk["items"][0]["remaining_seconds"] == 15 * 60
+
     sla.clock.advance(minutes=15)
     await fire_once(sla.runtime)
     await fire_once(sla.runtime)
@@ -124,6 +128,24 @@ async def test_default_policy_24x7_with_breach_once(sla: Sla) -> None:
     breach = next(d for t, d in await sla.emitted(ticket) if t == "sla.breached")
     assert breach["metric"] == "first_response" and breach["late"] is False
     assert (await sla.timers(ticket))["first_response"]["status"] == "breached"
+    breaches = (
+        await sla.client.get(
+            "/v1/breaches", params={"metric": "first_response", "priority": "urgent"}
+        )
+    ).json()["items"]
+    assert [b["ticket_id"] for b in breaches] == [ticket]
+    assert (await sla.client.get("/v1/breaches", params={"priority": "low"})).json()["items"] == []
+    naive = await sla.client.get("/v1/breaches", params={"from": "2026-11-23T08:00:00"})
+    assert naive.status_code == 422
+
+    # Router emits updated + solved for one change (same snapshot); a redelivery under a new id
+    # changes nothing either: each timer is met once.
+    solved = sla.snapshot(ticket, priority="urgent", status="solved", solved_at=sla.clock.now())
+    await sla.deliver(ev.TicketUpdated(ticket=solved, changes={"status": ["open", "solved"]}))
+    await sla.deliver(ev.TicketSolved(ticket=solved))
+    await sla.deliver(ev.TicketSolved(ticket=solved))
+    met = [d["metric"] for t, d in await sla.emitted(ticket) if t == "sla.met"]
+    assert sorted(met) == ["first_response", "resolution"]
 
 
 async def test_business_hours_pause_priority_reopen_and_escalation(sla: Sla) -> None:
