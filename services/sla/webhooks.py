@@ -229,6 +229,9 @@ async def run_webhook_deliverer(runtime: ServiceRuntime) -> None:
         for task in list(in_flight):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        client: httpx.AsyncClient | None = runtime.state.pop("webhook_http", None)
+        if client is not None:
+            await client.aclose()
 
 
 def delivery_log(row: WebhookDelivery) -> dict[str, Any]:
