@@ -8,6 +8,7 @@ from services.sla.api import router
 from services.sla.handlers import CONSUMES, EVENT_HANDLERS
 from services.sla.models import metadata
 from services.sla.scheduler import run_scheduler
+from services.sla.webhooks import run_webhook_deliverer
 from shared.app import create_service_app
 from shared.bus import EventBus
 from shared.clock import Clock
@@ -29,7 +30,7 @@ def create_app(
             consumes=CONSUMES,
             bus=bus,
             clock=clock,
-            background=(run_scheduler,),
+            background=(run_scheduler, run_webhook_deliverer),
         )
 
     return create_service_app(

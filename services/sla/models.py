@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, UniqueConstraint
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import JSONType, UTCDateTime, make_metadata
@@ -37,6 +37,42 @@ class TrackedTicket(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     solved_at: Mapped[datetime | None]
+    # For reports: public agent replies, replies before the first solve, reopens, escalations.
+    agent_replies: Mapped[int] = mapped_column(Integer, default=0)
+    replies_before_solve: Mapped[int | None] = mapped_column(Integer)
+    reopens: Mapped[int] = mapped_column(Integer, default=0)
+    escalations: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CalendarRow(Base):
+    """A business-hours calendar: IANA zone, intervals per weekday, holidays."""
+
+    __tablename__ = "calendars"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    hours: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    holidays: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SlaPolicy(Base):
+    """Targets per priority and metric for the tickets its conditions match (first by position)."""
+
+    __tablename__ = "sla_policies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, index=True)
+    conditions: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    targets: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    warn_at: Mapped[list[float]] = mapped_column(JSONType)
+    pause_statuses: Mapped[list[str]] = mapped_column(JSONType)
+    escalations: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class Timer(Base):
@@ -59,9 +95,55 @@ class Timer(Base):
     breached_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]
     paused_seconds: Mapped[float] = mapped_column(default=0.0)
+    # Business seconds used before the current running segment, which began at segment_started_at.
+    consumed_seconds: Mapped[float] = mapped_column(default=0.0)
+    segment_started_at: Mapped[datetime | None]
+    # Snapshots of the policy at start / last recompute, so a later policy edit or delete is
+    # applied explicitly (recompute) and never half-way.
+    warn_at: Mapped[list[float]] = mapped_column(JSONType, default=list)
+    escalations: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    priority: Mapped[str | None] = mapped_column(String(16))
     # When the scheduler must look at this timer next (a warning or the breach); NULL = never.
     next_fire_at: Mapped[datetime | None]
     fired: Mapped[list[str]] = mapped_column(JSONType, default=list)
 
 
 Index("ix_timers_next_fire_at", Timer.next_fire_at)
+
+
+class WebhookSubscription(Base):
+    """An outbound endpoint receiving sla events, signed per Standard Webhooks."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[str]] = mapped_column(JSONType)
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription, and the log of trying to deliver it."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("subscription_id", "event_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[str] = mapped_column(Text)
+    # pending -> delivered | failed (gave up after MAX_ATTEMPTS, spread over hours)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+Index("ix_webhook_deliveries_next_attempt_at", WebhookDelivery.next_attempt_at)

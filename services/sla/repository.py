@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sla.models import Timer, TrackedTicket
+from services.sla.models import (
+    CalendarRow,
+    SlaPolicy,
+    Timer,
+    TrackedTicket,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from shared.db import is_postgres
 
 
@@ -63,3 +70,153 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> Sequenc
 
 async def next_fire_at(session: AsyncSession) -> datetime | None:
     return await session.scalar(select(func.min(Timer.next_fire_at)))
+
+
+# --- calendars and policies ---------------------------------------------------------------------
+
+
+async def get_calendar(session: AsyncSession, calendar_id: str) -> CalendarRow | None:
+    return await session.get(CalendarRow, calendar_id)
+
+
+async def list_calendars(
+    session: AsyncSession, *, limit: int, after: str | None
+) -> Sequence[CalendarRow]:
+    statement = select(CalendarRow).order_by(CalendarRow.id).limit(limit)
+    if after is not None:
+        statement = statement.where(CalendarRow.id > after)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def get_policy(session: AsyncSession, policy_id: str) -> SlaPolicy | None:
+    return await session.get(SlaPolicy, policy_id)
+
+
+async def list_policies(
+    session: AsyncSession, *, limit: int | None = None, after: tuple[int, str] | None = None
+) -> Sequence[SlaPolicy]:
+    statement = select(SlaPolicy).order_by(SlaPolicy.position, SlaPolicy.id)
+    if after is not None:
+        statement = statement.where(tuple_(SlaPolicy.position, SlaPolicy.id) > tuple_(*after))
+    if limit is not None:
+        statement = statement.limit(limit)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def policies_using_calendar(session: AsyncSession, calendar_id: str) -> list[str]:
+    return [
+        policy.id
+        for policy in await list_policies(session)
+        if any(target.get("calendar_id") == calendar_id for target in policy.targets)
+    ]
+
+
+async def open_timers_on_calendar(session: AsyncSession, calendar_id: str) -> Sequence[Timer]:
+    statement = select(Timer).where(
+        Timer.calendar_id == calendar_id, Timer.status.in_(("running", "paused"))
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def open_ticket_ids(session: AsyncSession) -> Sequence[str]:
+    statement = select(Timer.ticket_id).where(Timer.status.in_(("running", "paused"))).distinct()
+    return (await session.execute(statement)).scalars().all()
+
+
+# --- ops ------------------------------------------------------------------------------------------
+
+
+async def breaches(
+    session: AsyncSession,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    metric: str | None,
+    priority: str | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> Sequence[Timer]:
+    statement = select(Timer).where(Timer.breached_at.is_not(None))
+    if since is not None:
+        statement = statement.where(Timer.breached_at >= since)
+    if until is not None:
+        statement = statement.where(Timer.breached_at < until)
+    if metric is not None:
+        statement = statement.where(Timer.metric == metric)
+    if priority is not None:
+        statement = statement.where(Timer.priority == priority)
+    if after is not None:
+        statement = statement.where(tuple_(Timer.breached_at, Timer.id) > tuple_(*after))
+    statement = statement.order_by(Timer.breached_at, Timer.id).limit(limit)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def due_before(session: AsyncSession, until: datetime, limit: int) -> Sequence[Timer]:
+    """Running, not yet breached timers due before ``until``, soonest first."""
+    statement = (
+        select(Timer)
+        .where(
+            Timer.status == "running",
+            Timer.breached_at.is_(None),
+            Timer.due_at.is_not(None),
+            Timer.due_at <= until,
+        )
+        .order_by(Timer.due_at, Timer.id)
+        .limit(limit)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def count_escalation(session: AsyncSession, ticket_id: str) -> None:
+    await session.execute(
+        update(TrackedTicket)
+        .where(TrackedTicket.id == ticket_id)
+        .values(escalations=TrackedTicket.escalations + 1)
+    )
+
+
+async def tickets_created(
+    session: AsyncSession, since: datetime | None, until: datetime | None
+) -> Sequence[TrackedTicket]:
+    statement = select(TrackedTicket)
+    if since is not None:
+        statement = statement.where(TrackedTicket.created_at >= since)
+    if until is not None:
+        statement = statement.where(TrackedTicket.created_at < until)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def timers_of_tickets(session: AsyncSession, ticket_ids: Sequence[str]) -> list[Timer]:
+    timers: list[Timer] = []
+    for start in range(0, len(ticket_ids), 1000):
+        chunk = ticket_ids[start : start + 1000]
+        statement = select(Timer).where(Timer.ticket_id.in_(chunk))
+        timers.extend((await session.execute(statement)).scalars().all())
+    return timers
+
+
+async def list_subscriptions(
+    session: AsyncSession, *, limit: int, after: str | None
+) -> Sequence[WebhookSubscription]:
+    statement = select(WebhookSubscription).order_by(WebhookSubscription.id).limit(limit)
+    if after is not None:
+        statement = statement.where(WebhookSubscription.id > after)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    subscription_id: str,
+    *,
+    limit: int,
+    before: tuple[datetime, str] | None,
+) -> Sequence[WebhookDelivery]:
+    statement = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+    if before is not None:
+        statement = statement.where(
+            tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(*before)
+        )
+    statement = statement.order_by(
+        WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()
+    ).limit(limit)
+    return (await session.execute(statement)).scalars().all()

@@ -45,8 +45,13 @@ async def run_scheduler(runtime: ServiceRuntime) -> None:
 
 
 async def fire_once(runtime: ServiceRuntime) -> int:
-    """Claim and fire one batch of due timers; returns how many were claimed."""
-    async with runtime.transaction() as session:
+    """Claim and fire one batch of due timers; returns how many were claimed.
+
+    Safe to call from tests next to the running loop: within a process firing is serialized
+    (SQLite has no ``SKIP LOCKED``); across processes the row locks do it.
+    """
+    lock: asyncio.Lock = runtime.state.setdefault("scheduler_lock", asyncio.Lock())
+    async with lock, runtime.transaction() as session:
         now = runtime.clock.now()
         timers = await repository.claim_due(session, now, BATCH)
         ctx = service.SlaContext(session, runtime.outbox, runtime.clock)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.events import Metric
+from shared.conditions import Conditions
+from shared.events import Metric, Priority, Status
 
 
 class TimerRead(BaseModel):
@@ -24,3 +26,156 @@ class TicketSlaRead(BaseModel):
     ticket_id: str
     policy_id: str | None
     timers: list[TimerRead]
+
+
+class CalendarWrite(BaseModel):
+    """``POST`` / ``PUT`` body of ``/v1/calendars``; intervals and zone are checked in service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str = Field(min_length=1, max_length=64)
+    hours: dict[str, list[list[str]]]
+    holidays: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class CalendarRead(CalendarWrite):
+    id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    priority: Priority
+    metric: Metric
+    minutes: int = Field(gt=0, le=366 * 24 * 60)
+    calendar_id: str | None = None
+
+
+class EscalationActions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notify: list[str] | str | None = None
+    set_group: str | None = Field(default=None, max_length=100)
+    set_priority: Priority | None = None
+
+
+class Escalation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Metric
+    level: int = Field(ge=1, le=100)
+    when: Literal["warning", "breach"]
+    actions: EscalationActions
+
+
+DEFAULT_PAUSE_STATUSES: tuple[Status, ...] = ("pending", "on_hold")
+
+
+class SlaPolicyWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    position: int = Field(default=0, ge=0, le=1_000_000)
+    conditions: Conditions = Field(default_factory=Conditions)
+    targets: list[Target] = Field(min_length=1, max_length=100)
+    warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [0.75], max_length=10
+    )
+    pause_statuses: list[Status] = Field(default_factory=lambda: list(DEFAULT_PAUSE_STATUSES))
+    escalations: list[Escalation] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SlaPolicyWrite:
+        seen: set[tuple[str, str]] = set()
+        for target in self.targets:
+            key = (target.priority, target.metric)
+            if key in seen:
+                raise ValueError(f"targets: {target.priority} {target.metric} is given twice")
+            seen.add(key)
+        if "solved" in self.pause_statuses or "closed" in self.pause_statuses:
+            raise ValueError("pause_statuses: solved and closed stop timers; they cannot pause")
+        levels = [(e.metric, e.level) for e in self.escalations]
+        if len(levels) != len(set(levels)):
+            raise ValueError("escalations: a metric has the same level twice")
+        return self
+
+
+class SlaPolicyRead(SlaPolicyWrite):
+    id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class BreachRead(BaseModel):
+    ticket_id: str
+    timer_id: str
+    metric: Metric
+    priority: str | None
+    policy_id: str | None
+    started_at: datetime
+    due_at: datetime | None
+    breached_at: datetime
+    met_at: datetime | None
+
+
+class AtRiskRead(BaseModel):
+    ticket_id: str
+    timer_id: str
+    metric: Metric
+    priority: str | None
+    policy_id: str | None
+    due_at: datetime
+    remaining_seconds: float
+
+
+SLA_EVENT_TYPES = (
+    "sla.started",
+    "sla.paused",
+    "sla.resumed",
+    "sla.met",
+    "sla.warning",
+    "sla.breached",
+    "sla.escalated",
+)
+
+
+class WebhookSubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl
+    event_types: list[str] = Field(min_length=1, max_length=20)
+    secret: str = Field(min_length=10, max_length=200)
+
+    @field_validator("event_types")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        for event_type in value:
+            if event_type not in (*SLA_EVENT_TYPES, "sla.*", "*"):
+                raise ValueError(
+                    f"unknown event type {event_type!r}; use sla.* or one of {SLA_EVENT_TYPES}"
+                )
+        return value
+
+
+class WebhookSubscriptionRead(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    created_at: datetime
+
+
+class WebhookDeliveryRead(BaseModel):
+    id: str
+    event_id: str
+    event_type: str
+    ticket_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None

@@ -1,21 +1,56 @@
-"""sla's business rules: which targets apply, and the life of each timer.
+"""sla's business rules: which policy applies, and the life of each timer.
 
-The foundation applies one built-in policy on a 24x7 clock; calendars and configurable policies
-plug in at ``targets_for``. Functions take the session and the outbox and never commit.
+Policies: the first policy by ``position`` whose conditions match the ticket applies. Without a
+matching policy the built-in default applies (``default_policy``), around the clock:
+
+=========  ==============  =============  ==========
+priority   first response  next response  resolution
+=========  ==============  =============  ==========
+urgent     15 min          30 min         4 h
+high       1 h             2 h            8 h
+normal     4 h             8 h            24 h
+low        8 h             24 h           72 h
+=========  ==============  =============  ==========
+
+except that chat tickets get a first response within 1 minute and a next response within 2
+(people wait in the chat window); warnings at 75 %; paused while ``pending`` or ``on_hold``;
+no escalations. A policy with no target for a priority and metric runs no timer for it.
+
+Timers keep business time, not wall time: ``consumed_seconds`` is the business time used before
+the current running segment, which began at ``segment_started_at``; the due instant is the
+calendar's ``add_business_seconds(segment_started_at, target - consumed)``. So a pause, a
+priority change or a policy change only closes the segment and recomputes: elapsed and paused
+time are kept. A ticket arriving after hours needs nothing special: the calendar arithmetic
+starts its clock when the calendar opens.
+
+Warnings fire at each ``warn_at`` fraction of the target, the breach at the due instant, each
+once (recorded in ``fired``). Escalations fire once per level: a ``warning`` level with the
+timer's first warning, a ``breach`` level with its breach.
+
+Functions take the session and the outbox and never commit.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sla import repository
-from services.sla.models import Timer, TrackedTicket
+from services.sla import repository, webhooks
+from services.sla.calendar import (
+    Calendar,
+    add_business_seconds,
+    business_seconds_between,
+    parse_calendar,
+)
+from services.sla.models import SlaPolicy, Timer, TrackedTicket, WebhookSubscription
 from shared import events as ev
 from shared.clock import Clock
+from shared.conditions import Conditions, matches
 from shared.outbox import Outbox
 
 DEFAULT_POLICY_ID = "default"
@@ -26,8 +61,60 @@ DEFAULT_TARGETS: dict[str, dict[str, int]] = {
     "normal": {"first_response": 4 * 60, "next_response": 8 * 60, "resolution": 24 * 60},
     "low": {"first_response": 8 * 60, "next_response": 24 * 60, "resolution": 72 * 60},
 }
+DEFAULT_CHAT_TARGETS = {"first_response": 1, "next_response": 2}
+DEFAULT_WARN_AT = (0.75,)
 PAUSE_STATUSES = ("pending", "on_hold")
 DONE_STATUSES = ("solved", "closed")
+METRICS = ("first_response", "next_response", "resolution")
+LATE_AFTER_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A policy reduced to what timers need."""
+
+    id: str
+    targets: dict[tuple[str, str], tuple[int, str | None]]  # (priority, metric) -> target
+    warn_at: tuple[float, ...] = DEFAULT_WARN_AT
+    pause_statuses: tuple[str, ...] = PAUSE_STATUSES
+    escalations: tuple[dict[str, Any], ...] = ()
+
+    def target(self, priority: str, metric: str) -> tuple[int, str | None] | None:
+        return self.targets.get((priority, metric))
+
+    def escalations_of(self, metric: str) -> list[dict[str, Any]]:
+        return [e for e in self.escalations if e["metric"] == metric]
+
+
+def default_policy(channel: str) -> Policy:
+    targets: dict[tuple[str, str], tuple[int, str | None]] = {}
+    for priority, per_metric in DEFAULT_TARGETS.items():
+        for metric, minutes in per_metric.items():
+            if channel == "chat":
+                minutes = DEFAULT_CHAT_TARGETS.get(metric, minutes)
+            targets[(priority, metric)] = (minutes, None)
+    return Policy(id=DEFAULT_POLICY_ID, targets=targets)
+
+
+def policy_of(row: SlaPolicy) -> Policy:
+    return Policy(
+        id=row.id,
+        targets={
+            (t["priority"], t["metric"]): (int(t["minutes"]), t.get("calendar_id"))
+            for t in row.targets
+        },
+        warn_at=tuple(sorted(row.warn_at)),
+        pause_statuses=tuple(row.pause_statuses),
+        escalations=tuple(row.escalations),
+    )
+
+
+def choose_policy(rows: Iterable[SlaPolicy], document: dict[str, Any]) -> Policy:
+    """The first policy by position whose conditions match, else the built-in default."""
+    for row in rows:
+        if matches(Conditions.model_validate(row.conditions), document):
+            return policy_of(row)
+    return default_policy(str(document.get("channel", "")))
 
 
 @dataclass
@@ -36,24 +123,101 @@ class SlaContext:
     outbox: Outbox
     clock: Clock
     traceparent: str | None = None
+    _calendars: dict[str, Calendar] = field(default_factory=dict)
+    _subscriptions: Sequence[WebhookSubscription] | None = None
 
     async def emit(self, event: ev.Event) -> None:
-        await self.outbox.add(self.session, event, traceparent=self.traceparent)
+        """Publish through the outbox and queue its webhook deliveries, in this transaction."""
+        event_id = await self.outbox.add(self.session, event, traceparent=self.traceparent)
+        if self._subscriptions is None:
+            self._subscriptions = await webhooks.subscriptions(self.session)
+        await webhooks.enqueue(self.session, self._subscriptions, event, event_id, self.clock.now())
+
+    async def calendar(self, calendar_id: str | None) -> Calendar:
+        """The calendar of a timer; a deleted one counts as around the clock."""
+        if calendar_id is None:
+            return None
+        if calendar_id not in self._calendars:
+            row = await repository.get_calendar(self.session, calendar_id)
+            self._calendars[calendar_id] = (
+                None if row is None else parse_calendar(row.timezone, row.hours, row.holidays)
+            )
+        return self._calendars[calendar_id]
 
 
-def target_minutes(priority: str, metric: str) -> int:
-    return DEFAULT_TARGETS[priority][metric]
+async def policy_for(ctx: SlaContext, ticket: TrackedTicket) -> Policy:
+    return choose_policy(await repository.list_policies(ctx.session), ticket.document)
 
 
-def remaining_seconds(timer: Timer, now: datetime) -> float | None:
-    if timer.due_at is None or (timer.status in ("met", "breached") and timer.met_at is not None):
+# --- timer arithmetic -------------------------------------------------------------------------
+
+
+def _target_seconds(timer: Timer) -> float:
+    return timer.target_minutes * 60.0
+
+
+def display_status(timer: Timer) -> str:
+    if timer.status in ("running", "paused") and timer.breached_at is not None:
+        return "breached"
+    return timer.status
+
+
+def remaining_seconds(timer: Timer, now: datetime, calendar: Calendar) -> float | None:
+    """Business seconds left (negative once overdue); None once met."""
+    if timer.status == "paused":
+        return _target_seconds(timer) - timer.consumed_seconds
+    if timer.status != "running" or timer.due_at is None:
         return None
-    reference = timer.paused_at if timer.status == "paused" and timer.paused_at else now
-    return (timer.due_at - reference).total_seconds()
+    return business_seconds_between(calendar, now, timer.due_at)
+
+
+def _consumed_until(timer: Timer, calendar: Calendar, at: datetime) -> float:
+    if timer.status != "running" or timer.segment_started_at is None:
+        return timer.consumed_seconds
+    used = business_seconds_between(calendar, timer.segment_started_at, at)
+    return timer.consumed_seconds + max(0.0, used)
+
+
+def _instant(timer: Timer, calendar: Calendar, business_seconds: float) -> datetime:
+    """When the timer will have used ``business_seconds`` in total (if it keeps running)."""
+    assert timer.segment_started_at is not None
+    left = max(0.0, business_seconds - timer.consumed_seconds)
+    return add_business_seconds(calendar, timer.segment_started_at, left)
+
+
+def warning_instants(timer: Timer, calendar: Calendar) -> list[tuple[float, datetime]]:
+    return [
+        (fraction, _instant(timer, calendar, fraction * _target_seconds(timer)))
+        for fraction in sorted(timer.warn_at or [])
+    ]
+
+
+def _warning_key(fraction: float) -> str:
+    return f"warning:{fraction:g}"
+
+
+def schedule(timer: Timer, calendar: Calendar) -> None:
+    """Recompute ``due_at`` and ``next_fire_at`` of a timer from its business-time state."""
+    if timer.status != "running" or timer.segment_started_at is None:
+        timer.next_fire_at = None
+        return
+    timer.due_at = _instant(timer, calendar, _target_seconds(timer))
+    fired = set(timer.fired or [])
+    pending = [
+        at
+        for fraction, at in warning_instants(timer, calendar)
+        if _warning_key(fraction) not in fired
+    ]
+    if "breach" not in fired:
+        pending.append(timer.due_at)
+    timer.next_fire_at = min(pending) if pending else None
+
+
+# --- tracking tickets -------------------------------------------------------------------------
 
 
 async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTicket, bool]:
-    """Update sla's view of the ticket; returns it and whether this snapshot is new."""
+    """Update sla's view of the ticket; returns it and whether the snapshot is current (not stale)."""
     ticket = await repository.get_ticket(ctx.session, snapshot.id, for_update=True)
     document = snapshot.model_dump(mode="json")
     if ticket is None:
@@ -65,7 +229,10 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
             group=snapshot.group,
             assignee_id=snapshot.assignee_id,
             document=document,
-            policy_id=DEFAULT_POLICY_ID,
+            policy_id=None,
+            agent_replies=0,
+            reopens=0,
+            escalations=0,
             version=snapshot.version,
             created_at=snapshot.created_at,
             solved_at=snapshot.solved_at,
@@ -73,8 +240,12 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
         ctx.session.add(ticket)
         await ctx.session.flush()
         return ticket, True
-    if snapshot.version <= ticket.version:
+    if snapshot.version < ticket.version:
         return ticket, False
+    if snapshot.version == ticket.version:
+        # Router emits several events for one change (updated, status_changed, solved...), all
+        # with the same snapshot: each still gets its own, idempotent, effect.
+        return ticket, True
     ticket.status = snapshot.status
     ticket.priority = snapshot.priority
     ticket.channel = snapshot.channel
@@ -86,32 +257,42 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
     return ticket, True
 
 
+# --- timer life cycle -------------------------------------------------------------------------
+
+
 async def start_timer(
-    ctx: SlaContext, ticket: TrackedTicket, metric: str, started_at: datetime
+    ctx: SlaContext, ticket: TrackedTicket, policy: Policy, metric: str, started_at: datetime
 ) -> Timer | None:
     """Start a timer unless this metric already has an open one (idempotent per ticket)."""
+    target = policy.target(ticket.priority, metric)
+    if target is None:
+        return None
     if await repository.open_timers(ctx.session, ticket.id, metric):
         return None
     last = await repository.last_cycle(ctx.session, ticket.id, metric)
     if metric != "next_response" and last is not None:
         return None  # first response and resolution run once per ticket
-    minutes = target_minutes(ticket.priority, metric)
-    due_at = started_at + timedelta(minutes=minutes)
+    minutes, calendar_id = target
     timer = Timer(
         id=str(uuid.uuid4()),
         ticket_id=ticket.id,
         metric=metric,
         cycle=0 if last is None else last + 1,
         status="running",
-        policy_id=ticket.policy_id,
-        calendar_id=None,
+        policy_id=policy.id,
+        calendar_id=calendar_id,
         target_minutes=minutes,
+        priority=ticket.priority,
         started_at=started_at,
-        due_at=due_at,
+        segment_started_at=started_at,
+        consumed_seconds=0.0,
         paused_seconds=0.0,
-        next_fire_at=due_at,
+        warn_at=list(policy.warn_at),
+        escalations=policy.escalations_of(metric),
         fired=[],
     )
+    calendar = await ctx.calendar(calendar_id)
+    schedule(timer, calendar)
     ctx.session.add(timer)
     await ctx.session.flush()
     await ctx.emit(
@@ -121,18 +302,77 @@ async def start_timer(
             timer_id=timer.id,
             policy_id=timer.policy_id,
             started_at=started_at,
-            due_at=due_at,
+            due_at=timer.due_at,
             target_minutes=minutes,
         )
     )
     return timer
 
 
+async def checkpoint(ctx: SlaContext, timer: Timer, at: datetime) -> None:
+    """Close the running segment at ``at``: its business time moves into ``consumed_seconds``."""
+    if timer.status != "running" or timer.segment_started_at is None:
+        return
+    at = max(at, timer.segment_started_at)
+    timer.consumed_seconds = _consumed_until(timer, await ctx.calendar(timer.calendar_id), at)
+    timer.segment_started_at = at
+
+
+async def pause(ctx: SlaContext, timer: Timer, at: datetime) -> None:
+    if timer.status != "running":
+        return
+    calendar = await ctx.calendar(timer.calendar_id)
+    at = max(at, timer.segment_started_at or at)
+    timer.consumed_seconds = _consumed_until(timer, calendar, at)
+    timer.status = "paused"
+    timer.paused_at = at
+    timer.segment_started_at = None
+    timer.next_fire_at = None
+    await ctx.emit(
+        ev.SlaPaused(
+            ticket_id=timer.ticket_id,
+            metric=timer.metric,
+            timer_id=timer.id,
+            policy_id=timer.policy_id,
+            paused_at=at,
+            remaining_seconds=_target_seconds(timer) - timer.consumed_seconds,
+        )
+    )
+
+
+async def resume(ctx: SlaContext, timer: Timer, at: datetime) -> None:
+    if timer.status != "paused":
+        return
+    paused_at = timer.paused_at or at
+    at = max(at, paused_at)
+    timer.paused_seconds += (at - paused_at).total_seconds()
+    timer.paused_at = None
+    timer.status = "running"
+    timer.segment_started_at = at
+    schedule(timer, await ctx.calendar(timer.calendar_id))
+    await ctx.emit(
+        ev.SlaResumed(
+            ticket_id=timer.ticket_id,
+            metric=timer.metric,
+            timer_id=timer.id,
+            policy_id=timer.policy_id,
+            resumed_at=at,
+            due_at=timer.due_at,
+        )
+    )
+
+
 async def meet(ctx: SlaContext, ticket_id: str, metric: str, at: datetime) -> None:
     for timer in await repository.open_timers(ctx.session, ticket_id, metric):
+        calendar = await ctx.calendar(timer.calendar_id)
+        timer.consumed_seconds = _consumed_until(timer, calendar, max(at, timer.started_at))
+        if timer.status == "paused" and timer.paused_at is not None:
+            timer.paused_seconds += max(0.0, (at - timer.paused_at).total_seconds())
         breached = timer.breached_at is not None
         timer.status = "breached" if breached else "met"
         timer.met_at = at
+        timer.paused_at = None
+        timer.segment_started_at = None
         timer.next_fire_at = None
         await ctx.emit(
             ev.SlaMet(
@@ -147,26 +387,144 @@ async def meet(ctx: SlaContext, ticket_id: str, metric: str, at: datetime) -> No
         )
 
 
-async def fire_due(ctx: SlaContext, timer: Timer, now: datetime) -> None:
-    """Fire what has come due on a claimed timer: the breach, once."""
-    if timer.status != "running" or timer.due_at is None or "breach" in (timer.fired or []):
-        timer.next_fire_at = None
+async def reopen(ctx: SlaContext, ticket: TrackedTicket, at: datetime) -> None:
+    """Restart resolution, keeping the business time it had used before the solve."""
+    timers = await repository.timers_of(ctx.session, ticket.id)
+    resolution = [t for t in timers if t.metric == "resolution"]
+    if not resolution:
+        await start_timer(ctx, ticket, await policy_for(ctx, ticket), "resolution", at)
         return
-    if timer.due_at > now:
-        timer.next_fire_at = timer.due_at
+    timer = resolution[-1]
+    if timer.status in ("running", "paused"):
         return
-    timer.breached_at = timer.due_at
-    timer.fired = [*(timer.fired or []), "breach"]
-    timer.next_fire_at = None
-    late = (now - timer.due_at).total_seconds() > 1.0
+    timer.status = "running"
+    timer.met_at = None
+    timer.segment_started_at = at
+    schedule(timer, await ctx.calendar(timer.calendar_id))
     await ctx.emit(
-        ev.SlaBreached(
+        ev.SlaResumed(
             ticket_id=timer.ticket_id,
             metric=timer.metric,
             timer_id=timer.id,
             policy_id=timer.policy_id,
+            resumed_at=at,
             due_at=timer.due_at,
-            fired_at=now,
-            late=late,
         )
     )
+
+
+async def apply_status(ctx: SlaContext, ticket: TrackedTicket, at: datetime) -> None:
+    """Pause or resume the ticket's open timers according to its status and policy."""
+    if ticket.status in DONE_STATUSES:
+        return
+    policy = await policy_for(ctx, ticket)
+    for timer in await repository.open_timers(ctx.session, ticket.id):
+        if ticket.status in policy.pause_statuses:
+            await pause(ctx, timer, at)
+        else:
+            await resume(ctx, timer, at)
+
+
+async def recompute(ctx: SlaContext, ticket: TrackedTicket, at: datetime) -> bool:
+    """Re-match the policy and re-target open timers, keeping elapsed and paused time.
+
+    Returns whether any timer changed. A new policy without a target for a timer's metric
+    leaves that timer on its old target.
+    """
+    policy = await policy_for(ctx, ticket)
+    ticket.policy_id = policy.id
+    changed = False
+    for timer in await repository.open_timers(ctx.session, ticket.id):
+        target = policy.target(ticket.priority, timer.metric)
+        if target is None:
+            continue
+        minutes, calendar_id = target
+        escalations = policy.escalations_of(timer.metric)
+        if (
+            timer.policy_id == policy.id
+            and timer.target_minutes == minutes
+            and timer.calendar_id == calendar_id
+            and timer.priority == ticket.priority
+            and list(timer.warn_at or []) == list(policy.warn_at)
+            and list(timer.escalations or []) == escalations
+        ):
+            continue
+        await checkpoint(ctx, timer, at)
+        timer.policy_id = policy.id
+        timer.target_minutes = minutes
+        timer.calendar_id = calendar_id
+        timer.priority = ticket.priority
+        timer.warn_at = list(policy.warn_at)
+        timer.escalations = escalations
+        schedule(timer, await ctx.calendar(calendar_id))
+        changed = True
+    return changed
+
+
+# --- firing -----------------------------------------------------------------------------------
+
+
+async def _escalate(ctx: SlaContext, timer: Timer, when: str) -> None:
+    for escalation in sorted(timer.escalations or [], key=lambda e: e["level"]):
+        key = f"escalation:{escalation['level']}"
+        if escalation["when"] != when or key in (timer.fired or []):
+            continue
+        timer.fired = [*(timer.fired or []), key]
+        await repository.count_escalation(ctx.session, timer.ticket_id)
+        await ctx.emit(
+            ev.SlaEscalated(
+                ticket_id=timer.ticket_id,
+                metric=timer.metric,
+                timer_id=timer.id,
+                policy_id=timer.policy_id,
+                level=escalation["level"],
+                when=escalation["when"],
+                actions={k: v for k, v in escalation["actions"].items() if v is not None},
+            )
+        )
+
+
+async def fire_due(ctx: SlaContext, timer: Timer, now: datetime) -> None:
+    """Fire what has come due on a claimed timer: warnings, then the breach, each once."""
+    if timer.status != "running" or timer.due_at is None:
+        timer.next_fire_at = None
+        return
+    calendar = await ctx.calendar(timer.calendar_id)
+    schedule(timer, calendar)
+    assert timer.due_at is not None
+    for fraction, at in warning_instants(timer, calendar):
+        key = _warning_key(fraction)
+        if at > now or key in (timer.fired or []):
+            continue
+        timer.fired = [*(timer.fired or []), key]
+        if "breach" not in timer.fired:
+            await ctx.emit(
+                ev.SlaWarning(
+                    ticket_id=timer.ticket_id,
+                    metric=timer.metric,
+                    timer_id=timer.id,
+                    policy_id=timer.policy_id,
+                    fraction=fraction,
+                    warn_at=at,
+                    due_at=timer.due_at,
+                    fired_at=now,
+                    late=(now - at).total_seconds() > LATE_AFTER_SECONDS,
+                )
+            )
+            await _escalate(ctx, timer, "warning")
+    if timer.due_at <= now and "breach" not in (timer.fired or []):
+        timer.breached_at = timer.due_at
+        timer.fired = [*(timer.fired or []), "breach"]
+        await ctx.emit(
+            ev.SlaBreached(
+                ticket_id=timer.ticket_id,
+                metric=timer.metric,
+                timer_id=timer.id,
+                policy_id=timer.policy_id,
+                due_at=timer.due_at,
+                fired_at=now,
+                late=(now - timer.due_at).total_seconds() > LATE_AFTER_SECONDS,
+            )
+        )
+        await _escalate(ctx, timer, "breach")
+    schedule(timer, calendar)
