@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-import shared.db
 from sqlalchemy.dialects import postgresql
+
+import shared.db
 
 revision: str = "4eeb6e2a0f21"
 down_revision: str | None = "f178d887ef01"
