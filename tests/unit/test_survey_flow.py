@@ -90,7 +90,9 @@ async def surveys_of(client: httpx.AsyncClient, ticket_id: str) -> list[dict[str
 
 
 def wake_sender(app: FastAPI) -> None:
-    runtime_of(app).state["survey_sender_wake"]()
+    wake = runtime_of(app).state.get("survey_sender_wake")
+    if wake is not None:  # the sender may not have started yet; it polls anyway
+        wake()
 
 
 async def wait_status(
