@@ -260,3 +260,16 @@ async def test_unanswered_survey_expires(
     await wait_status(app, client, solved.id, "expired")
     late = await client.post(f"/v1/surveys/responses/{token_of(sent)}", json={"score": 7})
     assert late.status_code == 410
+
+
+async def test_demo_seed_creates_policies_once(
+    env: tuple[FastAPI, httpx.AsyncClient, ManualClock],
+) -> None:
+    from services.survey.demo import DEMO_POLICIES, seed
+
+    _, client, _ = env
+    await seed(client, "http://testserver")
+    await seed(client, "http://testserver")
+    items = (await client.get("/v1/survey-policies")).json()["items"]
+    assert sorted(i["name"] for i in items) == sorted(str(p["name"]) for p in DEMO_POLICIES)
+    assert {i["kind"] for i in items} == {"ces", "csat"}
