@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     consumer_max_retries: int = Field(default=5, ge=0, le=100)
     outbox_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    # survey: survey links are HMAC(secret, survey id); without it links are random and shown
+    # only in the delivery, never again (only their SHA-256 is stored).
+    survey_token_secret: str | None = None
+    survey_sender_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = "surveys@ticketflow.invalid"
 
     @field_validator("database_url")
     @classmethod

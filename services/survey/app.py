@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from services.survey.api import router
 from services.survey.handlers import CONSUMES, EVENT_HANDLERS
 from services.survey.models import metadata
+from services.survey.pages import router as pages_router
+from services.survey.sender import run_sender
 from shared.app import create_service_app
 from shared.bus import EventBus
 from shared.clock import Clock
@@ -28,6 +30,7 @@ def create_app(
             consumes=CONSUMES,
             bus=bus,
             clock=clock,
+            background=(run_sender,),
         )
 
     return create_service_app(
@@ -35,5 +38,5 @@ def create_app(
         description="Survey policies, surveys, responses and satisfaction reports.",
         settings=settings,
         build_runtime=build_runtime,
-        routers=[router],
+        routers=[router, pages_router],
     )

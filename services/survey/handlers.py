@@ -12,11 +12,18 @@ def _survey_context(ctx: HandlerContext) -> service.SurveyContext:
 
 
 async def on_ticket_solved(ctx: HandlerContext, event: ev.TicketSolved) -> None:
-    await service.schedule(_survey_context(ctx), event.ticket, service.DEFAULT_POLICY)
+    # Policy choice, sampling and cooldown; one survey per ticket per policy.
+    await service.on_solved(_survey_context(ctx), event.ticket)
+    sender = ctx.runtime.state.get("survey_sender_wake")
+    if sender is not None:
+        ctx.after_commit.append(sender)
 
 
 async def on_ticket_reopened(ctx: HandlerContext, event: ev.TicketReopened) -> None:
-    await service.cancel_scheduled(_survey_context(ctx), event.ticket.id, reason="ticket reopened")
+    # A survey not yet sent is cancelled: the customer's problem is not solved after all.
+    await service.cancel_scheduled(
+        _survey_context(ctx), event.ticket.id, "ticket reopened", event.ticket.version
+    )
 
 
 EVENT_HANDLERS: dict[type[ev.Event], EventHandler] = {

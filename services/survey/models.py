@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import JSONType, UTCDateTime, make_metadata
@@ -48,6 +48,36 @@ class Survey(Base):
     token_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
     score: Mapped[int | None] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
+    # Added with survey policies: what the sender and the delivery need later.
+    ticket_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    subject: Mapped[str | None] = mapped_column(String(1000))
+    requester_name: Mapped[str | None] = mapped_column(String(255))
+    requester_tier: Mapped[str | None] = mapped_column(String(16))
+    solved_at: Mapped[datetime | None]
+    delivery: Mapped[dict[str, Any] | None]
+    # pending | delivered | failed | none (no channel configured)
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
 
 
 Index("ix_surveys_status_send_at", Survey.status, Survey.send_at)
+Index("ix_surveys_status_expires_at", Survey.status, Survey.expires_at)
+Index("ix_surveys_requester_id_created_at", Survey.requester_id, Survey.created_at)
+
+
+class SurveyPolicy(Base):
+    __tablename__ = "survey_policies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    conditions: Mapped[dict[str, Any]]
+    delay_minutes: Mapped[int] = mapped_column(Integer)
+    cooldown_days: Mapped[int] = mapped_column(Integer)
+    sample_rate: Mapped[float] = mapped_column(Float)
+    expires_after_hours: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(Text)
+    delivery: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
