@@ -27,3 +27,17 @@ class SystemClock:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def wait_for_wake(wake: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``wake`` is set or ``seconds`` pass; True if woken.
+
+    Uses ``asyncio.timeout`` rather than ``asyncio.wait_for``: on Python 3.11 ``wait_for`` can
+    swallow a cancellation that races with the event being set, and the task never stops.
+    """
+    try:
+        async with asyncio.timeout(max(0.0, seconds)):
+            await wake.wait()
+        return True
+    except TimeoutError:
+        return False

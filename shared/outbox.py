@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import EventBus, OutgoingMessage
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, SystemClock, wait_for_wake
 from shared.db import UTCDateTime, dialect_name, insert_ignoring_conflicts, is_postgres
 from shared.events import Event, encode, new_event_id
 from shared.metrics import OUTBOX_PUBLISHED, OUTBOX_RELAY_ERRORS
@@ -199,9 +199,7 @@ class OutboxRelay:
             if published >= self.batch_size:
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(backoff):
-                    await self._wake.wait()
+            await wait_for_wake(self._wake, backoff)
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many were published."""

@@ -9,10 +9,10 @@ fires whatever came due while it was down, flagged ``late``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from services.sla import repository, service
+from shared.clock import wait_for_wake
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,7 @@ async def run_scheduler(runtime: ServiceRuntime) -> None:
         if upcoming is not None:
             delay = min(delay, max(0.0, (upcoming - runtime.clock.now()).total_seconds()))
         wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await wake.wait()
+        await wait_for_wake(wake, delay)
 
 
 async def fire_once(runtime: ServiceRuntime) -> int:

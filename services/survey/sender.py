@@ -14,6 +14,7 @@ import httpx
 
 from services.survey import delivery, repository, service
 from services.survey.models import Survey
+from shared.clock import wait_for_wake
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,6 @@ async def run_sender(runtime: ServiceRuntime) -> None:
             except Exception:
                 log.exception("survey sender pass failed; retrying")
             sender.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    sender.wake.wait(), timeout=runtime.settings.survey_sender_poll_seconds
-                )
+            await wait_for_wake(sender.wake, runtime.settings.survey_sender_poll_seconds)
     finally:
         await sender.close()
