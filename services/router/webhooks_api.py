@@ -10,12 +10,13 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from services.router import intake, providers, webhooks
-from shared.app import Runtime
+from shared.app import Runtime, Session
+from shared.auth import Reader
 from shared.errors import Unprocessable, validation_details
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
@@ -174,3 +175,28 @@ async def generic_webhook(
     data = read_json(body)
     parsed = _parse(lambda: providers.parse_generic(data, delivery_id))
     return await _accept(runtime, "generic", parsed, body)
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+audit_router = APIRouter(prefix="/v1", tags=["tickets"])
+
+
+@audit_router.get("/tickets/{ticket_id}/deliveries")
+async def ticket_deliveries(
+    ticket_id: Annotated[str, Path(min_length=3, max_length=255)], session: Session, _: Reader
+) -> dict[str, Any]:
+    """The raw webhook deliveries that reported on this ticket, oldest first (for audit)."""
+    rows = await intake.deliveries_for(session, ticket_id)
+    return {
+        "items": [
+            {
+                "provider": row.provider,
+                "delivery_key": row.delivery_key,
+                "event_types": row.event_types,
+                "received_at": row.received_at.isoformat(),
+                "body": row.body,
+            }
+            for row in rows
+        ]
+    }

@@ -243,6 +243,11 @@ async def test_comment_becomes_a_message(client: httpx.AsyncClient) -> None:
     assert response.json()["accepted"] == 2
     stored = await eventually(lambda: ticket(client, f"zendesk:{external}"))
     assert stored["priority"] == "urgent"
+    audit = await client.get(f"/v1/tickets/zendesk:{external}/deliveries")
+    assert audit.status_code == 200
+    [delivery] = audit.json()["items"]
+    assert delivery["event_types"] == ["ticket.upsert", "ticket.message"]
+    assert json.loads(delivery["body"]) == data
 
 
 async def test_idempotency_key_replays_and_refuses_other_body(client: httpx.AsyncClient) -> None:
