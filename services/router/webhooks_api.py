@@ -43,13 +43,24 @@ def _limiter(request: Request, settings: Settings) -> intake.RateLimiter:
     return limiter
 
 
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")  # a lone surrogate (``"\ud800"``) cannot be stored or published
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _find_nul(value: Any, path: str) -> str | None:
+    """The path of the first string (or key) holding a NUL byte or a lone surrogate."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return path if _bad_text(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             where = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
+            if _bad_text(str(key)):
                 return where
             found = _find_nul(item, where)
             if found:
@@ -78,7 +89,8 @@ def read_json(body: bytes) -> dict[str, Any]:
     where = _find_nul(data, "")
     if where is not None:
         raise Unprocessable(
-            f"{where}: must not contain NUL bytes", details=[{"field": where or "body"}]
+            f"{where or 'body'}: must not contain NUL bytes or unpaired surrogates",
+            details=[{"field": where or "body"}],
         )
     return data
 

@@ -182,3 +182,20 @@ async def test_accepted_webhooks_survive_a_broker_outage(postgres_url: str) -> N
             assert inbound[1][1]["ticket"]["status"] == "pending"
     finally:
         own.stop()
+
+
+async def test_concurrent_idempotent_creates_make_one_ticket(router: tuple[Any, Settings]) -> None:
+    (http, _), _ = router
+    body = {
+        "subject": "Concurrent create",
+        "channel": "api",
+        "requester": {"email": "c@example.com"},
+    }
+    key = {"Idempotency-Key": unique_id("key-")}
+    results = await asyncio.gather(
+        *(http.post("/v1/tickets", json=body, headers=key) for _ in range(6))
+    )
+    assert [r.status_code for r in results] == [201] * 6
+    assert len({r.json()["id"] for r in results}) == 1
+    other = await http.post("/v1/tickets", json={**body, "subject": "Other"}, headers=key)
+    assert other.status_code == 422

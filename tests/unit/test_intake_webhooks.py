@@ -176,6 +176,11 @@ async def test_freshdesk_token_header_is_accepted(client: httpx.AsyncClient) -> 
         ("jira", lambda d: d.update(webhookEvent="sprint_started"), "webhookEvent"),
         ("generic", lambda d: d["data"]["ticket"].update(status="snoozed"), "data.ticket.status"),
         ("generic", lambda d: d["data"].update(subject="x\x00y"), "data.subject"),
+        (
+            "generic",
+            lambda d: d["data"]["ticket"].update(subject="x\ud800y"),
+            "data.ticket.subject",
+        ),
     ],
 )
 async def test_bad_payload_is_422_naming_the_field(
