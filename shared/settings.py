@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     webhook_secret_jira: str | None = None
     webhook_secret_generic: str | None = None
     public_base_url: str = "http://127.0.0.1:8003"
+    # Webhook intake rate limit per source (provider + client address), per router process.
+    intake_rate_per_second: float = Field(default=50.0, gt=0, le=100_000)
+    intake_burst: int = Field(default=200, ge=1, le=1_000_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     consumer_max_retries: int = Field(default=5, ge=0, le=100)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.responses import JSONResponse
 
-from services.router import repository, service
+from services.router import intake, repository, service
 from services.router.models import Agent, Ticket, TicketMessage
 from services.router.schemas import (
     AgentPatch,
@@ -23,7 +24,7 @@ from services.router.schemas import (
 )
 from shared.app import Runtime, Session
 from shared.auth import Admin, Reader
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.events import Priority, Status
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 
@@ -69,10 +70,36 @@ async def _ticket_read(session: Session, ticket: Ticket) -> TicketRead:
 
 @router.post("/tickets", status_code=201, response_model=TicketRead, tags=["tickets"])
 async def create_ticket(
-    body: TicketCreate, session: Session, runtime: Runtime, _: Admin
-) -> TicketRead:
+    body: TicketCreate,
+    session: Session,
+    runtime: Runtime,
+    _: Admin,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
+) -> Any:
+    """Create a ticket. With ``Idempotency-Key``, a retry with the same body replays the first
+    response; the same key with another body is refused (422)."""
+    if idempotency_key is not None:
+        fingerprint = intake.request_hash(body.model_dump(mode="json"))
+        earlier = await intake.claim_idempotency_key(
+            session, runtime.clock, idempotency_key, fingerprint
+        )
+        if earlier is not None:
+            if earlier.response is None or earlier.status_code is None:
+                raise Conflict("a request with this Idempotency-Key is still in progress")
+            return JSONResponse(
+                earlier.response,
+                status_code=earlier.status_code,
+                headers={"Idempotent-Replayed": "true"},
+            )
     ticket = await service.create_ticket(_context(session, runtime), body)
-    return await _ticket_read(session, ticket)
+    read = await _ticket_read(session, ticket)
+    if idempotency_key is not None:
+        await intake.store_idempotent_response(
+            session, idempotency_key, 201, read.model_dump(mode="json")
+        )
+    return read
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketRead, tags=["tickets"])

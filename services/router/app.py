@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from services.router.api import router
 from services.router.handlers import CONSUMES, EVENT_HANDLERS
 from services.router.models import metadata
+from services.router.webhooks_api import audit_router
+from services.router.webhooks_api import router as webhooks_router
 from shared.app import create_service_app
 from shared.bus import EventBus
 from shared.clock import Clock
@@ -35,5 +37,5 @@ def create_app(
         description="The canonical ticket, webhook intake, agents and routing.",
         settings=settings,
         build_runtime=build_runtime,
-        routers=[router],
+        routers=[router, webhooks_router, audit_router],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import JSONType, UTCDateTime, make_metadata
@@ -92,3 +92,35 @@ class Agent(Base):
     last_assigned_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# --- webhook intake ---------------------------------------------------------------------------
+
+
+class WebhookDelivery(Base):
+    """One accepted webhook delivery, stored once: the dedupe key and the raw payload for audit."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("provider", "delivery_key"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    # The provider's delivery id, or ``sha256:<hex>`` of the body when it gives none.
+    delivery_key: Mapped[str] = mapped_column(String(255))
+    ticket_id: Mapped[str] = mapped_column(String(255), index=True)
+    ticket_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    event_types: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+
+
+class IdempotencyKey(Base):
+    """``Idempotency-Key`` of ``POST /v1/tickets``: the request's hash and the first response."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,0 +1,165 @@
+"""Durable acceptance of inbound tickets: webhook dedupe + outbox, idempotency keys, rate limit.
+
+A webhook delivery is recorded and its canonical events written to the outbox (topic
+``inbound``) in the caller's transaction; router's own ``ticketflow.inbound`` consumer applies
+them to the ticket, exactly as it does for integrators who produce to that topic directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.router.models import IdempotencyKey, WebhookDelivery
+from services.router.providers import Parsed, body_digest
+from shared.clock import Clock
+from shared.db import dialect_name, insert_ignoring_conflicts
+from shared.errors import TooManyRequests, Unprocessable
+from shared.outbox import Outbox
+
+
+@dataclass
+class Acceptance:
+    accepted: int = 0
+    duplicates: int = 0
+    ticket_ids: list[str] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "ticket_ids": self.ticket_ids,
+        }
+
+
+def delivery_key(parsed: Parsed, body: bytes) -> str:
+    return parsed.delivery_id or f"sha256:{body_digest(body)}"
+
+
+async def accept_delivery(
+    session: AsyncSession,
+    outbox: Outbox,
+    clock: Clock,
+    *,
+    provider: str,
+    parsed: Parsed,
+    body: bytes,
+) -> Acceptance:
+    """Store the delivery once and queue its events; a redelivery changes nothing.
+
+    Concurrent duplicates: on PostgreSQL the second insert waits for the first transaction and
+    then does nothing, so exactly one of them writes the events.
+    """
+    ticket_ids = parsed.ticket_ids
+    statement = insert_ignoring_conflicts(
+        WebhookDelivery.__table__,
+        dialect_name(session),
+        provider=provider,
+        delivery_key=delivery_key(parsed, body)[:255],
+        ticket_id=ticket_ids[0],
+        ticket_ids=ticket_ids,
+        event_types=[e.type for e in parsed.events],
+        body=body.decode("utf-8"),
+        received_at=clock.now(),
+    )
+    result: Any = await session.execute(statement)
+    if not result.rowcount:
+        return Acceptance(duplicates=len(parsed.events), ticket_ids=ticket_ids)
+    for event in parsed.events:
+        await outbox.add(session, event)
+    return Acceptance(accepted=len(parsed.events), ticket_ids=ticket_ids)
+
+
+async def deliveries_for(session: AsyncSession, ticket_id: str) -> list[WebhookDelivery]:
+    rows = await session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.ticket_id == ticket_id)
+        .order_by(WebhookDelivery.id)
+    )
+    return list(rows)
+
+
+# --- Idempotency-Key (Stripe's model) -----------------------------------------------------------
+
+
+def request_hash(payload: Any) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def claim_idempotency_key(
+    session: AsyncSession, clock: Clock, key: str, fingerprint: str
+) -> IdempotencyKey | None:
+    """Claim ``key`` for this request; returns the earlier record when the key was used.
+
+    The claim lives in the request's transaction: if the request fails, the key is free again.
+    Same key with another body → 422, as Stripe answers.
+    """
+    statement = insert_ignoring_conflicts(
+        IdempotencyKey.__table__,
+        dialect_name(session),
+        key=key,
+        request_hash=fingerprint,
+        created_at=clock.now(),
+    )
+    result: Any = await session.execute(statement)
+    if result.rowcount:
+        return None
+    earlier = await session.get(IdempotencyKey, key, populate_existing=True)
+    assert earlier is not None
+    if earlier.request_hash != fingerprint:
+        raise Unprocessable(
+            "Idempotency-Key was already used with a different request body",
+            details=[{"field": "Idempotency-Key", "location": "header"}],
+        )
+    return earlier
+
+
+async def store_idempotent_response(
+    session: AsyncSession, key: str, status_code: int, response: dict[str, Any]
+) -> None:
+    record = await session.get(IdempotencyKey, key)
+    assert record is not None
+    record.status_code = status_code
+    record.response = response
+    await session.flush()
+
+
+# --- rate limit -------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """In-process token bucket per source: ``rate`` requests a second, bursts up to ``burst``.
+
+    Per process, not shared between replicas: each router process admits ``rate`` per source.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, source: str, now: float | None = None) -> None:
+        """Spend one token for ``source`` or raise 429 with ``Retry-After`` in whole seconds."""
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(source, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[source] = (tokens, now)
+            retry_after = max(1, math.ceil((1.0 - tokens) / self.rate))
+            raise TooManyRequests(
+                f"rate limit for {source} exceeded; retry later",
+                headers={"Retry-After": str(retry_after)},
+            )
+        self._buckets[source] = (tokens - 1.0, now)
+        if len(self._buckets) > 10_000:  # forget idle sources so the table stays small
+            full = [k for k, (t, seen) in self._buckets.items() if now - seen > 60]
+            for k in full:
+                del self._buckets[k]

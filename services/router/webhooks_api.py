@@ -1,0 +1,214 @@
+"""router's webhook intake: ``POST /v1/webhooks/{zendesk,freshdesk,jira,generic}``.
+
+Each handler: rate limit → authenticate over the raw body → parse to canonical events → in one
+transaction record the delivery (once) and write the events to the outbox → 202 after commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from services.router import intake, providers, webhooks
+from shared.app import Runtime, Session
+from shared.auth import Reader
+from shared.errors import Unprocessable, validation_details
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings, get_settings
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": '`{"accepted": n, "duplicates": m, "ticket_ids": [...]}`'},
+    401: {"description": "Bad, missing or expired signature, or no secret configured"},
+    413: {"description": "Body over 1 MiB"},
+    422: {"description": "Body is not the provider's format; the error names the field"},
+    429: {"description": "Rate limit for this source; see Retry-After"},
+}
+_BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+def _limiter(request: Request, settings: Settings) -> intake.RateLimiter:
+    limiter: intake.RateLimiter | None = getattr(request.app.state, "intake_limiter", None)
+    if limiter is None:
+        limiter = intake.RateLimiter(settings.intake_rate_per_second, settings.intake_burst)
+        request.app.state.intake_limiter = limiter
+    return limiter
+
+
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")  # a lone surrogate (``"\ud800"``) cannot be stored or published
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    """The path of the first string (or key) holding a NUL byte or a lone surrogate."""
+    if isinstance(value, str):
+        return path if _bad_text(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if _bad_text(str(key)):
+                return where
+            found = _find_nul(item, where)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_nul(item, f"{path}.{index}" if path else str(index))
+            if found:
+                return found
+    return None
+
+
+def read_json(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 422 naming what is wrong."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unprocessable("body must be UTF-8 JSON", details=[{"field": "body"}]) from None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        message = getattr(exc, "msg", "too deeply nested")
+        raise Unprocessable(f"body is not JSON: {message}", details=[{"field": "body"}]) from None
+    if not isinstance(data, dict):
+        raise Unprocessable("body must be a JSON object", details=[{"field": "body"}])
+    where = _find_nul(data, "")
+    if where is not None:
+        raise Unprocessable(
+            f"{where or 'body'}: must not contain NUL bytes or unpaired surrogates",
+            details=[{"field": where or "body"}],
+        )
+    return data
+
+
+def _parse(parse: Callable[[], providers.Parsed]) -> providers.Parsed:
+    try:
+        parsed = parse()
+    except ValidationError as exc:
+        details = validation_details(exc.errors())
+        raise Unprocessable(
+            f"{details[0]['field']}: {details[0]['message']}", details=details
+        ) from None
+    except providers.PayloadError as exc:
+        details = validation_details(exc.errors)
+        raise Unprocessable(
+            f"{details[0]['field']}: {details[0]['message']}", details=details
+        ) from None
+    except providers.MappingError as exc:
+        raise Unprocessable(
+            str(exc), details=[{"field": exc.field, "message": exc.message}]
+        ) from None
+    if not parsed.events:
+        raise Unprocessable("payload carries no ticket event", details=[{"field": "body"}])
+    return parsed
+
+
+async def _accept(
+    runtime: ServiceRuntime, provider: str, parsed: providers.Parsed, body: bytes
+) -> JSONResponse:
+    async with runtime.transaction() as session:
+        acceptance = await intake.accept_delivery(
+            session, runtime.outbox, runtime.clock, provider=provider, parsed=parsed, body=body
+        )
+    return JSONResponse(acceptance.body(), status_code=202)
+
+
+def _source(request: Request, provider: str) -> str:
+    host = request.client.host if request.client else "unknown"
+    return f"{provider}:{host}"
+
+
+@router.post("/zendesk", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+async def zendesk_webhook(
+    request: Request, runtime: Runtime, settings: AppSettings
+) -> JSONResponse:
+    """Zendesk event-subscription (``zen:event-type:ticket.*``) or trigger-template bodies."""
+    _limiter(request, settings).take(_source(request, "zendesk"))
+    secret = webhooks.require_secret("zendesk", settings.webhook_secret("zendesk"))
+    body = await request.body()
+    webhooks.verify_zendesk(secret, request.headers, body, runtime.clock.now())
+    data = read_json(body)
+    parsed = _parse(lambda: providers.parse_zendesk(data))
+    return await _accept(runtime, "zendesk", parsed, body)
+
+
+@router.post("/freshdesk", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+async def freshdesk_webhook(
+    request: Request, runtime: Runtime, settings: AppSettings
+) -> JSONResponse:
+    """Freshdesk automation webhooks (``{"freshdesk_webhook": {...}}``)."""
+    _limiter(request, settings).take(_source(request, "freshdesk"))
+    secret = webhooks.require_secret("freshdesk", settings.webhook_secret("freshdesk"))
+    webhooks.verify_freshdesk(secret, request.headers)
+    body = await request.body()
+    data = read_json(body)
+    now = runtime.clock.now()
+    parsed = _parse(lambda: providers.parse_freshdesk(data, now))
+    return await _accept(runtime, "freshdesk", parsed, body)
+
+
+@router.post("/jira", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+async def jira_webhook(request: Request, runtime: Runtime, settings: AppSettings) -> JSONResponse:
+    """Jira / JSM webhooks: ``jira:issue_created``, ``jira:issue_updated``, ``comment_created``."""
+    _limiter(request, settings).take(_source(request, "jira"))
+    secret = webhooks.require_secret("jira", settings.webhook_secret("jira"))
+    body = await request.body()
+    webhooks.verify_jira(secret, request.headers, body)
+    data = read_json(body)
+    delivery_id = request.headers.get("x-atlassian-webhook-identifier")
+    parsed = _parse(lambda: providers.parse_jira(data, delivery_id))
+    webhooks.check_window(parsed.events[0].occurred_at, runtime.clock.now(), "timestamp")
+    return await _accept(runtime, "jira", parsed, body)
+
+
+@router.post("/generic", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+async def generic_webhook(
+    request: Request, runtime: Runtime, settings: AppSettings
+) -> JSONResponse:
+    """One canonical inbound event (``ticket.upsert`` / ``ticket.message``), Standard Webhooks."""
+    _limiter(request, settings).take(_source(request, "generic"))
+    secret = webhooks.require_secret("generic", settings.webhook_secret("generic"))
+    body = await request.body()
+    delivery_id = webhooks.verify_generic(secret, request.headers, body)
+    data = read_json(body)
+    parsed = _parse(lambda: providers.parse_generic(data, delivery_id))
+    return await _accept(runtime, "generic", parsed, body)
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+audit_router = APIRouter(prefix="/v1", tags=["tickets"])
+
+
+@audit_router.get("/tickets/{ticket_id}/deliveries")
+async def ticket_deliveries(
+    ticket_id: Annotated[str, Path(min_length=3, max_length=255)], session: Session, _: Reader
+) -> dict[str, Any]:
+    """The raw webhook deliveries that reported on this ticket, oldest first (for audit)."""
+    rows = await intake.deliveries_for(session, ticket_id)
+    return {
+        "items": [
+            {
+                "provider": row.provider,
+                "delivery_key": row.delivery_key,
+                "event_types": row.event_types,
+                "received_at": row.received_at.isoformat(),
+                "body": row.body,
+            }
+            for row in rows
+        ]
+    }
