@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.bus import EventBus, KafkaBus, Message, PermanentError
+from shared.bus import EventBus, KafkaBus, Message, PermanentError, Subscription
 from shared.clock import Clock, SystemClock
 from shared.db import create_engine, make_sessionmaker, ping
 from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
@@ -80,6 +80,7 @@ class ServiceRuntime:
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._subscription: Subscription | None = None
         self.state: dict[str, Any] = {}
 
     # --- accessors (valid after start) ---------------------------------------------------------
@@ -131,13 +132,17 @@ class ServiceRuntime:
         self._relay.start()
         if self.handlers:
             topics = [self.settings.topic(t) for t in self.consumes]
-            await self.bus.subscribe(topics, self.name, self.handle_message)
+            self._subscription = await self.bus.subscribe(topics, self.name, self.handle_message)
         loop = asyncio.get_running_loop()
         for task in self.background:
             self._tasks.append(loop.create_task(self._supervise(task), name=f"{self.name} {task}"))
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
+        if self._subscription is not None:
+            # Leave the group first (a shared in-process bus outlives this service).
+            await self._subscription.close()
+            self._subscription = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

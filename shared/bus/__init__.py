@@ -6,7 +6,14 @@ maps to the same partition, and a partition is processed in order), at-least-onc
 bounded retries after which the message goes to ``<topic>.dlq`` with the error.
 """
 
-from shared.bus.base import EventBus, Handler, Message, OutgoingMessage, PermanentError
+from shared.bus.base import (
+    EventBus,
+    Handler,
+    Message,
+    OutgoingMessage,
+    PermanentError,
+    Subscription,
+)
 from shared.bus.kafka import KafkaBus
 from shared.bus.memory import MemoryBus
 
@@ -18,4 +25,5 @@ __all__ = [
     "Message",
     "OutgoingMessage",
     "PermanentError",
+    "Subscription",
 ]

@@ -43,6 +43,13 @@ class OutgoingMessage:
 Handler = Callable[[Message], Awaitable[None]]
 
 
+class Subscription(ABC):
+    """A member of a consumer group; ``close`` leaves the group after the message in hand."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
 class PermanentError(Exception):
     """Raised by a handler for a message that can never succeed: it goes to the DLQ at once."""
 
@@ -81,8 +88,8 @@ class EventBus(ABC):
         await self.publish_batch([OutgoingMessage(topic, key, value, headers or {})])
 
     @abstractmethod
-    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> None:
-        """Join ``group_id`` and deliver messages of ``topics`` to ``handler`` until stopped."""
+    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> Subscription:
+        """Join ``group_id`` and deliver messages of ``topics`` to ``handler`` until closed."""
 
     @abstractmethod
     async def ping(self) -> None:

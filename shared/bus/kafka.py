@@ -24,7 +24,14 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 
-from shared.bus.base import DLQ_SUFFIX, EventBus, Handler, Message, OutgoingMessage
+from shared.bus.base import (
+    DLQ_SUFFIX,
+    EventBus,
+    Handler,
+    Message,
+    OutgoingMessage,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +67,8 @@ class KafkaBus(EventBus):
         self._producer = producer
 
     async def stop(self) -> None:
-        for subscription in self._subscriptions:
-            await subscription.stop()
-        self._subscriptions.clear()
+        for subscription in list(self._subscriptions):
+            await subscription.close()
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -109,10 +115,11 @@ class KafkaBus(EventBus):
         ]
         await asyncio.gather(*futures)
 
-    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> None:
+    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> Subscription:
         subscription = _Subscription(self, topics, group_id, handler)
         await subscription.start()
         self._subscriptions.append(subscription)
+        return subscription
 
 
 def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
@@ -124,7 +131,7 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
     return errors
 
 
-class _Subscription(ConsumerRebalanceListener):
+class _Subscription(Subscription, ConsumerRebalanceListener):
     def __init__(self, bus: KafkaBus, topics: list[str], group_id: str, handler: Handler) -> None:
         self.bus = bus
         self.topics = topics
@@ -150,12 +157,17 @@ class _Subscription(ConsumerRebalanceListener):
             self._run(), name=f"kafka-consumer {self.group_id}"
         )
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Let the batch in hand finish and commit, then stop fetching.
+            async with self._batch_lock:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.consumer.stop()
+            self._task = None
+            await self.consumer.stop()
+        if self in self.bus._subscriptions:
+            self.bus._subscriptions.remove(self)
 
     # ConsumerRebalanceListener: called from aiokafka's coordinator task.
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:

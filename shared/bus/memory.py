@@ -13,19 +13,46 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from shared.bus.base import DLQ_SUFFIX, EventBus, Handler, Message, OutgoingMessage, partition_for
+from shared.bus.base import (
+    DLQ_SUFFIX,
+    EventBus,
+    Handler,
+    Message,
+    OutgoingMessage,
+    Subscription,
+    partition_for,
+)
 
 log = logging.getLogger(__name__)
+
+
+class _Member(Subscription):
+    def __init__(self, bus: MemoryBus, group: _Group, handler: Handler) -> None:
+        self.bus = bus
+        self.group = group
+        self.handler = handler
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def close(self) -> None:
+        await self.bus._leave(self)
+
+    async def handle(self, message: Message) -> None:
+        self.idle.clear()
+        try:
+            await self.handler(message)
+        finally:
+            self.idle.set()
 
 
 @dataclass
 class _Group:
     topics: set[str] = field(default_factory=set)
-    members: list[Handler] = field(default_factory=list)
+    members: list[_Member] = field(default_factory=list)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
     workers: dict[tuple[str, int], asyncio.Task[None]] = field(default_factory=dict)
 
-    def owner(self, topic: str, partition: int, partitions: int) -> Handler | None:
+    def owner(self, topic: str, partition: int, partitions: int) -> _Member | None:
         if not self.members:
             return None
         index = sorted(self.topics).index(topic) * partitions + partition
@@ -89,22 +116,26 @@ class MemoryBus(EventBus):
         async with self._changed:
             self._changed.notify_all()
 
-    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> None:
+    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> Subscription:
         group = self._groups.setdefault(group_id, _Group())
         group.topics.update(topics)
-        group.members.append(handler)
+        member = _Member(self, group, handler)
+        group.members.append(member)
         for topic in topics:
             for partition, records in enumerate(self._log(topic)):
                 if records:
                     self._ensure_worker(group, topic, partition)
-
-    async def unsubscribe(self, group_id: str, handler: Handler) -> None:
-        """Leave the group; the member's partitions move to the others (a rebalance)."""
-        group = self._groups.get(group_id)
-        if group and handler in group.members:
-            group.members.remove(handler)
         async with self._changed:
             self._changed.notify_all()
+        return member
+
+    async def _leave(self, member: _Member) -> None:
+        """The member's partitions move to the others (a rebalance) once its message is done."""
+        if member in member.group.members:
+            member.group.members.remove(member)
+        async with self._changed:
+            self._changed.notify_all()
+        await member.idle.wait()
 
     def records(self, topic: str) -> list[Message]:
         """Every record of a topic, partition by partition (for tests and tools)."""
@@ -132,8 +163,8 @@ class MemoryBus(EventBus):
         records = self._log(topic)[partition]
         while self._running:
             offset = group.committed.get((topic, partition), 0)
-            handler = group.owner(topic, partition, self.partitions)
-            if offset >= len(records) or handler is None:
+            member = group.owner(topic, partition, self.partitions)
+            if offset >= len(records) or member is None:
                 async with self._changed:
                     await self._changed.wait_for(
                         lambda: (
@@ -146,7 +177,7 @@ class MemoryBus(EventBus):
                     )
                 continue
             try:
-                await self.deliver(records[offset], group_id, handler)
+                await self.deliver(records[offset], group_id, member.handle)
             except asyncio.CancelledError:
                 raise
             except Exception:

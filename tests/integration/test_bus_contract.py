@@ -185,3 +185,26 @@ async def _nonempty(items: list[Message]) -> bool:
 
 async def _count_list(items: list[bytes], n: int) -> bool:
     return len(items) >= n
+
+
+async def test_a_closed_member_gets_nothing_more_and_the_group_goes_on(bus: EventBus) -> None:
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    leaving: list[bytes] = []
+    staying: list[bytes] = []
+
+    async def leaving_handler(message: Message) -> None:
+        leaving.append(message.value)
+
+    async def staying_handler(message: Message) -> None:
+        staying.append(message.value)
+
+    member = await bus.subscribe([topic], "close-group", leaving_handler)
+    await bus.subscribe([topic], "close-group", staying_handler)
+    await bus.publish_batch([OutgoingMessage(topic, f"k{n}", b"before") for n in range(8)])
+    await eventually(lambda: _count_list(leaving + staying, 8), within=30)
+    await member.close()
+    seen_by_leaving = len(leaving)
+    await bus.publish_batch([OutgoingMessage(topic, f"k{n}", b"after") for n in range(8)])
+    await eventually(lambda: _count_list([v for v in staying if v == b"after"], 8), within=40)
+    assert len(leaving) == seen_by_leaving
