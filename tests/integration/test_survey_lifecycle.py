@@ -24,10 +24,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.launcher import free_port
 from services.survey.app import create_app
 from shared import events as ev
 from shared.settings import Settings
-from tests.conftest import eventually, free_port, make_settings, running
+from tests.conftest import eventually, make_settings, running
 from tests.unit.test_survey_flow import (
     ManualClock,
     publish,

