@@ -22,7 +22,11 @@ class SettingsError(Exception):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="TICKETFLOW_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="TICKETFLOW_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
     )
 
     database_url: str = "sqlite+aiosqlite:///./.ticketflow/ticketflow.db"
