@@ -1,4 +1,8 @@
-"""``ticketflow dev --demo``: example data, created through the public APIs."""
+"""``ticketflow dev --demo``: example data, created through the public APIs.
+
+Agents live here; each service's own example data is in ``services/<service>/demo.py``.
+Everything is idempotent, so a second ``--demo`` start changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -43,11 +47,15 @@ AGENTS = [
 
 
 async def seed(router_url: str, sla_url: str, survey_url: str, api_key: str) -> None:
-    """Idempotent: PUTs by id, so running the demo twice changes nothing."""
+    from services.sla import demo as sla_demo
+    from services.survey import demo as survey_demo
+
     headers = {"Authorization": f"Bearer {api_key}"}
     async with httpx.AsyncClient(headers=headers, timeout=10) as client:
         for agent in AGENTS:
             body = {k: v for k, v in agent.items() if k != "id"}
             response = await client.put(f"{router_url}/v1/agents/{agent['id']}", json=body)
             response.raise_for_status()
-    log.info("demo data seeded: %d agents", len(AGENTS))
+        await sla_demo.seed(client, sla_url)
+        await survey_demo.seed(client, survey_url)
+    log.info("demo data seeded: agents, business-hours calendar, SLA and survey policies")

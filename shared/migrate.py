@@ -26,7 +26,12 @@ ALEMBIC_INI = ROOT / "alembic.ini"
 def alembic_config(service: str, database_url: str) -> Config:
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
-    config = Config(str(ALEMBIC_INI), ini_section=service)
+    # From a checkout, alembic.ini is used (so `alembic -n <service> ...` agrees); an installed
+    # package carries its migrations as package data and needs no ini file.
+    if ALEMBIC_INI.exists():
+        config = Config(str(ALEMBIC_INI), ini_section=service)
+    else:
+        config = Config(ini_section=service)
     config.set_main_option("script_location", str(ROOT / "migrations" / service))
     config.attributes["database_url"] = database_url
     return config
