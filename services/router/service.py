@@ -189,6 +189,9 @@ async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ti
 async def update_ticket(ctx: RouterContext, ticket_id: str, data: TicketUpdate) -> Ticket:
     ticket = await _ticket_for_update(ctx, ticket_id)
     changes = {name: getattr(data, name) for name in data.model_fields_set}
+    if changes.get("assignee_id") is not None and changes["assignee_id"] == ticket.assignee_id:
+        # Confirming the router's pick by hand pins it: the router will not move it later.
+        ticket.manual_assignment = True
     await apply_changes(ctx, ticket, changes, reason="manual", manual=True)
     return ticket
 
