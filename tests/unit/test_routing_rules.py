@@ -212,3 +212,23 @@ async def test_rules_crud_and_routing_with_required_skills(router: httpx.AsyncCl
     assert put.status_code == 200 and put.json()["enabled"] is False
     assert (await router.delete(f"/v1/routing-rules/{rule_id}")).status_code == 204
     assert (await router.get(f"/v1/routing-rules/{rule_id}")).status_code == 404
+
+
+async def test_demo_rules_seed_idempotently_and_route(router: httpx.AsyncClient) -> None:
+    from services.router import demo
+
+    await demo.seed(router, "")
+    await demo.seed(router, "")
+    rules = (await router.get("/v1/routing-rules")).json()["items"]
+    assert [r["name"] for r in rules] == [r["name"] for r in demo.RULES]
+    ticket = await router.post(
+        "/v1/tickets",
+        json={
+            "subject": "Where is my REFUND?",
+            "channel": "chat",
+            "requester": {"email": "v@x.io", "tier": "vip"},
+        },
+    )
+    body = ticket.json()
+    assert (body["priority"], body["group"], body["assignee_id"]) == ("urgent", "support", "ana")
+    assert body["tags"] == ["vip", "billing"]
