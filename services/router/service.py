@@ -21,6 +21,7 @@ from shared.clock import Clock
 from shared.conditions import Conditions
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.outbox import Outbox
+from shared.runtime import ServiceRuntime
 
 CLOSED_STATUSES = ("solved", "closed")
 
@@ -487,6 +488,19 @@ async def drain_queue(ctx: RouterContext, limit: int = 200) -> int:
         if await _place(ctx, locked, views):
             assigned += 1
     return assigned
+
+
+# A safety net: a router that skipped a locked ticket or agent (another router had it) may leave
+# room unused until the next change; this sweep assigns such tickets within seconds.
+QUEUE_SWEEP_SECONDS = 5.0
+
+
+async def sweep_queue(runtime: ServiceRuntime) -> None:
+    """Background loop: drain the queue every few seconds."""
+    while True:
+        await runtime.clock.sleep(QUEUE_SWEEP_SECONDS)
+        async with runtime.transaction() as session:
+            await drain_queue(RouterContext(session, runtime.outbox, runtime.clock))
 
 
 async def hand_back(ctx: RouterContext, agent: Agent) -> int:
