@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from services.router.app import create_app
 from services.router.rules import Rule, RuleActions, evaluate
+from shared import events as ev
 from shared.bus import MemoryBus
 from shared.conditions import Conditions
 from shared.migrate import upgrade_all
@@ -232,3 +234,37 @@ async def test_demo_rules_seed_idempotently_and_route(router: httpx.AsyncClient)
     body = ticket.json()
     assert (body["priority"], body["group"], body["assignee_id"]) == ("urgent", "support", "ana")
     assert body["tags"] == ["vip", "billing"]
+
+
+async def test_rule_changes_are_emitted_with_the_rule_as_reason(
+    router: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    rule = await router.post(
+        "/v1/routing-rules",
+        json={
+            "name": "vip",
+            "conditions": {"all": [{"field": "requester.tier", "op": "eq", "value": "vip"}]},
+            "actions": {"set_priority": "high", "add_tags": ["vip"], "set_group": "tier2"},
+        },
+    )
+    assert rule.status_code == 201
+    ticket = (
+        await router.post(
+            "/v1/tickets",
+            json={"subject": "Hi", "channel": "chat", "requester": {"id": "v1", "tier": "vip"}},
+        )
+    ).json()
+    assert ticket["assignee_id"] == "ben"  # the only agent of tier2
+    with sqlite3.connect(tmp_path / "router-router.db") as db:
+        rows = db.execute("SELECT value FROM outbox WHERE key = ? ORDER BY id", (ticket["id"],))
+        events = [ev.parse_event(ev.decode(value)) for (value,) in rows.fetchall()]
+    types = [e.type for e in events]
+    assert types == ["ticket.created", "ticket.updated", "ticket.prioritized", "ticket.assigned"]
+    updated, prioritized = events[1], events[2]
+    assert isinstance(updated, ev.TicketUpdated) and isinstance(prioritized, ev.TicketPrioritized)
+    assert updated.changes == {
+        "priority": ["normal", "high"],
+        "group": [None, "tier2"],
+        "tags": [[], ["vip"]],
+    }
+    assert prioritized.reason == "rule:vip" and prioritized.previous_priority == "normal"
