@@ -6,7 +6,9 @@ import asyncio
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +21,7 @@ from shared import events as ev
 from shared.bus import MemoryBus
 from shared.conditions import Conditions
 from shared.migrate import upgrade_all
-from tests.conftest import make_settings, running
+from tests.conftest import eventually, make_settings, running
 
 
 def rule(
@@ -268,3 +270,50 @@ async def test_rule_changes_are_emitted_with_the_rule_as_reason(
         "tags": [[], ["vip"]],
     }
     assert prioritized.reason == "rule:vip" and prioritized.previous_priority == "normal"
+
+
+async def test_rules_run_again_when_an_inbound_update_changes_their_inputs(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'inbound.db'}"
+    await upgrade_all(url, ("router",))
+    bus = MemoryBus()
+    await bus.start()
+    settings = make_settings(url)
+    try:
+        async with running(create_app(settings, bus=bus)) as client:
+            agent = {"name": "ana", "skills": ["billing"], "capacity": {"email": 5}}
+            assert (await client.put("/v1/agents/ana", json=agent)).status_code == 201
+            rule = {
+                "name": "billing",
+                "conditions": {"all": [{"field": "subject", "op": "contains", "value": "refund"}]},
+                "actions": {"require_skills": ["billing"], "set_priority": "high"},
+            }
+            assert (await client.post("/v1/routing-rules", json=rule)).status_code == 201
+
+            async def upsert(subject: str, minute: int) -> None:
+                event = ev.TicketUpsert(
+                    source="zendesk",
+                    external_id="77",
+                    occurred_at=datetime(2026, 1, 1, 9, minute, tzinfo=UTC),
+                    ticket=ev.InboundTicket(subject=subject, channel="email"),
+                )
+                key, value, headers = ev.encode(event, source="test")
+                await bus.publish(settings.topic("inbound"), key, value, headers)
+
+            async def ticket() -> dict[str, Any] | None:
+                response = await client.get("/v1/tickets/zendesk:77")
+                return dict(response.json()) if response.status_code == 200 else None
+
+            await upsert("Hello", 0)
+            first = await eventually(ticket)
+            assert first["priority"] == "normal"
+            await upsert("About my refund", 1)
+
+            async def reprioritized() -> dict[str, Any] | None:
+                body = await ticket()
+                return body if body and body["priority"] == "high" else None
+
+            body = await eventually(reprioritized)
+            assert any(d["reason"].startswith("rule:billing") for d in body["routing_history"])
+            await asyncio.sleep(0.5)  # let the relay go idle before shutdown
+    finally:
+        await bus.stop()
