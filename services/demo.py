@@ -47,6 +47,7 @@ AGENTS = [
 
 
 async def seed(router_url: str, sla_url: str, survey_url: str, api_key: str) -> None:
+    from services.router import demo as router_demo
     from services.sla import demo as sla_demo
     from services.survey import demo as survey_demo
 
@@ -56,6 +57,7 @@ async def seed(router_url: str, sla_url: str, survey_url: str, api_key: str) -> 
             body = {k: v for k, v in agent.items() if k != "id"}
             response = await client.put(f"{router_url}/v1/agents/{agent['id']}", json=body)
             response.raise_for_status()
+        await router_demo.seed(client, router_url)
         await sla_demo.seed(client, sla_url)
         await survey_demo.seed(client, survey_url)
-    log.info("demo data seeded: agents, business-hours calendar, SLA and survey policies")
+    log.info("demo data seeded: agents, routing rules, a calendar, SLA and survey policies")

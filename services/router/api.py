@@ -9,7 +9,8 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from services.router import intake, repository, service
-from services.router.models import Agent, Ticket, TicketMessage
+from services.router.models import Agent, RoutingRule, Ticket, TicketMessage
+from services.router.rules import RoutingRuleIn, RoutingRuleRead
 from services.router.schemas import (
     AgentPatch,
     AgentPut,
@@ -238,3 +239,72 @@ async def list_agents(
     items = [_agent_read(a, loads.get(a.id, {})) for a in agents[:limit]]
     next_cursor = encode_cursor(agents[limit - 1].id) if len(agents) > limit else None
     return Page(items=items, next_cursor=next_cursor)
+
+
+# --- routing rules ----------------------------------------------------------------------------
+
+RuleId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _rule_read(row: RoutingRule) -> RoutingRuleRead:
+    rule = service.rule_from_row(row)
+    return RoutingRuleRead(
+        id=row.id,
+        name=row.name,
+        position=row.position,
+        enabled=row.enabled,
+        conditions=rule.conditions,
+        actions=rule.actions,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+@router.get("/routing-rules", response_model=Page[RoutingRuleRead], tags=["routing rules"])
+async def list_routing_rules(
+    session: Session, _: Reader, limit: Limit = 100, cursor: Cursor = None
+) -> Page[RoutingRuleRead]:
+    after = None
+    if cursor:
+        position, rule_id = decode_cursor(cursor, 2)
+        if isinstance(position, int):
+            after = (position, str(rule_id))
+    rows = await repository.list_rules(session, limit=limit + 1, after=after)
+    items = [_rule_read(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last.position, last.id)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/routing-rules", status_code=201, response_model=RoutingRuleRead, tags=["routing rules"]
+)
+async def create_routing_rule(
+    body: RoutingRuleIn, session: Session, runtime: Runtime, _: Admin
+) -> RoutingRuleRead:
+    return _rule_read(await service.create_rule(_context(session, runtime), body))
+
+
+@router.get("/routing-rules/{rule_id}", response_model=RoutingRuleRead, tags=["routing rules"])
+async def get_routing_rule(rule_id: RuleId, session: Session, _: Reader) -> RoutingRuleRead:
+    row = await repository.get_rule(session, rule_id)
+    if row is None:
+        raise NotFound(f"routing rule {rule_id} not found")
+    return _rule_read(row)
+
+
+@router.put("/routing-rules/{rule_id}", response_model=RoutingRuleRead, tags=["routing rules"])
+async def replace_routing_rule(
+    rule_id: RuleId, body: RoutingRuleIn, session: Session, runtime: Runtime, _: Admin
+) -> RoutingRuleRead:
+    return _rule_read(await service.replace_rule(_context(session, runtime), rule_id, body))
+
+
+@router.delete("/routing-rules/{rule_id}", status_code=204, tags=["routing rules"])
+async def delete_routing_rule(
+    rule_id: RuleId, session: Session, runtime: Runtime, _: Admin
+) -> Response:
+    await service.delete_rule(_context(session, runtime), rule_id)
+    return Response(status_code=204)

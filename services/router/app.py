@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.router.api import router
 from services.router.handlers import CONSUMES, EVENT_HANDLERS
 from services.router.models import metadata
+from services.router.service import sweep_queue
 from services.router.webhooks_api import audit_router
 from services.router.webhooks_api import router as webhooks_router
 from shared.app import create_service_app
@@ -30,6 +31,7 @@ def create_app(
             consumes=CONSUMES,
             bus=bus,
             clock=clock,
+            background=(sweep_queue,),
         )
 
     return create_service_app(

@@ -47,8 +47,35 @@ def eligible(agent: AgentView, needs: TicketNeeds) -> bool:
     )
 
 
-def choose_agent(needs: TicketNeeds, agents: Sequence[AgentView]) -> Choice | None:
-    """The least-loaded eligible agent; ties go to whoever was assigned longest ago (round-robin)."""
+def can_take(agent: AgentView, needs: TicketNeeds) -> bool:
+    """Online, every required skill and room on the channel (the group is not checked)."""
+    return (
+        agent.status == "online"
+        and needs.required_skills <= agent.skills
+        and agent.has_room(needs.channel)
+    )
+
+
+def choose_agent(
+    needs: TicketNeeds,
+    agents: Sequence[AgentView],
+    previous_agent_ids: Sequence[str] = (),
+) -> Choice | None:
+    """Who takes the ticket, in the issue's order of concerns.
+
+    1. A returning customer goes back to the agent of their open or recent ticket
+       (``previous_agent_ids``, most recent first) when that agent is online, has every
+       required skill and room on the channel: one point of contact beats group boundaries.
+    2. Otherwise the agents of the ticket's group with every required skill, online, with room.
+    3. Among them the least loaded (share of the channel's capacity in use); ties go to whoever
+       was assigned longest ago, so equal agents take turns (round-robin).
+    ``None``: no one fits and the ticket waits in its group's queue.
+    """
+    by_id = {agent.id: agent for agent in agents}
+    for agent_id in previous_agent_ids:
+        agent = by_id.get(agent_id)
+        if agent is not None and can_take(agent, needs):
+            return Choice(agent.id, "returning_customer")
     candidates = [a for a in agents if eligible(a, needs)]
     if not candidates:
         return None

@@ -19,9 +19,14 @@ async def on_ticket_message(ctx: HandlerContext, event: ev.TicketMessageReceived
     await service.apply_inbound_message(_router_context(ctx), event)
 
 
+async def on_sla_escalated(ctx: HandlerContext, event: ev.SlaEscalated) -> None:
+    await service.apply_escalation(_router_context(ctx), event)
+
+
 EVENT_HANDLERS: dict[type[ev.Event], EventHandler] = {
     ev.TicketUpsert: on_ticket_upsert,
     ev.TicketMessageReceived: on_ticket_message,
+    ev.SlaEscalated: on_sla_escalated,
 }
 
-CONSUMES = ("inbound",)
+CONSUMES = ("inbound", "sla")

@@ -49,6 +49,8 @@ class Ticket(Base):
     source_updated_at: Mapped[datetime | None]
     # A person assigned this ticket by hand: the router never undoes that.
     manual_assignment: Mapped[bool] = mapped_column(default=False)
+    # Skills routing rules require: the queue honours them when capacity frees.
+    required_skills: Mapped[list[str]] = mapped_column(JSONType, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
@@ -124,3 +126,22 @@ class IdempotencyKey(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- routing rules ----------------------------------------------------------------------------
+
+
+class RoutingRule(Base):
+    __tablename__ = "routing_rules"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    conditions: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    actions: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+Index("ix_routing_rules_position_id", RoutingRule.position, RoutingRule.id)

@@ -6,10 +6,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.router.models import Agent, RoutingDecision, Ticket, TicketMessage
+from services.router.models import Agent, RoutingDecision, RoutingRule, Ticket, TicketMessage
 
 # Tickets that occupy an agent's capacity: pending waits on the customer, solved is done.
 ACTIVE_STATUSES = ("new", "open", "on_hold")
@@ -17,11 +17,16 @@ PRIORITY_RANK = {"urgent": 3, "high": 2, "normal": 1, "low": 0}
 
 
 async def get_ticket(
-    session: AsyncSession, ticket_id: str, *, for_update: bool = False
+    session: AsyncSession, ticket_id: str, *, for_update: bool = False, skip_locked: bool = False
 ) -> Ticket | None:
+    """``for_update`` locks the row and reloads it; ``skip_locked`` gives None if another
+    transaction holds it (PostgreSQL; SQLite serializes writers anyway)."""
     statement = select(Ticket).where(Ticket.id == ticket_id)
     if for_update:
-        statement = statement.with_for_update()
+        # Reload: the identity map may hold a copy read before another transaction committed.
+        statement = statement.with_for_update(skip_locked=skip_locked).execution_options(
+            populate_existing=True
+        )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -70,11 +75,16 @@ async def get_message(session: AsyncSession, message_id: str) -> TicketMessage |
 
 
 async def get_agent(
-    session: AsyncSession, agent_id: str, *, for_update: bool = False
+    session: AsyncSession, agent_id: str, *, for_update: bool = False, skip_locked: bool = False
 ) -> Agent | None:
+    """``for_update`` locks the row and reloads it; ``skip_locked`` gives None if another
+    transaction holds it (PostgreSQL; SQLite serializes writers anyway)."""
     statement = select(Agent).where(Agent.id == agent_id)
     if for_update:
-        statement = statement.with_for_update()
+        # Reload: the identity map may hold a copy read before another transaction committed.
+        statement = statement.with_for_update(skip_locked=skip_locked).execution_options(
+            populate_existing=True
+        )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -112,11 +122,100 @@ async def agent_loads(
 
 async def waiting_tickets(session: AsyncSession, limit: int = 200) -> Sequence[Ticket]:
     """Unassigned active tickets, most urgent then oldest first."""
+    rank = case(PRIORITY_RANK, value=Ticket.priority, else_=0)
     statement = (
         select(Ticket)
-        .where(Ticket.assignee_id.is_(None), Ticket.status.in_(ACTIVE_STATUSES))
-        .order_by(Ticket.created_at, Ticket.id)
+        .where(
+            Ticket.assignee_id.is_(None),
+            Ticket.status.in_(ACTIVE_STATUSES),
+            Ticket.manual_assignment.is_(False),
+        )
+        .order_by(rank.desc(), Ticket.created_at, Ticket.id)
         .limit(limit)
     )
-    tickets = (await session.execute(statement)).scalars().all()
-    return sorted(tickets, key=lambda t: (-PRIORITY_RANK[t.priority], t.created_at, t.id))
+    return (await session.execute(statement)).scalars().all()
+
+
+# --- routing ----------------------------------------------------------------------------------
+
+
+async def previous_agents(
+    session: AsyncSession, ticket: Ticket, solved_since: datetime, limit: int = 5
+) -> list[str]:
+    """Agents of the requester's other open or recently solved tickets, most recent first."""
+    statement = (
+        select(Ticket.assignee_id)
+        .where(
+            Ticket.requester_id == ticket.requester_id,
+            Ticket.id != ticket.id,
+            Ticket.assignee_id.is_not(None),
+            or_(
+                Ticket.status.in_((*ACTIVE_STATUSES, "pending")),
+                and_(Ticket.status.in_(("solved", "closed")), Ticket.solved_at >= solved_since),
+            ),
+        )
+        .order_by(Ticket.updated_at.desc())
+        .limit(limit * 4)
+    )
+    agents: list[str] = []
+    for (agent_id,) in (await session.execute(statement)).all():
+        if agent_id is not None and agent_id not in agents:
+            agents.append(agent_id)
+    return agents[:limit]
+
+
+async def unanswered_tickets(session: AsyncSession, agent_id: str) -> Sequence[Ticket]:
+    """The agent's active, router-assigned tickets without a public agent message yet."""
+    answered = (
+        select(TicketMessage.id)
+        .where(
+            TicketMessage.ticket_id == Ticket.id,
+            TicketMessage.author == "agent",
+            TicketMessage.public.is_(True),
+        )
+        .exists()
+    )
+    statement = (
+        select(Ticket)
+        .where(
+            Ticket.assignee_id == agent_id,
+            Ticket.status.in_(ACTIVE_STATUSES),
+            Ticket.manual_assignment.is_(False),
+            ~answered,
+        )
+        .order_by(Ticket.created_at, Ticket.id)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def known_groups_and_skills(session: AsyncSession) -> tuple[set[str], set[str]]:
+    """Every group and skill at least one agent has, whatever their status."""
+    groups: set[str] = set()
+    skills: set[str] = set()
+    for agent_groups, agent_skills in (
+        await session.execute(select(Agent.groups, Agent.skills))
+    ).all():
+        groups.update(agent_groups or [])
+        skills.update(agent_skills or [])
+    return groups, skills
+
+
+async def list_rules(
+    session: AsyncSession, *, limit: int | None = None, after: tuple[int, str] | None = None
+) -> Sequence[RoutingRule]:
+    statement = select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id)
+    if after is not None:
+        position, rule_id = after
+        statement = statement.where(
+            or_(
+                RoutingRule.position > position,
+                and_(RoutingRule.position == position, RoutingRule.id > rule_id),
+            )
+        )
+    if limit is not None:
+        statement = statement.limit(limit)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def get_rule(session: AsyncSession, rule_id: str) -> RoutingRule | None:
+    return await session.get(RoutingRule, rule_id)

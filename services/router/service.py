@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.router import repository
+from services.router import repository, rules
 from services.router.assignment import AgentView, TicketNeeds, choose_agent
-from services.router.models import Agent, RoutingDecision, Ticket, TicketMessage
+from services.router.models import Agent, RoutingDecision, RoutingRule, Ticket, TicketMessage
 from services.router.schemas import AgentPatch, AgentPut, MessageCreate, TicketCreate, TicketUpdate
 from shared import events as ev
 from shared.clock import Clock
+from shared.conditions import Conditions
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.outbox import Outbox
+from shared.runtime import ServiceRuntime
 
 CLOSED_STATUSES = ("solved", "closed")
 
@@ -31,6 +34,8 @@ class RouterContext:
     outbox: Outbox
     clock: Clock
     traceparent: str | None = None
+    # Set once this transaction locks an agent row: from then on it never waits for another.
+    holds_agent_lock: bool = False
 
     async def emit(self, event: ev.Event) -> None:
         await self.outbox.add(self.session, event, traceparent=self.traceparent)
@@ -111,6 +116,7 @@ async def create_ticket(ctx: RouterContext, data: TicketCreate, source: str = "a
     ctx.session.add(ticket)
     await ctx.session.flush()
     await ctx.emit(ev.TicketCreated(ticket=snapshot(ticket)))
+    await apply_rules(ctx, ticket)
     await route(ctx, ticket)
     return ticket
 
@@ -150,8 +156,8 @@ async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ti
         ctx.session.add(ticket)
         await ctx.session.flush()
         await ctx.emit(ev.TicketCreated(ticket=snapshot(ticket)))
-        if ticket.assignee_id is None:
-            await route(ctx, ticket)
+        await apply_rules(ctx, ticket)
+        await route(ctx, ticket)
         return ticket
     if ticket.source_updated_at is not None and event.occurred_at < ticket.source_updated_at:
         return None  # an older report never overwrites a newer state
@@ -175,12 +181,18 @@ async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ti
         ticket.requester_tier = data.requester.tier
         changes.setdefault("requester_tier", data.requester.tier)
     await apply_changes(ctx, ticket, changes, reason=f"source:{event.source}", manual=True)
+    if changes.keys() & rules.RULE_INPUTS:
+        await apply_rules(ctx, ticket)
+        await route(ctx, ticket)
     return ticket
 
 
 async def update_ticket(ctx: RouterContext, ticket_id: str, data: TicketUpdate) -> Ticket:
     ticket = await _ticket_for_update(ctx, ticket_id)
     changes = {name: getattr(data, name) for name in data.model_fields_set}
+    if changes.get("assignee_id") is not None and changes["assignee_id"] == ticket.assignee_id:
+        # Confirming the router's pick by hand pins it: the router will not move it later.
+        ticket.manual_assignment = True
     await apply_changes(ctx, ticket, changes, reason="manual", manual=True)
     return ticket
 
@@ -330,32 +342,113 @@ async def apply_inbound_message(ctx: RouterContext, event: ev.TicketMessageRecei
 
 # --- routing ----------------------------------------------------------------------------------
 
+# A returning customer's previous agent counts when their ticket is open or solved this recently.
+RETURNING_CUSTOMER_WINDOW = timedelta(days=7)
+
+
+def rule_from_row(row: RoutingRule) -> rules.Rule:
+    return rules.Rule(
+        id=row.id,
+        name=row.name,
+        position=row.position,
+        enabled=row.enabled,
+        conditions=Conditions.model_validate(row.conditions),
+        actions=rules.RuleActions.model_validate(row.actions),
+    )
+
+
+async def apply_rules(ctx: RouterContext, ticket: Ticket) -> None:
+    """Run the routing rules on a ticket; record each matching rule's changes and emit them."""
+    rows = [row for row in await repository.list_rules(ctx.session) if row.enabled]
+    if not rows:
+        return
+    outcome = rules.evaluate([rule_from_row(row) for row in rows], ticket_document(ticket))
+    for applied in outcome.applied:
+        await _record(
+            ctx, ticket, "rule", applied.changes, f"rule:{applied.rule_name} ({applied.rule_id})"
+        )
+    if list(ticket.required_skills or []) != outcome.required_skills:
+        ticket.required_skills = outcome.required_skills
+    before = snapshot(ticket)
+    diff: dict[str, list[Any]] = {}
+    for name, value in (
+        ("priority", outcome.priority),
+        ("group", outcome.group),
+        ("tags", outcome.tags),
+    ):
+        if getattr(ticket, name) != value:
+            diff[name] = [getattr(ticket, name), value]
+            setattr(ticket, name, value)
+    if not diff:
+        await ctx.session.flush()
+        return
+    ticket.updated_at = ctx.clock.now()
+    ticket.version += 1
+    await ctx.session.flush()
+    after = snapshot(ticket)
+    await ctx.emit(ev.TicketUpdated(ticket=after, changes=diff))
+    if "priority" in diff:
+        by = [a for a in outcome.applied if "priority" in a.changes][-1]
+        await ctx.emit(
+            ev.TicketPrioritized(
+                ticket=after, previous_priority=before.priority, reason=f"rule:{by.rule_name}"
+            )
+        )
+
 
 async def route(ctx: RouterContext, ticket: Ticket) -> bool:
-    """Assign an unassigned active ticket to the best agent with room; False if none has room."""
-    if ticket.assignee_id is not None or ticket.status not in repository.ACTIVE_STATUSES:
+    """Assign an unassigned active ticket to the best agent with room; False if it must wait."""
+    if not _routable(ticket):
         return False
     agents = await repository.online_agents(ctx.session)
     loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
-    views = [_view(agent, loads.get(agent.id, {})) for agent in agents]
-    needs = TicketNeeds(channel=ticket.channel, group=ticket.group)
-    while views:
-        choice = choose_agent(needs, views)
+    views = {agent.id: _view(agent, loads.get(agent.id, {})) for agent in agents}
+    return await _place(ctx, ticket, views)
+
+
+def _routable(ticket: Ticket) -> bool:
+    return (
+        ticket.assignee_id is None
+        and ticket.status in repository.ACTIVE_STATUSES
+        and not ticket.manual_assignment
+    )
+
+
+async def _place(ctx: RouterContext, ticket: Ticket, views: dict[str, AgentView]) -> bool:
+    """Choose, lock, re-check and assign; ``views`` is kept current for the next ticket."""
+    needs = TicketNeeds(
+        channel=ticket.channel,
+        group=ticket.group,
+        required_skills=frozenset(ticket.required_skills or []),
+    )
+    previous = await repository.previous_agents(
+        ctx.session, ticket, ctx.clock.now() - RETURNING_CUSTOMER_WINDOW
+    )
+    candidates = dict(views)
+    while candidates:
+        choice = choose_agent(needs, list(candidates.values()), previous)
         if choice is None:
             return False
-        # Lock the agent and count again: another transaction may have filled them meanwhile.
-        agent = await repository.get_agent(ctx.session, choice.agent_id, for_update=True)
-        load = (await repository.agent_loads(ctx.session, [choice.agent_id])).get(
-            choice.agent_id, {}
+        # Lock the agent and count again: another router may have filled them meanwhile. A
+        # transaction already holding an agent lock never waits for another (no deadlock cycle):
+        # it skips a locked agent instead.
+        agent = await repository.get_agent(
+            ctx.session, choice.agent_id, for_update=True, skip_locked=ctx.holds_agent_lock
         )
-        if (
-            agent is not None
-            and _view(agent, load).has_room(ticket.channel)
-            and agent.status == "online"
-        ):
+        if agent is None:
+            candidates.pop(choice.agent_id, None)
+            continue
+        ctx.holds_agent_lock = True
+        load = (await repository.agent_loads(ctx.session, [agent.id])).get(agent.id, {})
+        current = _view(agent, load)
+        views[agent.id] = current
+        if agent.status == "online" and current.has_room(ticket.channel):
             await _assign(ctx, ticket, agent, choice.strategy)
+            views[agent.id] = _view(
+                agent, {**load, ticket.channel: load.get(ticket.channel, 0) + 1}
+            )
             return True
-        views = [v for v in views if v.id != choice.agent_id]
+        candidates.pop(choice.agent_id, None)
     return False
 
 
@@ -375,17 +468,91 @@ async def _assign(ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: st
 
 
 async def drain_queue(ctx: RouterContext, limit: int = 200) -> int:
-    """Assign waiting tickets, most urgent and oldest first, while agents have room."""
+    """Assign waiting tickets, most urgent then oldest first, while agents have room."""
+    waiting = await repository.waiting_tickets(ctx.session, limit)
+    if not waiting:
+        return 0
+    agents = await repository.online_agents(ctx.session)
+    loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
+    views = {agent.id: _view(agent, loads.get(agent.id, {})) for agent in agents}
     assigned = 0
-    for ticket in await repository.waiting_tickets(ctx.session, limit):
-        if ticket.manual_assignment:
+    for ticket in waiting:
+        if not any(view.has_room(ticket.channel) for view in views.values()):
             continue
-        locked = await repository.get_ticket(ctx.session, ticket.id, for_update=True)
-        if locked is None or locked.assignee_id is not None:
+        # Another router holding this ticket is routing it already: skip rather than wait.
+        locked = await repository.get_ticket(
+            ctx.session, ticket.id, for_update=True, skip_locked=True
+        )
+        if locked is None or not _routable(locked):
             continue
-        if await route(ctx, locked):
+        if await _place(ctx, locked, views):
             assigned += 1
     return assigned
+
+
+# A safety net: a router that skipped a locked ticket or agent (another router had it) may leave
+# room unused until the next change; this sweep assigns such tickets within seconds.
+QUEUE_SWEEP_SECONDS = 5.0
+
+
+async def sweep_queue(runtime: ServiceRuntime) -> None:
+    """Background loop: drain the queue every few seconds."""
+    while True:
+        await runtime.clock.sleep(QUEUE_SWEEP_SECONDS)
+        async with runtime.transaction() as session:
+            await drain_queue(RouterContext(session, runtime.outbox, runtime.clock))
+
+
+async def hand_back(ctx: RouterContext, agent: Agent) -> int:
+    """An agent left (away/offline): their not-yet-answered tickets go back to the queue."""
+    reason = f"agent_{agent.status}"
+    handed = 0
+    for ticket in await repository.unanswered_tickets(ctx.session, agent.id):
+        locked = await repository.get_ticket(
+            ctx.session, ticket.id, for_update=True, skip_locked=True
+        )
+        if locked is None or locked.assignee_id != agent.id or locked.manual_assignment:
+            continue
+        await _record(ctx, locked, "unassignment", {"assignee_id": [agent.id, None]}, reason)
+        # Unassigning re-routes the ticket and drains the queue (apply_changes does both).
+        await apply_changes(ctx, locked, {"assignee_id": None}, reason=reason, manual=False)
+        handed += 1
+    return handed
+
+
+async def apply_escalation(ctx: RouterContext, event: ev.SlaEscalated) -> None:
+    """SLA escalation actions ``set_group`` / ``set_priority``, then re-routing.
+
+    A router-made assignment to an agent outside the new group is handed back to the queue;
+    a manual assignment always stays.
+    """
+    ticket = await repository.get_ticket(ctx.session, event.ticket_id, for_update=True)
+    if ticket is None or ticket.status == "closed":
+        return
+    changes: dict[str, Any] = {}
+    priority = event.actions.get("set_priority")
+    if priority in repository.PRIORITY_RANK and priority != ticket.priority:
+        changes["priority"] = priority
+    group = event.actions.get("set_group")
+    if isinstance(group, str) and 0 < len(group) <= 100 and group != ticket.group:
+        changes["group"] = group
+    if not changes:
+        return
+    reason = f"sla_escalation:{event.metric}:{event.when}:level{event.level}"
+    if "group" in changes and ticket.assignee_id is not None and not ticket.manual_assignment:
+        agent = await repository.get_agent(ctx.session, ticket.assignee_id)
+        if agent is None or changes["group"] not in (agent.groups or []):
+            changes["assignee_id"] = None
+    await _record(
+        ctx,
+        ticket,
+        "escalation",
+        {name: [getattr(ticket, name), value] for name, value in changes.items()},
+        reason,
+    )
+    await apply_changes(ctx, ticket, changes, reason=reason, manual=False)
+    if "priority" in changes and "assignee_id" not in changes:
+        await drain_queue(ctx)  # a more urgent waiting ticket may now go first
 
 
 def _view(agent: Agent, load: dict[str, int]) -> AgentView:
@@ -407,8 +574,10 @@ async def put_agent(ctx: RouterContext, agent_id: str, data: AgentPut) -> tuple[
     if not agent_id or len(agent_id) > 100:
         raise Unprocessable("agent id must be 1-100 characters", details=[{"field": "id"}])
     agent = await repository.get_agent(ctx.session, agent_id, for_update=True)
+    ctx.holds_agent_lock = True
     now = ctx.clock.now()
     created = agent is None
+    was = None if agent is None else agent.status
     if agent is None:
         agent = Agent(id=agent_id, created_at=now, updated_at=now)
         ctx.session.add(agent)
@@ -416,6 +585,8 @@ async def put_agent(ctx: RouterContext, agent_id: str, data: AgentPut) -> tuple[
         setattr(agent, name, value)
     agent.updated_at = now
     await ctx.session.flush()
+    if was == "online" and agent.status != "online":
+        await hand_back(ctx, agent)
     await drain_queue(ctx)
     return agent, created
 
@@ -424,6 +595,8 @@ async def patch_agent(ctx: RouterContext, agent_id: str, data: AgentPatch) -> Ag
     agent = await repository.get_agent(ctx.session, agent_id, for_update=True)
     if agent is None:
         raise NotFound(f"agent {agent_id} not found")
+    ctx.holds_agent_lock = True
+    was = agent.status
     for name in data.model_fields_set:
         value = getattr(data, name)
         if value is None and name != "email":
@@ -431,5 +604,56 @@ async def patch_agent(ctx: RouterContext, agent_id: str, data: AgentPatch) -> Ag
         setattr(agent, name, value)
     agent.updated_at = ctx.clock.now()
     await ctx.session.flush()
+    if was == "online" and agent.status != "online":
+        await hand_back(ctx, agent)
     await drain_queue(ctx)
     return agent
+
+
+# --- routing rules ----------------------------------------------------------------------------
+
+
+async def _check_rule(ctx: RouterContext, data: rules.RoutingRuleIn) -> None:
+    groups, skills = await repository.known_groups_and_skills(ctx.session)
+    details = rules.problems(
+        data.conditions, data.actions, known_groups=groups, known_skills=skills
+    )
+    if details:
+        raise Unprocessable(f"{details[0]['field']}: {details[0]['message']}", details=details)
+
+
+def _store_rule(row: RoutingRule, data: rules.RoutingRuleIn) -> None:
+    row.name = data.name
+    row.position = data.position
+    row.enabled = data.enabled
+    row.conditions = data.conditions.model_dump(mode="json")
+    row.actions = data.actions.model_dump(mode="json", exclude_none=True)
+
+
+async def create_rule(ctx: RouterContext, data: rules.RoutingRuleIn) -> RoutingRule:
+    await _check_rule(ctx, data)
+    now = ctx.clock.now()
+    row = RoutingRule(id=uuid.uuid4().hex, created_at=now, updated_at=now)
+    _store_rule(row, data)
+    ctx.session.add(row)
+    await ctx.session.flush()
+    return row
+
+
+async def replace_rule(ctx: RouterContext, rule_id: str, data: rules.RoutingRuleIn) -> RoutingRule:
+    row = await repository.get_rule(ctx.session, rule_id)
+    if row is None:
+        raise NotFound(f"routing rule {rule_id} not found")
+    await _check_rule(ctx, data)
+    _store_rule(row, data)
+    row.updated_at = ctx.clock.now()
+    await ctx.session.flush()
+    return row
+
+
+async def delete_rule(ctx: RouterContext, rule_id: str) -> None:
+    row = await repository.get_rule(ctx.session, rule_id)
+    if row is None:
+        raise NotFound(f"routing rule {rule_id} not found")
+    await ctx.session.delete(row)
+    await ctx.session.flush()
