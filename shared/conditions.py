@@ -4,7 +4,8 @@
 matches when every ``all`` condition holds and, if ``any`` is not empty, at least one of it does.
 ``field`` is a dotted path into the ticket (``requester.tier``, ``custom_fields.plan``).
 
-Text comparisons ignore case, as helpdesk agents expect. ``gte`` / ``lte`` order priorities
+Text comparisons (``eq ne in not_in contains``) ignore case, as helpdesk agents expect;
+``matches`` is a regular expression taken as written (``(?i)`` makes it ignore case). ``gte`` / ``lte`` order priorities
 (low < normal < high < urgent) and tiers (standard < premium < vip) by rank, numbers by value.
 Conditions are validated when saved (unknown field, bad regex, wrong value type → 422), so a
 saved rule can never fail at routing time.
