@@ -125,7 +125,11 @@ async def answer_survey(
 # --- policies ---------------------------------------------------------------------------------
 
 
-def _policy_read(policy: SurveyPolicy) -> SurveyPolicyRead:
+def _policy_read(policy: SurveyPolicy, *, reveal_secret: bool = False) -> SurveyPolicyRead:
+    """The webhook secret is shown only to the admin who just wrote it (it may be generated)."""
+    shown = dict(policy.delivery or {})
+    if not reveal_secret:
+        shown["webhook_secret"] = None
     return SurveyPolicyRead(
         id=policy.id,
         name=policy.name,
@@ -137,7 +141,7 @@ def _policy_read(policy: SurveyPolicy) -> SurveyPolicyRead:
         sample_rate=policy.sample_rate,
         expires_after_hours=policy.expires_after_hours,
         question=policy.question,
-        delivery=Delivery.model_validate(policy.delivery),
+        delivery=Delivery.model_validate(shown),
         created_at=policy.created_at,
         updated_at=policy.updated_at,
     )
@@ -152,7 +156,9 @@ def _apply(policy: SurveyPolicy, body: SurveyPolicyWrite) -> None:
         )
     delivery_body = body.delivery.model_dump(mode="json")
     if body.delivery.webhook_url is not None:
-        secret = body.delivery.webhook_secret or delivery.new_webhook_secret()
+        # Keep the secret a PUT does not mention: subscribers keep verifying.
+        kept = (policy.delivery or {}).get("webhook_secret") if policy.delivery else None
+        secret = body.delivery.webhook_secret or kept or delivery.new_webhook_secret()
         if not delivery.valid_webhook_secret(secret):
             raise Unprocessable(
                 "delivery.webhook_secret: must be whsec_ followed by base64",
@@ -205,7 +211,7 @@ async def create_policy(
     _apply(policy, body)
     session.add(policy)
     await session.flush()
-    return _policy_read(policy)
+    return _policy_read(policy, reveal_secret=True)
 
 
 @router.get(
@@ -230,7 +236,7 @@ async def replace_policy(
     _apply(policy, body)
     policy.updated_at = runtime.clock.now()
     await session.flush()
-    return _policy_read(policy)
+    return _policy_read(policy, reveal_secret=True)
 
 
 @router.delete("/survey-policies/{policy_id}", status_code=204, tags=["survey-policies"])

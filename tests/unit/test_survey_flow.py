@@ -185,7 +185,16 @@ async def test_policy_crud_and_validation(
         "/v1/survey-policies",
         json={"name": "hook", "kind": "nps", "delivery": {"webhook_url": "https://h.example/x"}},
     )
-    assert hook.json()["delivery"]["webhook_secret"].startswith("whsec_")
+    secret = hook.json()["delivery"]["webhook_secret"]
+    assert secret.startswith("whsec_"), "the admin who creates it sees the generated secret"
+    hook_id = hook.json()["id"]
+    read = await client.get(f"/v1/survey-policies/{hook_id}")
+    assert read.json()["delivery"]["webhook_secret"] is None, "never shown again on reads"
+    renamed = await client.put(
+        f"/v1/survey-policies/{hook_id}",
+        json={"name": "hook 2", "kind": "nps", "delivery": {"webhook_url": "https://h.example/x"}},
+    )
+    assert renamed.json()["delivery"]["webhook_secret"] == secret, "a PUT keeps the secret"
 
     policy_id = body["id"]
     put = await client.put(
