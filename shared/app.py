@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.bus import EventBus
+from shared.clock import Clock
 from shared.errors import error_body, install_error_handlers
+from shared.events import Event
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint
-from shared.runtime import ServiceRuntime
+from shared.runtime import BackgroundTask, EventHandler, ServiceRuntime
 from shared.settings import Settings, get_settings
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -25,14 +29,35 @@ def create_service_app(
     *,
     service: str,
     description: str,
-    settings: Settings,
-    build_runtime: Callable[[], ServiceRuntime],
+    settings: Settings | None,
+    metadata: MetaData,
+    handlers: Mapping[type[Event], EventHandler],
+    consumes: tuple[str, ...],
     routers: list[APIRouter],
+    background: tuple[BackgroundTask, ...] = (),
+    bus: EventBus | None = None,
+    clock: Clock | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
+    """A service's FastAPI app; its lifespan starts the service's ``ServiceRuntime``.
+
+    ``bus`` is given by ``ticketflow dev`` (one in-process bus for all three services) and by
+    tests; without it the runtime connects to Kafka from the settings.
+    """
+    settings = settings or get_settings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = build_runtime()
+        runtime = ServiceRuntime(
+            name=service,
+            settings=settings,
+            metadata=metadata,
+            handlers=handlers,
+            consumes=consumes,
+            bus=bus,
+            clock=clock,
+            background=background,
+        )
         await runtime.start()
         app.state.runtime = runtime
         try:

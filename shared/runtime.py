@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -44,6 +44,34 @@ class HandlerContext:
 
     async def publish(self, event: Event) -> None:
         await self.outbox.add(self.session, event, traceparent=self.envelope.traceparent)
+
+
+@dataclass
+class UnitOfWork:
+    """One transaction's business context: its session, the outbox, the clock and the trace.
+
+    Services subclass it (``RouterContext``, ``SlaContext``, ``SurveyContext``) and pass it to
+    their business functions, which change state and ``emit`` events but never commit.
+    """
+
+    session: AsyncSession
+    outbox: Outbox
+    clock: Clock
+    traceparent: str | None = None
+
+    async def emit(self, event: Event) -> str:
+        """Queue ``event`` in the outbox of this transaction; returns its event id."""
+        return await self.outbox.add(self.session, event, traceparent=self.traceparent)
+
+    @classmethod
+    def for_event(cls, ctx: HandlerContext) -> Self:
+        """For a consumed event: its transaction, keeping its trace."""
+        return cls(ctx.session, ctx.outbox, ctx.clock, ctx.envelope.traceparent)
+
+    @classmethod
+    def for_session(cls, session: AsyncSession, runtime: ServiceRuntime) -> Self:
+        """For a request or a background task's own transaction."""
+        return cls(session, runtime.outbox, runtime.clock)
 
 
 EventHandler = Callable[[HandlerContext, Any], Awaitable[None]]

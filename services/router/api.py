@@ -18,7 +18,6 @@ from services.router.schemas import (
     DecisionRead,
     MessageCreate,
     MessageRead,
-    RequesterRead,
     TicketCreate,
     TicketRead,
     TicketUpdate,
@@ -36,36 +35,20 @@ AgentId = Annotated[str, Path(min_length=1, max_length=100)]
 
 
 def _context(session: Session, runtime: Runtime) -> service.RouterContext:
-    return service.RouterContext(session, runtime.outbox, runtime.clock)
+    return service.RouterContext.for_session(session, runtime)
 
 
 async def _ticket_read(session: Session, ticket: Ticket) -> TicketRead:
     history = await repository.routing_history(session, ticket.id)
-    return TicketRead(
-        id=ticket.id,
-        source=ticket.source,
-        external_id=ticket.external_id,
-        subject=ticket.subject,
-        description=ticket.description,
-        status=ticket.status,
-        priority=ticket.priority,
-        channel=ticket.channel,
-        requester=RequesterRead(
-            id=ticket.requester_id,
-            email=ticket.requester_email,
-            name=ticket.requester_name,
-            tier=ticket.requester_tier,
-        ),
-        tags=list(ticket.tags or []),
-        assignee_id=ticket.assignee_id,
-        group=ticket.group,
-        custom_fields=dict(ticket.custom_fields or {}),
-        created_at=ticket.created_at,
-        updated_at=ticket.updated_at,
-        solved_at=ticket.solved_at,
-        routing_history=[
-            DecisionRead(at=d.at, kind=d.kind, changes=d.changes, reason=d.reason) for d in history
-        ],
+    return TicketRead.model_validate(
+        {
+            **service.ticket_document(ticket),
+            "required_skills": list(ticket.required_skills or []),
+            "routing_history": [
+                DecisionRead(at=d.at, kind=d.kind, changes=d.changes, reason=d.reason)
+                for d in history
+            ],
+        }
     )
 
 

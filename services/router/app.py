@@ -13,31 +13,21 @@ from services.router.webhooks_api import router as webhooks_router
 from shared.app import create_service_app
 from shared.bus import EventBus
 from shared.clock import Clock
-from shared.runtime import ServiceRuntime
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 
 
 def create_app(
     settings: Settings | None = None, *, bus: EventBus | None = None, clock: Clock | None = None
 ) -> FastAPI:
-    settings = settings or get_settings()
-
-    def build_runtime() -> ServiceRuntime:
-        return ServiceRuntime(
-            name="router",
-            settings=settings,
-            metadata=metadata,
-            handlers=EVENT_HANDLERS,
-            consumes=CONSUMES,
-            bus=bus,
-            clock=clock,
-            background=(sweep_queue,),
-        )
-
     return create_service_app(
         service="router",
         description="The canonical ticket, webhook intake, agents and routing.",
         settings=settings,
-        build_runtime=build_runtime,
+        metadata=metadata,
+        handlers=EVENT_HANDLERS,
+        consumes=CONSUMES,
+        background=(sweep_queue,),
         routers=[router, webhooks_router, audit_router],
+        bus=bus,
+        clock=clock,
     )

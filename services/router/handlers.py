@@ -8,7 +8,7 @@ from shared.runtime import EventHandler, HandlerContext
 
 
 def _router_context(ctx: HandlerContext) -> service.RouterContext:
-    return service.RouterContext(ctx.session, ctx.outbox, ctx.clock, ctx.envelope.traceparent)
+    return service.RouterContext.for_event(ctx)
 
 
 async def on_ticket_upsert(ctx: HandlerContext, event: ev.TicketUpsert) -> None:

@@ -17,28 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.conditions import Conditions, matches, unknown_fields
+from shared.conditions import TICKET_FIELDS, Conditions, matches, unknown_fields
 from shared.events import Priority
 
-# What a routing rule may look at: every ticket field of the shared language plus the
-# router's own ones (custom_fields.* is always open).
-RULE_FIELDS = frozenset(
-    {
-        "source",
-        "subject",
-        "description",
-        "status",
-        "priority",
-        "channel",
-        "tags",
-        "group",
-        "assignee_id",
-        "requester.id",
-        "requester.email",
-        "requester.name",
-        "requester.tier",
-    }
-)
+# What a routing rule may look at: the ticket fields of the shared language (custom_fields.* is
+# always open).
+RULE_FIELDS = TICKET_FIELDS
 
 # Ticket fields whose change (from an inbound update) makes the rules run again.
 RULE_INPUTS = frozenset(

@@ -126,6 +126,8 @@ class TicketRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     solved_at: datetime | None
+    # Skills the routing rules require of the assignee (an addition to the contract).
+    required_skills: list[str] = Field(default_factory=list)
     routing_history: list[DecisionRead] = Field(default_factory=list)
 
 

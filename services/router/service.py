@@ -10,35 +10,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.router import repository, rules
 from services.router.assignment import AgentView, TicketNeeds, choose_agent
 from services.router.models import Agent, RoutingDecision, RoutingRule, Ticket, TicketMessage
 from services.router.schemas import AgentPatch, AgentPut, MessageCreate, TicketCreate, TicketUpdate
 from shared import events as ev
-from shared.clock import Clock
 from shared.conditions import Conditions
 from shared.errors import Conflict, NotFound, Unprocessable
-from shared.outbox import Outbox
-from shared.runtime import ServiceRuntime
+from shared.runtime import ServiceRuntime, UnitOfWork
 
 CLOSED_STATUSES = ("solved", "closed")
 
 
 @dataclass
-class RouterContext:
-    """What router's business functions need: the transaction, the outbox and the clock."""
+class RouterContext(UnitOfWork):
+    """router's unit of work."""
 
-    session: AsyncSession
-    outbox: Outbox
-    clock: Clock
-    traceparent: str | None = None
     # Set once this transaction locks an agent row: from then on it never waits for another.
     holds_agent_lock: bool = False
-
-    async def emit(self, event: ev.Event) -> None:
-        await self.outbox.add(self.session, event, traceparent=self.traceparent)
 
 
 def snapshot(ticket: Ticket) -> ev.TicketSnapshot:
@@ -500,7 +489,7 @@ async def sweep_queue(runtime: ServiceRuntime) -> None:
     while True:
         await runtime.clock.sleep(QUEUE_SWEEP_SECONDS)
         async with runtime.transaction() as session:
-            await drain_queue(RouterContext(session, runtime.outbox, runtime.clock))
+            await drain_queue(RouterContext.for_session(session, runtime))
 
 
 async def hand_back(ctx: RouterContext, agent: Agent) -> int:

@@ -55,7 +55,7 @@ async def ticket_sla(
     if ticket is None:
         raise NotFound(f"ticket {ticket_id} has no SLA yet (unknown to sla)")
     now = runtime.clock.now()
-    ctx = service.SlaContext(session, runtime.outbox, runtime.clock)
+    ctx = service.SlaContext.for_session(session, runtime)
     timers = await repository.timers_of(session, ticket_id)
     return TicketSlaRead(
         ticket_id=ticket_id,
@@ -151,7 +151,7 @@ async def replace_calendar(
     # Timers on this calendar keep the business time used so far (on the old hours) and get
     # new due instants on the new hours.
     timers = await repository.open_timers_on_calendar(session, calendar_id)
-    before = service.SlaContext(session, runtime.outbox, runtime.clock)
+    before = service.SlaContext.for_session(session, runtime)
     for timer in timers:
         await service.checkpoint(before, timer, now)
     for name, value in fields.items():
@@ -159,7 +159,7 @@ async def replace_calendar(
     row.holidays = sorted(set(body.holidays))
     row.updated_at = now
     await session.flush()
-    after = service.SlaContext(session, runtime.outbox, runtime.clock)
+    after = service.SlaContext.for_session(session, runtime)
     for timer in timers:
         service.schedule(timer, await after.calendar(calendar_id))
     wake_scheduler(runtime)
@@ -280,7 +280,7 @@ async def delete_policy(
 
 async def _recompute_open_timers(session: AsyncSession, runtime: ServiceRuntime) -> None:
     """A policy or calendar changed: re-target every open timer, keeping elapsed time."""
-    ctx = service.SlaContext(session, runtime.outbox, runtime.clock)
+    ctx = service.SlaContext.for_session(session, runtime)
     now = runtime.clock.now()
     for ticket_id in await repository.open_ticket_ids(session):
         ticket = await repository.get_ticket(session, ticket_id, for_update=True)
@@ -355,7 +355,7 @@ async def at_risk(
 ) -> Page[AtRiskRead]:
     """Running timers not yet breached whose due instant is within ``within_minutes``."""
     now = runtime.clock.now()
-    ctx = service.SlaContext(session, runtime.outbox, runtime.clock)
+    ctx = service.SlaContext.for_session(session, runtime)
     rows = await repository.due_before(session, now + timedelta(minutes=within_minutes), limit)
     items = []
     for t in rows:

@@ -14,7 +14,7 @@ from shared.runtime import EventHandler, HandlerContext
 
 
 def _sla_context(ctx: HandlerContext) -> service.SlaContext:
-    return service.SlaContext(ctx.session, ctx.outbox, ctx.clock, ctx.envelope.traceparent)
+    return service.SlaContext.for_event(ctx)
 
 
 def _wake(ctx: HandlerContext) -> None:

@@ -52,7 +52,7 @@ async def fire_once(runtime: ServiceRuntime) -> int:
     async with lock, runtime.transaction() as session:
         now = runtime.clock.now()
         timers = await repository.claim_due(session, now, BATCH)
-        ctx = service.SlaContext(session, runtime.outbox, runtime.clock)
+        ctx = service.SlaContext.for_session(session, runtime)
         for timer in timers:
             await service.fire_due(ctx, timer, now)
     return len(timers)

@@ -38,8 +38,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.sla import repository, webhooks
 from services.sla.calendar import (
     Calendar,
@@ -49,9 +47,8 @@ from services.sla.calendar import (
 )
 from services.sla.models import SlaPolicy, Timer, TrackedTicket, WebhookSubscription
 from shared import events as ev
-from shared.clock import Clock
 from shared.conditions import Conditions, matches
-from shared.outbox import Outbox
+from shared.runtime import UnitOfWork
 
 DEFAULT_POLICY_ID = "default"
 # Minutes per priority, around the clock, used when no policy matches.
@@ -118,20 +115,19 @@ def choose_policy(rows: Iterable[SlaPolicy], document: dict[str, Any]) -> Policy
 
 
 @dataclass
-class SlaContext:
-    session: AsyncSession
-    outbox: Outbox
-    clock: Clock
-    traceparent: str | None = None
+class SlaContext(UnitOfWork):
+    """sla's unit of work; its events also go to the outbound webhook subscriptions."""
+
     _calendars: dict[str, Calendar] = field(default_factory=dict)
     _subscriptions: Sequence[WebhookSubscription] | None = None
 
-    async def emit(self, event: ev.Event) -> None:
+    async def emit(self, event: ev.Event) -> str:
         """Publish through the outbox and queue its webhook deliveries, in this transaction."""
-        event_id = await self.outbox.add(self.session, event, traceparent=self.traceparent)
+        event_id = await super().emit(event)
         if self._subscriptions is None:
             self._subscriptions = await webhooks.subscriptions(self.session)
         await webhooks.enqueue(self.session, self._subscriptions, event, event_id, self.clock.now())
+        return event_id
 
     async def calendar(self, calendar_id: str | None) -> Calendar:
         """The calendar of a timer; a deleted one counts as around the clock."""

@@ -110,7 +110,7 @@ async def answer_survey(
     runtime: Runtime,
 ) -> AnswerRead:
     """Record an answer (no API key: the single-use token is the credential)."""
-    ctx = service.SurveyContext(session, runtime.outbox, runtime.clock)
+    ctx = service.SurveyContext.for_session(session, runtime)
     survey = await service.answer(ctx, token, body.score, body.comment, body.kind)
     assert survey.score is not None and survey.answered_at is not None
     return AnswerRead(

@@ -12,31 +12,21 @@ from services.survey.sender import run_sender
 from shared.app import create_service_app
 from shared.bus import EventBus
 from shared.clock import Clock
-from shared.runtime import ServiceRuntime
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 
 
 def create_app(
     settings: Settings | None = None, *, bus: EventBus | None = None, clock: Clock | None = None
 ) -> FastAPI:
-    settings = settings or get_settings()
-
-    def build_runtime() -> ServiceRuntime:
-        return ServiceRuntime(
-            name="survey",
-            settings=settings,
-            metadata=metadata,
-            handlers=EVENT_HANDLERS,
-            consumes=CONSUMES,
-            bus=bus,
-            clock=clock,
-            background=(run_sender,),
-        )
-
     return create_service_app(
         service="survey",
         description="Survey policies, surveys, responses and satisfaction reports.",
         settings=settings,
-        build_runtime=build_runtime,
+        metadata=metadata,
+        handlers=EVENT_HANDLERS,
+        consumes=CONSUMES,
+        background=(run_sender,),
         routers=[router, pages_router],
+        bus=bus,
+        clock=clock,
     )

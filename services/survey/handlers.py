@@ -8,7 +8,7 @@ from shared.runtime import EventHandler, HandlerContext
 
 
 def _survey_context(ctx: HandlerContext) -> service.SurveyContext:
-    return service.SurveyContext(ctx.session, ctx.outbox, ctx.clock, ctx.envelope.traceparent)
+    return service.SurveyContext.for_event(ctx)
 
 
 async def on_ticket_solved(ctx: HandlerContext, event: ev.TicketSolved) -> None:

@@ -96,7 +96,7 @@ async def submit_page(
     form = await request.form()
     raw_score, raw_comment = form.get("score"), form.get("comment")
     comment = raw_comment.strip() if isinstance(raw_comment, str) else None
-    ctx = service.SurveyContext(session, runtime.outbox, runtime.clock)
+    ctx = service.SurveyContext.for_session(session, runtime)
     try:
         survey = await service.answerable(session, token, runtime.clock.now())
         if not isinstance(raw_score, str) or not raw_score.strip().lstrip("-").isdigit():

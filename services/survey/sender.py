@@ -11,6 +11,7 @@ import contextlib
 import logging
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.survey import delivery, repository, service
 from services.survey.models import Survey
@@ -29,8 +30,8 @@ class Sender:
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         self.client = httpx.AsyncClient()
 
-    def _context(self, session: object) -> service.SurveyContext:
-        return service.SurveyContext(session, self.runtime.outbox, self.runtime.clock)  # type: ignore[arg-type]
+    def _context(self, session: AsyncSession) -> service.SurveyContext:
+        return service.SurveyContext.for_session(session, self.runtime)
 
     async def run_once(self) -> int:
         """One pass: send what is due, expire what is over, start pending deliveries."""

@@ -16,10 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.survey import repository, scoring
 from services.survey.models import Survey, SurveyPolicy
 from shared import events as ev
-from shared.clock import Clock
 from shared.conditions import Conditions, matches
 from shared.errors import Conflict, Gone, NotFound, Unprocessable
-from shared.outbox import Outbox
+from shared.runtime import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -115,14 +114,8 @@ def token_url(base_url: str, token: str) -> str:
 
 
 @dataclass
-class SurveyContext:
-    session: AsyncSession
-    outbox: Outbox
-    clock: Clock
-    traceparent: str | None = None
-
-    async def emit(self, event: ev.Event) -> None:
-        await self.outbox.add(self.session, event, traceparent=self.traceparent)
+class SurveyContext(UnitOfWork):
+    """survey's unit of work."""
 
 
 async def on_solved(ctx: SurveyContext, ticket: ev.TicketSnapshot) -> Survey | None:
