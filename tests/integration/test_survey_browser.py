@@ -18,6 +18,15 @@ from tests.conftest import ADMIN_KEY, eventually, make_settings
 from tests.unit.test_survey_flow import ManualClock, publish, ticket, token_of, wait_status
 
 CHROMIUM = "/usr/bin/chromium"
+# As root (--no-sandbox) and offline: no background connections that the closed network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 async def test_requester_answers_the_survey_page_in_chromium(
@@ -50,7 +59,7 @@ async def test_requester_answers_the_survey_page_in_chromium(
 
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
                 )
                 try:
                     page = await browser.new_page()
