@@ -54,17 +54,21 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
 
     bus = MemoryBus(partitions=settings.topic_partitions, max_retries=settings.consumer_max_retries)
     await bus.start()
+    apps = [create_service(service, settings, bus=bus) for service in SERVICES]
+    if demo:
+        for app in apps:
+            app.state.not_ready_reason = "seeding demo data"
     servers = [
         _Server(
             uvicorn.Config(
-                create_service(service, settings, bus=bus),
+                app,
                 host="127.0.0.1",
                 port=ports[service],
                 log_config=None,
                 lifespan="on",
             )
         )
-        for service in SERVICES
+        for service, app in zip(SERVICES, apps, strict=True)
     ]
 
     loop = asyncio.get_running_loop()
@@ -94,6 +98,8 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
             f"http://127.0.0.1:{ports['survey']}",
             _admin_key(settings),
         )
+        for app in apps:
+            app.state.not_ready_reason = None
     admin_key = _admin_key(settings)
     print(
         "\nticketflow dev is running (in-process bus, SQLite in "

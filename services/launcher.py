@@ -28,6 +28,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_range(count: int, attempts: int = 50) -> int:
+    """The first of ``count`` consecutive free ports (``ticketflow dev`` needs three)."""
+    for _ in range(attempts):
+        base = free_port()
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

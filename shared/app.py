@@ -83,6 +83,10 @@ def create_service_app(
         runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
         if runtime is None:
             return JSONResponse(error_body("not_ready", "starting"), status_code=503)
+        # Set by whoever still prepares the service (e.g. ``dev --demo`` seeding its data).
+        pending: str | None = getattr(request.app.state, "not_ready_reason", None)
+        if pending:
+            return JSONResponse(error_body("not_ready", pending), status_code=503)
         try:
             await runtime.check_ready()
         except Exception as exc:

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import httpx
 
-from services.launcher import ServiceProcess, free_port
+from services.launcher import ServiceProcess, free_port_range
 from tests.conftest import eventually
 
 
 async def test_readme_walkthrough_on_ticketflow_dev(tmp_path: Path) -> None:
-    base = free_port()
-    while any(_taken(base + i) for i in range(3)):
-        base = free_port()
+    base = free_port_range(3)
     process = ServiceProcess.dev(
         base,
         tmp_path / "data",
@@ -67,10 +65,3 @@ async def test_readme_walkthrough_on_ticketflow_dev(tmp_path: Path) -> None:
             await client.aclose()
         await asyncio.to_thread(process.stop)
     assert "Traceback" not in (tmp_path / "dev.log").read_text()
-
-
-def _taken(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
