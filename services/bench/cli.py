@@ -29,6 +29,13 @@ def add_parser(commands: Any) -> None:
     bench.add_argument("scenario", choices=SCENARIOS)
     bench.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures")
     bench.add_argument("--kafka", default=None, help="bootstrap servers (default: a Tansu broker)")
+    bench.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample every service process with py-spy; collapsed stacks in DIR",
+    )
     group = bench.add_argument_group("intake")
     group.add_argument("--concurrency", type=int, default=32, help="connections (default 32)")
     group.add_argument("--duration", type=float, default=10.0, help="seconds per run (10)")
@@ -105,6 +112,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             timers.rows,
         ),
     }
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     document: dict[str, Any] = {
         "command": "ticketflow bench "
@@ -118,7 +127,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         run, options, to_rows = plans[name]
         progress(f"=== {name} ===")
         # Each scenario gets its own database and broker: nothing left over skews the next one.
-        async with bench_env(settings, args.kafka) as env:
+        async with bench_env(settings, args.kafka, name, args.profile) as env:
             figures = await run(env, options)
         document["scenarios"][name] = figures
         rows.extend(to_rows(figures))

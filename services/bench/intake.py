@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from services.bench.report import Row, fmt, ms, percentile, ratio
@@ -52,7 +54,19 @@ def start_baseline(env: BenchEnv) -> tuple[ServiceProcess, int]:
     progress(f"starting baseline receiver on :{port}")
     process.start(timeout=60)
     env.processes.append(process)
+    env.profile(process, "baseline")
     return process, port
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (Linux ``/proc``), None elsewhere."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -66,16 +80,27 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "accepted": accepted,
         "errors": sum(run["errors"] for run in runs),
         "rounds_per_s": [round(run["accepted"] / run["duration_s"], 1) for run in runs],
+        # The receiving process's own CPU per accepted request (warmup included, PostgreSQL not).
+        "server_cpu_ms_per_request": _cpu_per_request(runs),
     }
 
 
+def _cpu_per_request(runs: list[dict[str, Any]]) -> float | None:
+    cpu: list[float] = [run["server_cpu_s"] for run in runs if run.get("server_cpu_s") is not None]
+    if len(cpu) != len(runs):
+        return None
+    requests = sum(run["accepted"] * (1 + run["warmup_s"] / run["duration_s"]) for run in runs)
+    return round(1000 * sum(cpu) / requests, 2) if requests else None
+
+
 async def run_intake(env: BenchEnv, options: IntakeOptions) -> dict[str, Any]:
-    _, router_port = env.start_service("router")
-    _, baseline_port = start_baseline(env)
+    router, router_port = env.start_service("router")
+    receiver, baseline_port = start_baseline(env)
     targets = {
         "ticketflow": f"http://127.0.0.1:{router_port}/v1/webhooks/generic",
         "baseline": f"http://127.0.0.1:{baseline_port}/v1/webhooks/generic",
     }
+    pids = {"ticketflow": router.pid, "baseline": receiver.pid}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     for number in range(options.rounds):
         for name, url in targets.items():
@@ -83,6 +108,7 @@ async def run_intake(env: BenchEnv, options: IntakeOptions) -> dict[str, Any]:
                 f"intake round {number + 1}/{options.rounds}: {name}, "
                 f"{options.concurrency} connections, {options.warmup:g}+{options.duration:g}s"
             )
+            before = cpu_seconds(pids[name])
             result = await run_loadgen(
                 "closed",
                 "--url",
@@ -98,6 +124,9 @@ async def run_intake(env: BenchEnv, options: IntakeOptions) -> dict[str, Any]:
                 "--duration",
                 str(options.duration),
             )
+            after = cpu_seconds(pids[name])
+            result["warmup_s"] = options.warmup
+            result["server_cpu_s"] = None if after is None or before is None else after - before
             runs[name].append(result)
             progress(
                 f"  {name}: {result['accepted'] / result['duration_s']:.0f} accepted/s, "
@@ -142,6 +171,14 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             fmt(tf["latency_p99_ms"], " ms"),
             fmt(base["latency_p99_ms"], " ms"),
             fmt(latency_ratio_99),
+            "",
+        ),
+        (
+            "intake",
+            "server CPU per request",
+            fmt(tf["server_cpu_ms_per_request"], " ms"),
+            fmt(base["server_cpu_ms_per_request"], " ms"),
+            fmt(ratio(tf["server_cpu_ms_per_request"], base["server_cpu_ms_per_request"])),
             "",
         ),
         ("intake", "errors", fmt(tf["errors"]), fmt(base["errors"]), "", "0"),

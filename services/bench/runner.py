@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +51,10 @@ class BenchEnv:
     bootstrap: str
     topic_prefix: str
     log_dir: Path
+    scenario: str = "bench"
+    profile_dir: Path | None = None
     processes: list[ServiceProcess] = field(default_factory=list)
+    profilers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def dsn(self) -> str:
@@ -78,12 +83,35 @@ class BenchEnv:
         progress(f"starting ticketflow serve {service} on :{port}")
         process.start(timeout=90)
         self.processes.append(process)
+        self.profile(process, service)
         return process, port
+
+    def profile(self, process: ServiceProcess, name: str) -> None:
+        """With ``--profile DIR``: py-spy samples the process until it exits (collapsed stacks)."""
+        if self.profile_dir is None or process.pid is None:
+            return
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        output = self.profile_dir / f"{self.scenario}-{name}.txt"
+        command = [py_spy, "record", "--pid", str(process.pid), "--format", "raw"]
+        command += ["--output", str(output), "--rate", "100", "--nonblocking"]
+        self.profilers.append(
+            subprocess.Popen(
+                command,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
+        for profiler in self.profilers:  # each writes its file once its process has exited
+            try:
+                profiler.wait(30)
+            except subprocess.TimeoutExpired:
+                profiler.terminate()
+        self.profilers.clear()
 
 
 async def _admin_connection(server_url: str) -> asyncpg.Connection:
@@ -131,7 +159,9 @@ def broker(bootstrap: str | None) -> Iterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def bench_env(settings: Settings, kafka: str | None) -> AsyncIterator[BenchEnv]:
+async def bench_env(
+    settings: Settings, kafka: str | None, scenario: str, profile_dir: Path | None = None
+) -> AsyncIterator[BenchEnv]:
     with broker(kafka) as bootstrap, tempfile.TemporaryDirectory(prefix="tf-bench-") as logs:
         async with fresh_database(settings) as url:
             env = BenchEnv(
@@ -139,6 +169,8 @@ async def bench_env(settings: Settings, kafka: str | None) -> AsyncIterator[Benc
                 bootstrap=bootstrap,
                 topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
                 log_dir=Path(logs),
+                scenario=scenario,
+                profile_dir=profile_dir,
             )
             try:
                 yield env

@@ -19,7 +19,7 @@ TINY = [
 ]  # fmt: skip
 
 PRINTED = [
-    "accepted/s", "latency p50", "latency p99", "errors",
+    "accepted/s", "latency p50", "latency p99", "server CPU per request", "errors",
     "end-to-end tickets/s", "webhook→ticket.assigned p99", "webhook→sla.started p99",
     "consumer lag at end", "lateness p50", "lateness p99", "lateness max",
     "drained", "sla peak RSS", "database per 1M timers",
@@ -46,7 +46,12 @@ def test_bench_all_prints_and_writes_every_figure(tmp_path: Path) -> None:
     for side in ("ticketflow", "baseline"):
         figures = intake[side]
         assert figures["accepted"] > 0 and figures["errors"] == 0
-        for key in ("accepted_per_s", "latency_p50_ms", "latency_p99_ms"):
+        for key in (
+            "accepted_per_s",
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "server_cpu_ms_per_request",
+        ):
             assert figures[key] is not None, (side, key)
     assert intake["ratio"] is not None
 
