@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.bench import intake, pipeline, report, timers
-from services.bench.runner import bench_env, progress
 from shared.settings import Settings
+
+# The scenario modules (asyncpg, aiokafka, the load generator) load only when ``bench`` runs, so
+# that ``ticketflow dev`` and ``serve`` start no slower for having the subcommand.
 
 SCENARIOS = ("intake", "pipeline", "timers", "all")
 
@@ -84,6 +85,9 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from services.bench import intake, pipeline, report, timers
+    from services.bench.runner import bench_env, progress
+
     chosen = ("intake", "pipeline", "timers") if args.scenario == "all" else (args.scenario,)
     plans: dict[
         str, tuple[Callable[..., Any], Any, Callable[[dict[str, Any]], list[report.Row]]]
@@ -145,6 +149,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def summary(scenarios: dict[str, dict[str, Any]]) -> list[str]:
+    from services.bench import intake, pipeline
+
     lines = []
     if "intake" in scenarios:
         figures = scenarios["intake"]
