@@ -74,6 +74,9 @@ def _positive(args: argparse.Namespace) -> str | None:
 
 
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+    from aiokafka.errors import KafkaError
+
     problem = _positive(args)
     if problem:
         print(f"ticketflow bench: {problem}", file=sys.stderr)
@@ -81,7 +84,12 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     # The bench's own HTTP calls and migrations are not news; its progress lines are.
     for name in ("httpx", "alembic", "aiokafka"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    return asyncio.run(_run(settings, args))
+    try:
+        return asyncio.run(_run(settings, args))
+    except (RuntimeError, OSError, asyncpg.PostgresError, KafkaError) as exc:
+        # Nothing to measure without PostgreSQL, a broker and the services: one clear line.
+        print(f"ticketflow bench: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:

@@ -115,7 +115,11 @@ class BenchEnv:
 
 
 async def _admin_connection(server_url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        return await asyncpg.connect(asyncpg_dsn(server_url))
+    except (OSError, asyncpg.PostgresError) as exc:
+        where = make_url(server_url).set(password=None).render_as_string()
+        raise RuntimeError(f"PostgreSQL at {where} is required: {exc}") from exc
 
 
 @contextlib.asynccontextmanager
@@ -158,21 +162,36 @@ def broker(bootstrap: str | None) -> Iterator[str]:
         tansu.stop()
 
 
+def _keep_logs_if_failed(logs: Path, scenario: str, failed: bool) -> None:
+    if failed and any(logs.iterdir()):
+        progress(f"{scenario} failed; service logs kept in {logs}")
+    else:
+        shutil.rmtree(logs, ignore_errors=True)
+
+
 @contextlib.asynccontextmanager
 async def bench_env(
     settings: Settings, kafka: str | None, scenario: str, profile_dir: Path | None = None
 ) -> AsyncIterator[BenchEnv]:
-    with broker(kafka) as bootstrap, tempfile.TemporaryDirectory(prefix="tf-bench-") as logs:
-        async with fresh_database(settings) as url:
-            env = BenchEnv(
-                database_url=url,
-                bootstrap=bootstrap,
-                topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
-                log_dir=Path(logs),
-                scenario=scenario,
-                profile_dir=profile_dir,
-            )
-            try:
-                yield env
-            finally:
-                env.stop_all()
+    """Broker, database and service processes for one scenario; the services' logs are kept
+    (and named) only when the scenario fails."""
+    logs = Path(tempfile.mkdtemp(prefix=f"tf-bench-{scenario}-"))
+    failed = True
+    try:
+        with broker(kafka) as bootstrap:
+            async with fresh_database(settings) as url:
+                env = BenchEnv(
+                    database_url=url,
+                    bootstrap=bootstrap,
+                    topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
+                    log_dir=logs,
+                    scenario=scenario,
+                    profile_dir=profile_dir,
+                )
+                try:
+                    yield env
+                finally:
+                    env.stop_all()
+        failed = False
+    finally:
+        _keep_logs_if_failed(logs, scenario, failed)
