@@ -91,6 +91,8 @@ class BenchEnv:
         if self.profile_dir is None or process.pid is None:
             return
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not os.access(py_spy, os.X_OK):
+            raise RuntimeError("--profile needs py-spy: pip install -e '.[dev]' or py-spy")
         output = self.profile_dir / f"{self.scenario}-{name}.txt"
         command = [py_spy, "record", "--pid", str(process.pid), "--format", "raw"]
         command += ["--output", str(output), "--rate", "100", "--nonblocking"]
