@@ -1,4 +1,4 @@
-"""The ``ticketflow`` command: dev, serve, migrate."""
+"""The ``ticketflow`` command: dev, serve, migrate, bench."""
 
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="upgrade database schemas to the newest revision")
     migrate.add_argument("service", nargs="?", default="all", choices=(*SERVICES, "all"))
+
+    from services.bench.cli import add_parser as add_bench_parser
+
+    add_bench_parser(commands)
     return parser
 
 
@@ -60,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(upgrade_all(settings.database_url, services))
             print(f"migrated {', '.join(services)} to head", file=sys.stderr)
             return 0
+        if args.command == "bench":
+            from services.bench.cli import run_bench
+
+            return run_bench(settings, args)
     except SettingsError as exc:
         print(f"ticketflow: {exc}", file=sys.stderr)
         return 2

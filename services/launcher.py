@@ -105,8 +105,10 @@ class ServiceProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         log_path: Path | None = None,
+        module: str = "services.cli",
     ) -> None:
         self.args = list(args)
+        self.module = module
         self.ready_urls = list(ready_urls)
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd
@@ -149,7 +151,7 @@ class ServiceProcess:
         if self.log_path is not None:
             self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *self.args],
+            [sys.executable, "-m", self.module, *self.args],
             env=self.env,
             cwd=self.cwd,
             stdout=self._log or subprocess.DEVNULL,
@@ -164,7 +166,7 @@ class ServiceProcess:
             while pending:
                 if self.process is not None and self.process.poll() is not None:
                     raise RuntimeError(
-                        f"ticketflow {' '.join(self.args)} exited with {self.process.returncode}"
+                        f"{self.module} {' '.join(self.args)} exited with {self.process.returncode}"
                         + (f"; see {self.log_path}" if self.log_path else "")
                     )
                 if time.monotonic() > deadline:

@@ -1,0 +1,1 @@
+"""``ticketflow bench``: ticketflow's speed and scale on this machine, beside baselines."""

@@ -1,0 +1,281 @@
+"""``bench pipeline``: N tickets offered at a fixed rate through intake → router → sla on Kafka
+and PostgreSQL, observed on the broker the way any downstream consumer sees them.
+
+A ticket is done when its ``ticket.assigned`` (router) and its ``sla.started`` (sla) are on the
+broker. The intake-only rate is the door's own rate in the same run (accepted webhooks over the
+time from the first post to the last 202), so ratio 1.0 means the pipeline keeps up with the door.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from services.bench.intake import run_loadgen
+from services.bench.report import Row, fmt, ms, percentile, ratio
+from services.bench.runner import ADMIN_KEY, WEBHOOK_SECRET, BenchEnv, progress
+
+TARGET_RATIO = 1.0
+AGENT_CAPACITY = 10_000  # the API's maximum per channel
+# The observer's fetch wait bounds what it adds to a measured latency: Tansu answers a fetch
+# only when this wait ends (aiokafka's default, 500 ms, added ~130 ms mean to every figure).
+FETCH_MAX_WAIT_MS = 20
+
+
+@dataclass
+class PipelineOptions:
+    tickets: int = 5000
+    rate: float = 500.0
+    concurrency: int = 64
+    agents: int = 10
+    timeout: float = 180.0
+
+
+class Observer:
+    """First time each ticket's ``ticket.assigned`` and ``sla.started`` are seen on the broker."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self.consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        self.seen: dict[str, dict[str, float]] = {"ticket.assigned": {}, "sla.started": {}}
+        self.events: list[tuple[float, dict[str, Any]]] = []
+        self.keep_types: set[str] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for message in self.consumer:
+            now = time.time()
+            if message.value is None:
+                continue
+            envelope = json.loads(message.value)
+            kind = envelope.get("type")
+            seen = self.seen.get(kind)
+            if seen is not None:
+                seen.setdefault(str(envelope.get("subject")), now)
+            if kind in self.keep_types:
+                self.events.append((now, envelope))
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        await self.consumer.stop()
+
+
+async def consumer_lag(
+    bootstrap: str, observer: Observer, groups: dict[str, str]
+) -> dict[str, int | None]:
+    """Messages each consumer group has not yet committed, per group (None if unavailable).
+
+    End offsets come from the observer's consumer, which is assigned every partition of the
+    groups' topics. Committed offsets are read by a consumer carrying the group's id that never
+    subscribes, so it never joins the group nor disturbs its members.
+    """
+    lags: dict[str, int | None] = {}
+    assigned = observer.consumer.assignment()
+    for group, topic in groups.items():
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        )
+        try:
+            await reader.start()
+            partitions = sorted(tp for tp in assigned if tp.topic == topic)
+            ends = await observer.consumer.end_offsets(partitions)
+            lag = 0
+            for tp in partitions:
+                committed = await reader.committed(tp)
+                lag += max(0, ends[tp] - (committed or 0))
+            lags[group] = lag
+        except Exception as exc:  # a broker without the API: report, don't fail the run
+            progress(f"consumer lag of {group}: unavailable ({exc!r})")
+            lags[group] = None
+        finally:
+            with contextlib.suppress(Exception):
+                await reader.stop()
+    return lags
+
+
+async def create_agents(router_url: str, count: int) -> None:
+    async with httpx.AsyncClient(
+        base_url=router_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+    ) as client:
+        for number in range(count):
+            response = await client.put(
+                f"/v1/agents/bench-agent-{number}",
+                json={
+                    "name": f"Bench Agent {number}",
+                    "email": f"agent{number}@bench.invalid",
+                    "capacity": {"web": AGENT_CAPACITY},
+                    "status": "online",
+                },
+            )
+            response.raise_for_status()
+
+
+async def run_pipeline(env: BenchEnv, options: PipelineOptions) -> dict[str, Any]:
+    _, router_port = env.start_service("router")
+    env.start_service("sla")
+    router_url = f"http://127.0.0.1:{router_port}"
+    agents = max(options.agents, math.ceil(options.tickets / AGENT_CAPACITY) + 1)
+    await create_agents(router_url, agents)
+    # inbound only for its end offsets (router's lag); its events are not looked at.
+    topics = [f"{env.topic_prefix}{name}" for name in ("inbound", "tickets", "sla")]
+    observer = Observer(env.bootstrap, topics)
+    await observer.start()
+    try:
+        progress(f"pipeline: offering {options.tickets} tickets at {options.rate:g}/s")
+        result = await run_loadgen(
+            "open",
+            "--url",
+            f"{router_url}/v1/webhooks/generic",
+            "--secret",
+            WEBHOOK_SECRET,
+            "--prefix",
+            "pipeline",
+            "--concurrency",
+            str(options.concurrency),
+            "--count",
+            str(options.tickets),
+            "--rate",
+            str(options.rate),
+        )
+        sends: dict[str, list[float]] = result["sends"]
+        assigned, started = observer.seen["ticket.assigned"], observer.seen["sla.started"]
+        deadline = time.monotonic() + options.timeout
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            done = sum(1 for t in sends if t in assigned and t in started)
+            if done == len(sends):
+                break
+            if time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                progress(
+                    f"  pipeline: {len(sends)} accepted, {sum(t in assigned for t in sends)} "
+                    f"assigned, {sum(t in started for t in sends)} with sla started"
+                )
+            await asyncio.sleep(0.2)
+        lag = await consumer_lag(
+            env.bootstrap,
+            observer,
+            {"router": f"{env.topic_prefix}inbound", "sla": f"{env.topic_prefix}tickets"},
+        )
+    finally:
+        await observer.stop()
+
+    complete = [t for t in sends if t in assigned and t in started]
+    first_send = min((s[0] for s in sends.values()), default=None)
+    door_end = max((s[1] for s in sends.values()), default=None)
+    e2e_end = max((max(assigned[t], started[t]) for t in complete), default=None)
+    door_rate = (
+        len(sends) / (door_end - first_send)
+        if first_send and door_end and door_end > first_send
+        else None
+    )
+    e2e_rate = (
+        len(complete) / (e2e_end - first_send)
+        if first_send and e2e_end and e2e_end > first_send
+        else None
+    )
+    to_assigned = [assigned[t] - sends[t][0] for t in sends if t in assigned]
+    to_started = [started[t] - sends[t][0] for t in sends if t in started]
+    value = ratio(e2e_rate, door_rate)
+    return {
+        "options": vars(options),
+        "offered_per_s": options.rate,
+        "accepted": len(sends),
+        "intake_errors": result["errors"],
+        "completed": len(complete),
+        "intake_only_per_s": None if door_rate is None else round(door_rate, 1),
+        "end_to_end_per_s": None if e2e_rate is None else round(e2e_rate, 1),
+        "assigned_p50_ms": ms(percentile(to_assigned, 0.50)),
+        "assigned_p99_ms": ms(percentile(to_assigned, 0.99)),
+        "sla_started_p50_ms": ms(percentile(to_started, 0.50)),
+        "sla_started_p99_ms": ms(percentile(to_started, 0.99)),
+        "consumer_lag_end": lag,
+        "ratio": value,
+        "target_ratio": TARGET_RATIO,
+        "met": value is not None and value >= TARGET_RATIO and len(complete) == options.tickets,
+    }
+
+
+def rows(figures: dict[str, Any]) -> list[Row]:
+    lag = figures["consumer_lag_end"]
+    return [
+        ("pipeline", "offered tickets/s", fmt(figures["offered_per_s"]), "", "", ""),
+        (
+            "pipeline",
+            "end-to-end tickets/s (vs intake-only)",
+            fmt(figures["end_to_end_per_s"]),
+            fmt(figures["intake_only_per_s"]),
+            fmt(figures["ratio"]),
+            f">= {TARGET_RATIO} ({'met' if figures['met'] else 'MISSED'})",
+        ),
+        (
+            "pipeline",
+            "completed / accepted",
+            f"{figures['completed']:,} / {figures['accepted']:,}",
+            "",
+            "",
+            "all",
+        ),
+        (
+            "pipeline",
+            "webhook→ticket.assigned p50",
+            fmt(figures["assigned_p50_ms"], " ms"),
+            "",
+            "",
+            "",
+        ),
+        (
+            "pipeline",
+            "webhook→ticket.assigned p99",
+            fmt(figures["assigned_p99_ms"], " ms"),
+            "",
+            "",
+            "",
+        ),
+        (
+            "pipeline",
+            "webhook→sla.started p50",
+            fmt(figures["sla_started_p50_ms"], " ms"),
+            "",
+            "",
+            "",
+        ),
+        (
+            "pipeline",
+            "webhook→sla.started p99",
+            fmt(figures["sla_started_p99_ms"], " ms"),
+            "",
+            "",
+            "",
+        ),
+        (
+            "pipeline",
+            "consumer lag at end (router/sla)",
+            f"{fmt(lag.get('router'))} / {fmt(lag.get('sla'))}",
+            "",
+            "",
+            "0",
+        ),
+        ("pipeline", "intake errors", fmt(figures["intake_errors"]), "", "", "0"),
+    ]
