@@ -69,7 +69,12 @@ def create_service_app(
         title=f"ticketflow {service}", description=description, version=version, lifespan=lifespan
     )
     app.state.service = service
-    app.dependency_overrides[get_settings] = lambda: settings
+
+    async def _settings() -> Settings:
+        return settings
+
+    # Async: FastAPI would run a plain function dependency in its thread pool on every request.
+    app.dependency_overrides[get_settings] = _settings
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(MetricsMiddleware, service=service)
@@ -99,14 +104,14 @@ def create_service_app(
     return app
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     # Ends before the response is sent (scope="function"): a 2xx means the commit happened.
-    runtime = get_runtime(request)
+    runtime: ServiceRuntime = request.app.state.runtime
     async with runtime.transaction() as session:
         yield session
 

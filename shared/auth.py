@@ -20,7 +20,9 @@ def _role_for(token: str, keys: dict[str, Role]) -> Role | None:
     return found
 
 
-def authenticate(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Role:
+async def authenticate(
+    request: Request, settings: Annotated[Settings, Depends(get_settings)]
+) -> Role:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -34,11 +36,11 @@ def authenticate(request: Request, settings: Annotated[Settings, Depends(get_set
     return role
 
 
-def require_reader(role: Annotated[Role, Depends(authenticate)]) -> Role:
+async def require_reader(role: Annotated[Role, Depends(authenticate)]) -> Role:
     return role
 
 
-def require_admin(role: Annotated[Role, Depends(authenticate)]) -> Role:
+async def require_admin(role: Annotated[Role, Depends(authenticate)]) -> Role:
     if role != "admin":
         raise Forbidden("this API key is read-only; writing needs an admin key")
     return role

@@ -90,7 +90,9 @@ def create_engine(url: str, schema: str, **kwargs: Any) -> AsyncEngine:
         return engine.execution_options(schema_translate_map={schema: None})
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping (a round trip per checkout); a dropped connection fails its transaction,
+    # which the request or the consumer retries, and the pool replaces it.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, **kwargs)
 
 

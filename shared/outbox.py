@@ -84,25 +84,33 @@ class Outbox:
     def source(self) -> str:
         return f"/ticketflow/{self.service}"
 
-    async def add(
-        self, session: AsyncSession, event: Event, *, traceparent: str | None = None
-    ) -> str:
-        """Queue ``event`` for publication when the session's transaction commits; returns its id."""
+    def row(self, event: Event, *, traceparent: str | None = None) -> dict[str, Any]:
+        """The outbox row of ``event`` (its ``event_id`` included), not yet written."""
         event_id = new_event_id()
         now = self.clock.now()
         key, value, _ = encode(
             event, source=self.source, event_id=event_id, time=now, traceparent=traceparent
         )
-        await session.execute(
-            self.table.insert().values(
-                event_id=event_id,
-                topic=self.topic_prefix + event.topic,
-                key=key,
-                value=value,
-                created_at=now,
-            )
-        )
-        return event_id
+        return {
+            "event_id": event_id,
+            "topic": self.topic_prefix + event.topic,
+            "key": key,
+            "value": value,
+            "created_at": now,
+        }
+
+    async def add(
+        self, session: AsyncSession, event: Event, *, traceparent: str | None = None
+    ) -> str:
+        """Queue ``event`` for publication when the session's transaction commits; returns its id."""
+        row = self.row(event, traceparent=traceparent)
+        await self.add_rows(session, [row])
+        return str(row["event_id"])
+
+    async def add_rows(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Write prepared rows in one statement (they keep their order in the table)."""
+        if rows:
+            await session.execute(self.table.insert(), rows)
 
 
 class Inbox:

@@ -59,9 +59,27 @@ class UnitOfWork:
     clock: Clock
     traceparent: str | None = None
 
+    _batch: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
+
     async def emit(self, event: Event) -> str:
         """Queue ``event`` in the outbox of this transaction; returns its event id."""
-        return await self.outbox.add(self.session, event, traceparent=self.traceparent)
+        row = self.outbox.row(event, traceparent=self.traceparent)
+        if self._batch is not None:
+            self._batch.append(row)
+        else:
+            await self.outbox.add_rows(self.session, [row])
+        return str(row["event_id"])
+
+    @contextlib.asynccontextmanager
+    async def batched_events(self) -> AsyncIterator[None]:
+        """Collect the events emitted inside the block and write them in one statement at its
+        end (for loops that emit many, like the SLA scheduler firing a storm of timers)."""
+        self._batch = []
+        try:
+            yield
+            await self.outbox.add_rows(self.session, self._batch)
+        finally:
+            self._batch = None
 
     @classmethod
     def for_event(cls, ctx: HandlerContext) -> Self:
@@ -160,7 +178,9 @@ class ServiceRuntime:
         self._relay.start()
         if self.handlers:
             topics = [self.settings.topic(t) for t in self.consumes]
-            self._subscription = await self.bus.subscribe(topics, self.name, self.handle_message)
+            self._subscription = await self.bus.subscribe(
+                topics, self.name, self.handle_message, batch_handler=self.handle_batch
+            )
         loop = asyncio.get_running_loop()
         for task in self.background:
             self._tasks.append(loop.create_task(self._supervise(task), name=f"{self.name} {task}"))
@@ -220,8 +240,8 @@ class ServiceRuntime:
 
     # --- consuming -----------------------------------------------------------------------------
 
-    async def handle_message(self, message: Message) -> None:
-        """Decode, dedupe through the inbox, run the handler and its effects in one transaction."""
+    def _prepare(self, message: Message) -> tuple[Envelope, Event, EventHandler] | None:
+        """Decode a message; None when this service has no handler for its type."""
         try:
             envelope = decode(message.value, message.key)
         except EventDecodeError as exc:
@@ -231,20 +251,56 @@ class ServiceRuntime:
         handler = self.handlers.get(model) if model is not None else None
         if handler is None:
             EVENTS_CONSUMED.labels(self.name, envelope.type, "ignored").inc()
-            return
+            return None
         try:
             event = parse_event(envelope)
         except EventDecodeError as exc:
             EVENTS_CONSUMED.labels(self.name, envelope.type, "dead_lettered").inc()
             raise PermanentError(str(exc)) from exc
+        return envelope, event, handler
+
+    async def _apply(
+        self, session: AsyncSession, envelope: Envelope, event: Event, handler: EventHandler
+    ) -> HandlerContext | None:
+        """Inside the caller's transaction: the inbox check, then the handler's effects."""
         with log_context(ticket_id=envelope.subject, trace_id=trace_id_of(envelope.traceparent)):
-            async with self.sessionmaker.begin() as session:
-                if not await self.inbox.first_time(session, self.name, envelope.id):
-                    EVENTS_CONSUMED.labels(self.name, envelope.type, "duplicate").inc()
-                    return
-                context = HandlerContext(session, self.outbox, self.clock, envelope, self)
-                await handler(context, event)
-            self.relay.notify()
+            if not await self.inbox.first_time(session, self.name, envelope.id):
+                EVENTS_CONSUMED.labels(self.name, envelope.type, "duplicate").inc()
+                return None
+            context = HandlerContext(session, self.outbox, self.clock, envelope, self)
+            await handler(context, event)
+            return context
+
+    def _committed(self, contexts: list[HandlerContext]) -> None:
+        self.relay.notify()
+        for context in contexts:
             for callback in context.after_commit:
                 callback()
-            EVENTS_CONSUMED.labels(self.name, envelope.type, "handled").inc()
+            EVENTS_CONSUMED.labels(self.name, context.envelope.type, "handled").inc()
+
+    async def handle_message(self, message: Message) -> None:
+        """Decode, dedupe through the inbox, run the handler and its effects in one transaction."""
+        prepared = self._prepare(message)
+        if prepared is None:
+            return
+        async with self.sessionmaker.begin() as session:
+            context = await self._apply(session, *prepared)
+        self._committed([context] if context else [])
+
+    async def handle_batch(self, messages: list[Message]) -> None:
+        """Consecutive messages of one partition in ONE transaction: one commit instead of one
+        per event. Each still has its inbox row; between messages the session is flushed and
+        emptied so every handler reads fresh rows. If anything fails, the bus falls back to
+        ``handle_message`` one by one, so a bad message cannot hold back its neighbours."""
+        prepared = [p for p in map(self._prepare, messages) if p is not None]
+        if not prepared:
+            return
+        contexts: list[HandlerContext] = []
+        async with self.sessionmaker.begin() as session:
+            for envelope, event, handler in prepared:
+                context = await self._apply(session, envelope, event, handler)
+                if context is not None:
+                    contexts.append(context)
+                await session.flush()
+                session.expunge_all()
+        self._committed(contexts)

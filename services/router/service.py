@@ -26,8 +26,15 @@ CLOSED_STATUSES = ("solved", "closed")
 class RouterContext(UnitOfWork):
     """router's unit of work."""
 
-    # Set once this transaction locks an agent row: from then on it never waits for another.
-    holds_agent_lock: bool = False
+    @property
+    def holds_agent_lock(self) -> bool:
+        """Whether this transaction locked an agent row: from then on it never waits for another.
+        Kept on the session, as one transaction may serve several events (a consumer batch)."""
+        return bool(self.session.info.get("holds_agent_lock"))
+
+    @holds_agent_lock.setter
+    def holds_agent_lock(self, value: bool) -> None:
+        self.session.info["holds_agent_lock"] = value
 
 
 def snapshot(ticket: Ticket) -> ev.TicketSnapshot:
@@ -414,31 +421,49 @@ async def _place(ctx: RouterContext, ticket: Ticket, views: dict[str, AgentView]
         ctx.session, ticket, ctx.clock.now() - RETURNING_CUSTOMER_WINDOW
     )
     candidates = dict(views)
+    busy: dict[str, AgentView] = {}  # fitting agents locked by another transaction
     while candidates:
         choice = choose_agent(needs, list(candidates.values()), previous)
         if choice is None:
-            return False
-        # Lock the agent and count again: another router may have filled them meanwhile. A
-        # transaction already holding an agent lock never waits for another (no deadlock cycle):
-        # it skips a locked agent instead.
+            break
+        # Lock the agent and count again: another router may have filled them meanwhile. Several
+        # transactions assigning at once would all queue on the same least-loaded agent, so a
+        # locked agent is skipped for the next best one; a returning customer's agent is worth
+        # waiting for. A transaction already holding an agent lock never waits (no deadlock).
+        wait = choice.strategy == "returning_customer" and not ctx.holds_agent_lock
         agent = await repository.get_agent(
-            ctx.session, choice.agent_id, for_update=True, skip_locked=ctx.holds_agent_lock
+            ctx.session, choice.agent_id, for_update=True, skip_locked=not wait
         )
         if agent is None:
-            candidates.pop(choice.agent_id, None)
+            busy[choice.agent_id] = candidates.pop(choice.agent_id)
             continue
-        ctx.holds_agent_lock = True
-        load = (await repository.agent_loads(ctx.session, [agent.id])).get(agent.id, {})
-        current = _view(agent, load)
-        views[agent.id] = current
-        if agent.status == "online" and current.has_room(ticket.channel):
-            await _assign(ctx, ticket, agent, choice.strategy)
-            views[agent.id] = _view(
-                agent, {**load, ticket.channel: load.get(ticket.channel, 0) + 1}
-            )
+        if await _assign_if_room(ctx, ticket, agent, choice.strategy, views):
             return True
         candidates.pop(choice.agent_id, None)
+    # Every fitting agent is busy in another transaction: wait for the best of them.
+    while busy and not ctx.holds_agent_lock:
+        choice = choose_agent(needs, list(busy.values()), previous)
+        if choice is None:
+            return False
+        busy.pop(choice.agent_id)
+        agent = await repository.get_agent(ctx.session, choice.agent_id, for_update=True)
+        if agent is not None and await _assign_if_room(ctx, ticket, agent, choice.strategy, views):
+            return True
     return False
+
+
+async def _assign_if_room(
+    ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: str, views: dict[str, AgentView]
+) -> bool:
+    """With the agent's row locked: assign if they are online with room on the channel."""
+    ctx.holds_agent_lock = True
+    load = (await repository.agent_loads(ctx.session, [agent.id])).get(agent.id, {})
+    views[agent.id] = _view(agent, load)
+    if agent.status != "online" or not views[agent.id].has_room(ticket.channel):
+        return False
+    await _assign(ctx, ticket, agent, strategy)
+    views[agent.id] = _view(agent, {**load, ticket.channel: load.get(ticket.channel, 0) + 1})
+    return True
 
 
 async def _assign(ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: str) -> None:

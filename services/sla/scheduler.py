@@ -53,6 +53,7 @@ async def fire_once(runtime: ServiceRuntime) -> int:
         now = runtime.clock.now()
         timers = await repository.claim_due(session, now, BATCH)
         ctx = service.SlaContext.for_session(session, runtime)
-        for timer in timers:
-            await service.fire_due(ctx, timer, now)
+        async with ctx.batched_events():  # one outbox insert for the whole batch
+            for timer in timers:
+                await service.fire_due(ctx, timer, now)
     return len(timers)

@@ -41,6 +41,10 @@ class OutgoingMessage:
 
 
 Handler = Callable[[Message], Awaitable[None]]
+# Handles consecutive messages of one partition at once (e.g. in one database transaction).
+# Optional: if it fails, the messages are delivered one by one to the handler instead.
+BatchHandler = Callable[[list[Message]], Awaitable[None]]
+MAX_BATCH = 100
 
 
 class Subscription(ABC):
@@ -88,12 +92,58 @@ class EventBus(ABC):
         await self.publish_batch([OutgoingMessage(topic, key, value, headers or {})])
 
     @abstractmethod
-    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> Subscription:
-        """Join ``group_id`` and deliver messages of ``topics`` to ``handler`` until closed."""
+    async def subscribe(
+        self,
+        topics: list[str],
+        group_id: str,
+        handler: Handler,
+        *,
+        batch_handler: BatchHandler | None = None,
+    ) -> Subscription:
+        """Join ``group_id`` and deliver messages of ``topics`` to ``handler`` until closed.
+
+        With ``batch_handler``, consecutive messages of a partition (up to ``MAX_BATCH``) go to
+        it at once; if it raises, they are delivered one by one to ``handler``, with retries and
+        the DLQ as usual. Either way each message's effects happen once.
+        """
 
     @abstractmethod
     async def ping(self) -> None:
         """Raise if the bus cannot be reached."""
+
+    async def deliver_many(
+        self,
+        messages: list[Message],
+        group_id: str,
+        handler: Handler,
+        batch_handler: BatchHandler | None,
+    ) -> int:
+        """Deliver consecutive messages of one partition in order; returns how many may be
+        committed (fewer than all only when a dead-letter publish failed)."""
+        if batch_handler is not None and len(messages) > 1:
+            try:
+                await batch_handler(messages)
+                return len(messages)
+            except Exception as exc:
+                log.warning(
+                    "batch of %d from %s[%d] failed (%r); delivering one by one",
+                    len(messages),
+                    messages[0].topic,
+                    messages[0].partition,
+                    exc,
+                )
+        for done, message in enumerate(messages):
+            try:
+                await self.deliver(message, group_id, handler)
+            except Exception:
+                log.exception(
+                    "could not deliver or dead-letter %s[%d]@%d",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                )
+                return done
+        return len(messages)
 
     async def deliver(self, message: Message, group_id: str, handler: Handler) -> None:
         """Run the handler with bounded retries; past them, or on a permanent error, dead-letter.

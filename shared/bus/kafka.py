@@ -26,6 +26,8 @@ from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsErr
 
 from shared.bus.base import (
     DLQ_SUFFIX,
+    MAX_BATCH,
+    BatchHandler,
     EventBus,
     Handler,
     Message,
@@ -115,8 +117,15 @@ class KafkaBus(EventBus):
         ]
         await asyncio.gather(*futures)
 
-    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> Subscription:
-        subscription = _Subscription(self, topics, group_id, handler)
+    async def subscribe(
+        self,
+        topics: list[str],
+        group_id: str,
+        handler: Handler,
+        *,
+        batch_handler: BatchHandler | None = None,
+    ) -> Subscription:
+        subscription = _Subscription(self, topics, group_id, handler, batch_handler)
         await subscription.start()
         self._subscriptions.append(subscription)
         return subscription
@@ -132,11 +141,19 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
 
 
 class _Subscription(Subscription, ConsumerRebalanceListener):
-    def __init__(self, bus: KafkaBus, topics: list[str], group_id: str, handler: Handler) -> None:
+    def __init__(
+        self,
+        bus: KafkaBus,
+        topics: list[str],
+        group_id: str,
+        handler: Handler,
+        batch_handler: BatchHandler | None,
+    ) -> None:
         self.bus = bus
         self.topics = topics
         self.group_id = group_id
         self.handler = handler
+        self.batch_handler = batch_handler
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bus.bootstrap_servers,
             client_id=f"{bus.client_id}-{group_id}",
@@ -144,6 +161,8 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=500,
+            # Some brokers (Tansu) hold every fetch for the whole wait even with data ready.
+            fetch_max_wait_ms=100,
             session_timeout_ms=10000,
             heartbeat_interval_ms=1000,
         )
@@ -193,9 +212,8 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
                 )
 
     async def _handle_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        done: int | None = None
-        for record in records:
-            message = Message(
+        messages = [
+            Message(
                 topic=record.topic,
                 partition=record.partition,
                 offset=record.offset,
@@ -203,24 +221,22 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
                 value=record.value or b"",
                 headers={k: bytes(v) for k, v in (record.headers or ())},
             )
-            try:
-                await self.bus.deliver(message, self.group_id, self.handler)
-            except Exception:
-                log.exception(
-                    "could not deliver or dead-letter %s[%d]@%d",
-                    tp.topic,
-                    tp.partition,
-                    record.offset,
-                )
-                # Redeliver from this record on the next fetch; the inbox absorbs repeats.
-                self.consumer.seek(tp, record.offset)
+            for record in records
+        ]
+        for start in range(0, len(messages), MAX_BATCH):
+            chunk = messages[start : start + MAX_BATCH]
+            done = await self.bus.deliver_many(
+                chunk, self.group_id, self.handler, self.batch_handler
+            )
+            if done:
+                try:
+                    await self.consumer.commit({tp: chunk[done - 1].offset + 1})
+                except (CommitFailedError, KafkaError) as exc:
+                    # The partition moved to another member; it redelivers, the inbox dedupes.
+                    log.warning("commit of %s[%d] failed: %r", tp.topic, tp.partition, exc)
+                    return
+            if done < len(chunk):
+                # Redeliver from the failed record on the next fetch.
+                self.consumer.seek(tp, chunk[done].offset)
                 await asyncio.sleep(1.0)
-                break
-            done = record.offset
-        if done is None:
-            return
-        try:
-            await self.consumer.commit({tp: done + 1})
-        except (CommitFailedError, KafkaError) as exc:
-            # The partition moved to another member; it will redeliver and the inbox dedupes.
-            log.warning("commit of %s[%d] failed: %r", tp.topic, tp.partition, exc)
+                return

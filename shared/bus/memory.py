@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from shared.bus.base import (
     DLQ_SUFFIX,
+    MAX_BATCH,
+    BatchHandler,
     EventBus,
     Handler,
     Message,
@@ -27,10 +29,13 @@ log = logging.getLogger(__name__)
 
 
 class _Member(Subscription):
-    def __init__(self, bus: MemoryBus, group: _Group, handler: Handler) -> None:
+    def __init__(
+        self, bus: MemoryBus, group: _Group, handler: Handler, batch: BatchHandler | None
+    ) -> None:
         self.bus = bus
         self.group = group
         self.handler = handler
+        self.batch = batch
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -41,6 +46,14 @@ class _Member(Subscription):
         self.idle.clear()
         try:
             await self.handler(message)
+        finally:
+            self.idle.set()
+
+    async def handle_batch(self, messages: list[Message]) -> None:
+        assert self.batch is not None
+        self.idle.clear()
+        try:
+            await self.batch(messages)
         finally:
             self.idle.set()
 
@@ -116,10 +129,17 @@ class MemoryBus(EventBus):
         async with self._changed:
             self._changed.notify_all()
 
-    async def subscribe(self, topics: list[str], group_id: str, handler: Handler) -> Subscription:
+    async def subscribe(
+        self,
+        topics: list[str],
+        group_id: str,
+        handler: Handler,
+        *,
+        batch_handler: BatchHandler | None = None,
+    ) -> Subscription:
         group = self._groups.setdefault(group_id, _Group())
         group.topics.update(topics)
-        member = _Member(self, group, handler)
+        member = _Member(self, group, handler, batch_handler)
         group.members.append(member)
         for topic in topics:
             for partition, records in enumerate(self._log(topic)):
@@ -176,12 +196,10 @@ class MemoryBus(EventBus):
                         )
                     )
                 continue
-            try:
-                await self.deliver(records[offset], group_id, member.handle)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivery failed, retrying %s[%d]@%d", topic, partition, offset)
-                await asyncio.sleep(1.0)
-                continue
-            group.committed[(topic, partition)] = offset + 1
+            chunk = records[offset : offset + MAX_BATCH]
+            done = await self.deliver_many(
+                chunk, group_id, member.handle, member.handle_batch if member.batch else None
+            )
+            group.committed[(topic, partition)] = offset + done
+            if done < len(chunk):
+                await asyncio.sleep(1.0)  # a dead-letter publish failed: retry from there

@@ -208,3 +208,40 @@ async def test_a_closed_member_gets_nothing_more_and_the_group_goes_on(bus: Even
     await bus.publish_batch([OutgoingMessage(topic, f"k{n}", b"after") for n in range(8)])
     await eventually(lambda: _count_list([v for v in staying if v == b"after"], 8), within=40)
     assert len(leaving) == seen_by_leaving
+
+
+async def test_batches_keep_order_and_fall_back_one_by_one(bus: EventBus) -> None:
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    batch_sizes: list[int] = []
+    handled: list[bytes] = []
+    dead: list[bytes] = []
+
+    async def batch_handler(messages: list[Message]) -> None:
+        if any(m.value == b"poison" for m in messages):
+            raise ValueError("a poison message in the batch")  # nothing applied: all or nothing
+        batch_sizes.append(len(messages))
+        handled.extend(m.value for m in messages)
+
+    async def handler(message: Message) -> None:
+        if message.value == b"poison":
+            raise PermanentError("poison")
+        handled.append(message.value)
+
+    async def dlq_handler(message: Message) -> None:
+        dead.append(message.value)
+
+    await bus.subscribe([topic + ".dlq"], "batch-dlq", dlq_handler)
+    # Publish before subscribing, so that the first fetch sees a backlog to batch.
+    values = [f"{n:03d}".encode() for n in range(60)]
+    await bus.publish_batch([OutgoingMessage(topic, "one-key", v) for v in values])
+    await bus.subscribe([topic], "batch-group", handler, batch_handler=batch_handler)
+    await eventually(lambda: _count_list(handled, 60), within=30)
+    assert handled == values, "one key: order kept across batches"
+    assert max(batch_sizes) > 1, "a backlog is delivered in batches"
+
+    more = [b"a", b"poison", b"b"]
+    await bus.publish_batch([OutgoingMessage(topic, "one-key", v) for v in more])
+    await eventually(lambda: _has(dead, b"poison"), within=30)
+    await eventually(lambda: _has(handled, b"b"))
+    assert handled[60:] == [b"a", b"b"], "the failed batch was redone one by one, once each"
