@@ -55,6 +55,8 @@ class Ticket(Base):
 
 
 Index("ix_tickets_created_at_id", Ticket.created_at, Ticket.id)
+# Agent load = active tickets per assignee and channel, counted on every assignment.
+Index("ix_tickets_assignee_status_channel", Ticket.assignee_id, Ticket.status, Ticket.channel)
 
 
 class TicketMessage(Base):
