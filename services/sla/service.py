@@ -345,6 +345,11 @@ async def resume(ctx: SlaContext, timer: Timer, at: datetime) -> None:
     timer.paused_at = None
     timer.status = "running"
     timer.segment_started_at = at
+    await _run_again(ctx, timer, at)
+
+
+async def _run_again(ctx: SlaContext, timer: Timer, at: datetime) -> None:
+    """A timer runs again from ``at`` (resumed, or reopened): new due instant, ``sla.resumed``."""
     schedule(timer, await ctx.calendar(timer.calendar_id))
     await ctx.emit(
         ev.SlaResumed(
@@ -396,17 +401,7 @@ async def reopen(ctx: SlaContext, ticket: TrackedTicket, at: datetime) -> None:
     timer.status = "running"
     timer.met_at = None
     timer.segment_started_at = at
-    schedule(timer, await ctx.calendar(timer.calendar_id))
-    await ctx.emit(
-        ev.SlaResumed(
-            ticket_id=timer.ticket_id,
-            metric=timer.metric,
-            timer_id=timer.id,
-            policy_id=timer.policy_id,
-            resumed_at=at,
-            due_at=timer.due_at,
-        )
-    )
+    await _run_again(ctx, timer, at)
 
 
 async def apply_status(ctx: SlaContext, ticket: TrackedTicket, at: datetime) -> None:
