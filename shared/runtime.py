@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Self
 
 from sqlalchemy import MetaData
@@ -29,6 +30,10 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 CONTRACT_TOPICS = ("inbound", "tickets", "sla", "surveys")
+# Inbox rows older than this are deleted: Kafka keeps topics 7 days by default, so no redelivery
+# can be older. Raise it with the topics' retention.
+INBOX_RETENTION = timedelta(days=8)
+HOUSEKEEPING_SECONDS = 3600.0
 
 
 @dataclass
@@ -41,9 +46,6 @@ class HandlerContext:
     envelope: Envelope
     runtime: ServiceRuntime
     after_commit: list[Callable[[], None]] = field(default_factory=list)
-
-    async def publish(self, event: Event) -> None:
-        await self.outbox.add(self.session, event, traceparent=self.envelope.traceparent)
 
 
 @dataclass
@@ -182,7 +184,7 @@ class ServiceRuntime:
                 topics, self.name, self.handle_message, batch_handler=self.handle_batch
             )
         loop = asyncio.get_running_loop()
-        for task in self.background:
+        for task in (*self.background, _housekeeping):
             self._tasks.append(loop.create_task(self._supervise(task), name=f"{self.name} {task}"))
         log.info("%s started", self.name)
 
@@ -304,3 +306,13 @@ class ServiceRuntime:
                 await session.flush()
                 session.expunge_all()
         self._committed(contexts)
+
+
+async def _housekeeping(runtime: ServiceRuntime) -> None:
+    """Every service: keep the inbox bounded (the relay already purges the outbox)."""
+    while True:
+        async with runtime.transaction() as session:
+            purged = await runtime.inbox.purge(session, INBOX_RETENTION)
+        if purged:
+            log.info("%s purged %d inbox rows older than %s", runtime.name, purged, INBOX_RETENTION)
+        await asyncio.sleep(HOUSEKEEPING_SECONDS)  # wall-clock chore, not business time

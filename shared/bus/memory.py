@@ -157,20 +157,6 @@ class MemoryBus(EventBus):
             self._changed.notify_all()
         await member.idle.wait()
 
-    def records(self, topic: str) -> list[Message]:
-        """Every record of a topic, partition by partition (for tests and tools)."""
-        return [m for partition in self._logs.get(topic, []) for m in partition]
-
-    def lag(self, group_id: str) -> int:
-        group = self._groups.get(group_id)
-        if group is None:
-            return 0
-        return sum(
-            len(self._log(t)[p]) - group.committed.get((t, p), 0)
-            for t in group.topics
-            for p in range(self.partitions)
-        )
-
     def _ensure_worker(self, group: _Group, topic: str, partition: int) -> None:
         key = (topic, partition)
         if key not in group.workers or group.workers[key].done():

@@ -126,3 +126,33 @@ async def test_inbox_lets_one_of_concurrent_duplicates_through(postgres_url: str
             assert await box.first_time(session, "other-consumer", event_id)
     finally:
         await engine.dispose()
+
+
+async def test_inbox_purge_keeps_recent_rows(postgres_url: str) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    engine = create_engine(postgres_url, "router")
+    sessionmaker = make_sessionmaker(engine)
+    box = Inbox(inbox, SystemClock())
+    now = datetime.now(UTC)
+    try:
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                insert(inbox),
+                [
+                    {
+                        "consumer": "purge-test",
+                        "event_id": "old",
+                        "processed_at": now - timedelta(days=9),
+                    },
+                    {"consumer": "purge-test", "event_id": "new", "processed_at": now},
+                ],
+            )
+        async with sessionmaker.begin() as session:
+            assert await box.purge(session, timedelta(days=8)) >= 1
+            assert await box.first_time(session, "purge-test", "old"), "purged: seen as new"
+            assert not await box.first_time(session, "purge-test", "new"), "kept: still a duplicate"
+    finally:
+        await engine.dispose()
