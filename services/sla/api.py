@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.sla import reports, repository, service, webhooks
-from services.sla.calendar import CalendarError, parse_calendar
+from services.sla import admin, reports, repository, service, webhooks
 from services.sla.models import CalendarRow, SlaPolicy, WebhookSubscription
 from services.sla.scheduler import wake_scheduler
 from services.sla.schemas import (
@@ -28,11 +25,9 @@ from services.sla.schemas import (
 )
 from shared.app import Runtime, Session
 from shared.auth import Admin, Reader
-from shared.conditions import unknown_fields
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.errors import NotFound
 from shared.events import Metric, Priority
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
-from shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/v1")
 
@@ -40,8 +35,11 @@ TicketId = Annotated[str, Path(min_length=3, max_length=255)]
 ItemId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def _invalid(field: str, message: str) -> Unprocessable:
-    return Unprocessable(f"{field}: {message}", details=[{"field": field, "message": message}])
+_invalid = admin.invalid
+
+
+def _context(session: Session, runtime: Runtime) -> service.SlaContext:
+    return service.SlaContext.for_session(session, runtime)
 
 
 # --- per ticket ---------------------------------------------------------------------------------
@@ -55,7 +53,7 @@ async def ticket_sla(
     if ticket is None:
         raise NotFound(f"ticket {ticket_id} has no SLA yet (unknown to sla)")
     now = runtime.clock.now()
-    ctx = service.SlaContext.for_session(session, runtime)
+    ctx = _context(session, runtime)
     timers = await repository.timers_of(session, ticket_id)
     return TicketSlaRead(
         ticket_id=ticket_id,
@@ -93,14 +91,6 @@ def _calendar_read(row: CalendarRow) -> CalendarRead:
     )
 
 
-def _check_calendar(body: CalendarWrite) -> dict[str, Any]:
-    try:
-        parse_calendar(body.timezone, body.hours, body.holidays)
-    except CalendarError as exc:
-        raise _invalid(exc.field, exc.message) from exc
-    return {"name": body.name, "timezone": body.timezone, "hours": body.hours}
-
-
 @router.get("/calendars", response_model=Page[CalendarRead], tags=["calendars"])
 async def list_calendars(
     session: Session, _: Reader, limit: Limit = 100, cursor: Cursor = None
@@ -115,67 +105,28 @@ async def list_calendars(
 async def create_calendar(
     body: CalendarWrite, session: Session, runtime: Runtime, _: Admin
 ) -> CalendarRead:
-    fields = _check_calendar(body)
-    now = runtime.clock.now()
-    row = CalendarRow(
-        id=str(uuid.uuid4()),
-        holidays=sorted(set(body.holidays)),
-        created_at=now,
-        updated_at=now,
-        **fields,
-    )
-    session.add(row)
-    await session.flush()
-    return _calendar_read(row)
-
-
-async def _calendar_or_404(session: AsyncSession, calendar_id: str) -> CalendarRow:
-    row = await repository.get_calendar(session, calendar_id)
-    if row is None:
-        raise NotFound(f"calendar {calendar_id} not found")
-    return row
+    return _calendar_read(await admin.create_calendar(_context(session, runtime), body))
 
 
 @router.get("/calendars/{calendar_id}", response_model=CalendarRead, tags=["calendars"])
 async def get_calendar(calendar_id: ItemId, session: Session, _: Reader) -> CalendarRead:
-    return _calendar_read(await _calendar_or_404(session, calendar_id))
+    return _calendar_read(await admin.calendar_or_404(session, calendar_id))
 
 
 @router.put("/calendars/{calendar_id}", response_model=CalendarRead, tags=["calendars"])
 async def replace_calendar(
     calendar_id: ItemId, body: CalendarWrite, session: Session, runtime: Runtime, _: Admin
 ) -> CalendarRead:
-    row = await _calendar_or_404(session, calendar_id)
-    fields = _check_calendar(body)
-    now = runtime.clock.now()
-    # Timers on this calendar keep the business time used so far (on the old hours) and get
-    # new due instants on the new hours.
-    timers = await repository.open_timers_on_calendar(session, calendar_id)
-    before = service.SlaContext.for_session(session, runtime)
-    for timer in timers:
-        await service.checkpoint(before, timer, now)
-    for name, value in fields.items():
-        setattr(row, name, value)
-    row.holidays = sorted(set(body.holidays))
-    row.updated_at = now
-    await session.flush()
-    after = service.SlaContext.for_session(session, runtime)
-    for timer in timers:
-        service.schedule(timer, await after.calendar(calendar_id))
+    row = await admin.replace_calendar(_context(session, runtime), calendar_id, body)
     wake_scheduler(runtime)
     return _calendar_read(row)
 
 
 @router.delete("/calendars/{calendar_id}", status_code=204, tags=["calendars"])
-async def delete_calendar(calendar_id: ItemId, session: Session, _: Admin) -> Response:
-    row = await _calendar_or_404(session, calendar_id)
-    users = await repository.policies_using_calendar(session, calendar_id)
-    if users:
-        raise Conflict(
-            f"calendar {calendar_id} is used by SLA policies {users}",
-            details=[{"field": "calendar_id", "policies": users}],
-        )
-    await session.delete(row)
+async def delete_calendar(
+    calendar_id: ItemId, session: Session, runtime: Runtime, _: Admin
+) -> Response:
+    await admin.delete_calendar(_context(session, runtime), calendar_id)
     return Response(status_code=204)
 
 
@@ -199,20 +150,6 @@ def _policy_read(row: SlaPolicy) -> SlaPolicyRead:
     )
 
 
-async def _check_policy(session: AsyncSession, body: SlaPolicyWrite) -> dict[str, Any]:
-    unknown = unknown_fields(body.conditions)
-    if unknown:
-        raise _invalid("conditions", f"unknown ticket fields {unknown}")
-    for index, target in enumerate(body.targets):
-        if target.calendar_id is not None and (
-            await repository.get_calendar(session, target.calendar_id) is None
-        ):
-            raise _invalid(f"targets.{index}.calendar_id", f"unknown calendar {target.calendar_id}")
-    dumped = body.model_dump(mode="json")
-    dumped["warn_at"] = sorted(set(dumped["warn_at"]))
-    return dumped
-
-
 @router.get("/sla-policies", response_model=Page[SlaPolicyRead], tags=["sla-policies"])
 async def list_policies(
     session: Session, _: Reader, limit: Limit = 100, cursor: Cursor = None
@@ -234,37 +171,22 @@ async def list_policies(
 async def create_policy(
     body: SlaPolicyWrite, session: Session, runtime: Runtime, _: Admin
 ) -> SlaPolicyRead:
-    fields = await _check_policy(session, body)
-    now = runtime.clock.now()
-    row = SlaPolicy(id=str(uuid.uuid4()), created_at=now, updated_at=now, **fields)
-    session.add(row)
-    await session.flush()
-    await _recompute_open_timers(session, runtime)
+    row = await admin.create_policy(_context(session, runtime), body)
+    wake_scheduler(runtime)
     return _policy_read(row)
-
-
-async def _policy_or_404(session: AsyncSession, policy_id: str) -> SlaPolicy:
-    row = await repository.get_policy(session, policy_id)
-    if row is None:
-        raise NotFound(f"SLA policy {policy_id} not found")
-    return row
 
 
 @router.get("/sla-policies/{policy_id}", response_model=SlaPolicyRead, tags=["sla-policies"])
 async def get_policy(policy_id: ItemId, session: Session, _: Reader) -> SlaPolicyRead:
-    return _policy_read(await _policy_or_404(session, policy_id))
+    return _policy_read(await admin.policy_or_404(session, policy_id))
 
 
 @router.put("/sla-policies/{policy_id}", response_model=SlaPolicyRead, tags=["sla-policies"])
 async def replace_policy(
     policy_id: ItemId, body: SlaPolicyWrite, session: Session, runtime: Runtime, _: Admin
 ) -> SlaPolicyRead:
-    row = await _policy_or_404(session, policy_id)
-    for name, value in (await _check_policy(session, body)).items():
-        setattr(row, name, value)
-    row.updated_at = runtime.clock.now()
-    await session.flush()
-    await _recompute_open_timers(session, runtime)
+    row = await admin.replace_policy(_context(session, runtime), policy_id, body)
+    wake_scheduler(runtime)
     return _policy_read(row)
 
 
@@ -272,22 +194,9 @@ async def replace_policy(
 async def delete_policy(
     policy_id: ItemId, session: Session, runtime: Runtime, _: Admin
 ) -> Response:
-    await session.delete(await _policy_or_404(session, policy_id))
-    await session.flush()
-    await _recompute_open_timers(session, runtime)
-    return Response(status_code=204)
-
-
-async def _recompute_open_timers(session: AsyncSession, runtime: ServiceRuntime) -> None:
-    """A policy or calendar changed: re-target every open timer, keeping elapsed time."""
-    ctx = service.SlaContext.for_session(session, runtime)
-    now = runtime.clock.now()
-    for ticket_id in await repository.open_ticket_ids(session):
-        ticket = await repository.get_ticket(session, ticket_id, for_update=True)
-        if ticket is None:
-            continue
-        await service.recompute(ctx, ticket, now)
+    await admin.delete_policy(_context(session, runtime), policy_id)
     wake_scheduler(runtime)
+    return Response(status_code=204)
 
 
 # --- ops ----------------------------------------------------------------------------------------
@@ -355,7 +264,7 @@ async def at_risk(
 ) -> Page[AtRiskRead]:
     """Running timers not yet breached whose due instant is within ``within_minutes``."""
     now = runtime.clock.now()
-    ctx = service.SlaContext.for_session(session, runtime)
+    ctx = _context(session, runtime)
     rows = await repository.due_before(session, now + timedelta(minutes=within_minutes), limit)
     items = []
     for t in rows:
@@ -428,32 +337,14 @@ async def list_subscriptions(
 async def create_subscription(
     body: WebhookSubscriptionCreate, session: Session, runtime: Runtime, _: Admin
 ) -> WebhookSubscriptionRead:
-    try:
-        webhooks.check_secret(body.secret)
-    except ValueError as exc:
-        raise _invalid("secret", str(exc)) from exc
-    row = WebhookSubscription(
-        id=str(uuid.uuid4()),
-        url=str(body.url),
-        event_types=sorted(set(body.event_types)),
-        secret=body.secret,
-        created_at=runtime.clock.now(),
-    )
-    session.add(row)
-    await session.flush()
-    return _subscription_read(row)
-
-
-async def _subscription_or_404(session: AsyncSession, subscription_id: str) -> WebhookSubscription:
-    row = await session.get(WebhookSubscription, subscription_id)
-    if row is None:
-        raise NotFound(f"webhook subscription {subscription_id} not found")
-    return row
+    return _subscription_read(await admin.create_subscription(_context(session, runtime), body))
 
 
 @router.delete("/webhook-subscriptions/{subscription_id}", status_code=204, tags=["webhooks"])
-async def delete_subscription(subscription_id: ItemId, session: Session, _: Admin) -> Response:
-    await session.delete(await _subscription_or_404(session, subscription_id))
+async def delete_subscription(
+    subscription_id: ItemId, session: Session, runtime: Runtime, _: Admin
+) -> Response:
+    await admin.delete_subscription(_context(session, runtime), subscription_id)
     return Response(status_code=204)
 
 
@@ -470,7 +361,7 @@ async def list_deliveries(
     cursor: Cursor = None,
 ) -> Page[WebhookDeliveryRead]:
     """The delivery log of a subscription, newest first."""
-    await _subscription_or_404(session, subscription_id)
+    await admin.subscription_or_404(session, subscription_id)
     before: tuple[datetime, str] | None = None
     if cursor:
         at, delivery_id = decode_cursor(cursor, 2)

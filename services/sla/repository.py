@@ -195,6 +195,12 @@ async def timers_of_tickets(session: AsyncSession, ticket_ids: Sequence[str]) ->
     return timers
 
 
+async def get_subscription(
+    session: AsyncSession, subscription_id: str
+) -> WebhookSubscription | None:
+    return await session.get(WebhookSubscription, subscription_id)
+
+
 async def list_subscriptions(
     session: AsyncSession, *, limit: int, after: str | None
 ) -> Sequence[WebhookSubscription]:

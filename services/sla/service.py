@@ -140,6 +140,10 @@ class SlaContext(UnitOfWork):
             )
         return self._calendars[calendar_id]
 
+    def forget_calendar(self, calendar_id: str) -> None:
+        """The calendar was changed in this transaction: read it again when next needed."""
+        self._calendars.pop(calendar_id, None)
+
 
 async def policy_for(ctx: SlaContext, ticket: TrackedTicket) -> Policy:
     return choose_policy(await repository.list_policies(ctx.session), ticket.document)

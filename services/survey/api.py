@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from services.survey import delivery, reports, repository, service
+from services.survey import reports, repository, service
 from services.survey.models import Survey, SurveyPolicy
 from services.survey.schemas import (
-    DEFAULT_DELAY_MINUTES,
     AnswerRead,
     Delivery,
     SatisfactionReport,
@@ -22,7 +20,7 @@ from services.survey.schemas import (
 )
 from shared.app import Runtime, Session
 from shared.auth import Admin, Reader
-from shared.conditions import Conditions, unknown_fields
+from shared.conditions import Conditions
 from shared.errors import NotFound, Unprocessable
 from shared.events import SurveyKind
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
@@ -33,6 +31,10 @@ router = APIRouter(prefix="/v1")
 SurveyStatus = Literal["scheduled", "sent", "answered", "cancelled", "expired"]
 GroupBy = Literal["agent", "group", "channel"]
 PathId = Annotated[str, Path(max_length=64)]
+
+
+def _context(session: Session, runtime: Runtime) -> service.SurveyContext:
+    return service.SurveyContext.for_session(session, runtime)
 
 
 def _read(survey: Survey, settings: Settings) -> SurveyRead:
@@ -110,8 +112,9 @@ async def answer_survey(
     runtime: Runtime,
 ) -> AnswerRead:
     """Record an answer (no API key: the single-use token is the credential)."""
-    ctx = service.SurveyContext.for_session(session, runtime)
-    survey = await service.answer(ctx, token, body.score, body.comment, body.kind)
+    survey = await service.answer(
+        _context(session, runtime), token, body.score, body.comment, body.kind
+    )
     assert survey.score is not None and survey.answered_at is not None
     return AnswerRead(
         survey_id=survey.id,
@@ -147,38 +150,6 @@ def _policy_read(policy: SurveyPolicy, *, reveal_secret: bool = False) -> Survey
     )
 
 
-def _apply(policy: SurveyPolicy, body: SurveyPolicyWrite) -> None:
-    unknown = unknown_fields(body.conditions)
-    if unknown:
-        raise Unprocessable(
-            f"conditions: unknown field {unknown[0]!r}",
-            details=[{"field": "conditions", "message": f"unknown field {f!r}"} for f in unknown],
-        )
-    delivery_body = body.delivery.model_dump(mode="json")
-    if body.delivery.webhook_url is not None:
-        # Keep the secret a PUT does not mention: subscribers keep verifying.
-        kept = (policy.delivery or {}).get("webhook_secret") if policy.delivery else None
-        secret = body.delivery.webhook_secret or kept or delivery.new_webhook_secret()
-        if not delivery.valid_webhook_secret(secret):
-            raise Unprocessable(
-                "delivery.webhook_secret: must be whsec_ followed by base64",
-                details=[{"field": "delivery.webhook_secret", "message": "not base64"}],
-            )
-        delivery_body["webhook_secret"] = secret
-    policy.name = body.name
-    policy.kind = body.kind
-    policy.position = body.position
-    policy.conditions = body.conditions.model_dump(mode="json")
-    policy.delay_minutes = (
-        body.delay_minutes if body.delay_minutes is not None else DEFAULT_DELAY_MINUTES[body.kind]
-    )
-    policy.cooldown_days = body.cooldown_days
-    policy.sample_rate = body.sample_rate
-    policy.expires_after_hours = body.expires_after_hours
-    policy.question = body.question or service.DEFAULT_QUESTIONS[body.kind]
-    policy.delivery = delivery_body
-
-
 @router.get("/survey-policies", response_model=Page[SurveyPolicyRead], tags=["survey-policies"])
 async def list_policies(
     session: Session, _: Reader, limit: Limit = 50, cursor: Cursor = None
@@ -206,11 +177,7 @@ async def list_policies(
 async def create_policy(
     body: SurveyPolicyWrite, session: Session, runtime: Runtime, _: Admin
 ) -> SurveyPolicyRead:
-    now = runtime.clock.now()
-    policy = SurveyPolicy(id=str(uuid.uuid4()), created_at=now, updated_at=now)
-    _apply(policy, body)
-    session.add(policy)
-    await session.flush()
+    policy = await service.create_policy(_context(session, runtime), body)
     return _policy_read(policy, reveal_secret=True)
 
 
@@ -218,10 +185,7 @@ async def create_policy(
     "/survey-policies/{policy_id}", response_model=SurveyPolicyRead, tags=["survey-policies"]
 )
 async def get_policy(policy_id: PathId, session: Session, _: Reader) -> SurveyPolicyRead:
-    policy = await repository.get_policy(session, policy_id)
-    if policy is None:
-        raise NotFound(f"survey policy {policy_id} not found")
-    return _policy_read(policy)
+    return _policy_read(await service.policy_or_404(session, policy_id))
 
 
 @router.put(
@@ -230,22 +194,16 @@ async def get_policy(policy_id: PathId, session: Session, _: Reader) -> SurveyPo
 async def replace_policy(
     policy_id: PathId, body: SurveyPolicyWrite, session: Session, runtime: Runtime, _: Admin
 ) -> SurveyPolicyRead:
-    policy = await repository.get_policy(session, policy_id)
-    if policy is None:
-        raise NotFound(f"survey policy {policy_id} not found")
-    _apply(policy, body)
-    policy.updated_at = runtime.clock.now()
-    await session.flush()
+    policy = await service.replace_policy(_context(session, runtime), policy_id, body)
     return _policy_read(policy, reveal_secret=True)
 
 
 @router.delete("/survey-policies/{policy_id}", status_code=204, tags=["survey-policies"])
-async def delete_policy(policy_id: PathId, session: Session, _: Admin) -> Response:
+async def delete_policy(
+    policy_id: PathId, session: Session, runtime: Runtime, _: Admin
+) -> Response:
     """Surveys already scheduled by the policy are still sent (they carry what they need)."""
-    policy = await repository.get_policy(session, policy_id)
-    if policy is None:
-        raise NotFound(f"survey policy {policy_id} not found")
-    await session.delete(policy)
+    await service.delete_policy(_context(session, runtime), policy_id)
     return Response(status_code=204)
 
 

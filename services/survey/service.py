@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.survey import repository, scoring
+from services.survey import delivery, repository, scoring
 from services.survey.models import Survey, SurveyPolicy
+from services.survey.schemas import DEFAULT_DELAY_MINUTES, SurveyPolicyWrite
 from shared import events as ev
-from shared.conditions import Conditions, matches
+from shared.conditions import Conditions, matches, unknown_fields
 from shared.errors import Conflict, Gone, NotFound, Unprocessable
 from shared.runtime import UnitOfWork
 
@@ -315,3 +316,69 @@ async def answer(
             )
         )
     return survey
+
+
+# --- policies ---------------------------------------------------------------------------------
+
+
+def _apply(policy: SurveyPolicy, body: SurveyPolicyWrite) -> None:
+    """Validate ``body`` (naming the field at fault) and write it onto ``policy``."""
+    unknown = unknown_fields(body.conditions)
+    if unknown:
+        raise Unprocessable(
+            f"conditions: unknown field {unknown[0]!r}",
+            details=[{"field": "conditions", "message": f"unknown field {f!r}"} for f in unknown],
+        )
+    delivery_body = body.delivery.model_dump(mode="json")
+    if body.delivery.webhook_url is not None:
+        # Keep the secret a PUT does not mention: subscribers keep verifying.
+        kept = (policy.delivery or {}).get("webhook_secret") if policy.delivery else None
+        secret = body.delivery.webhook_secret or kept or delivery.new_webhook_secret()
+        if not delivery.valid_webhook_secret(secret):
+            raise Unprocessable(
+                "delivery.webhook_secret: must be whsec_ followed by base64",
+                details=[{"field": "delivery.webhook_secret", "message": "not base64"}],
+            )
+        delivery_body["webhook_secret"] = secret
+    policy.name = body.name
+    policy.kind = body.kind
+    policy.position = body.position
+    policy.conditions = body.conditions.model_dump(mode="json")
+    policy.delay_minutes = (
+        body.delay_minutes if body.delay_minutes is not None else DEFAULT_DELAY_MINUTES[body.kind]
+    )
+    policy.cooldown_days = body.cooldown_days
+    policy.sample_rate = body.sample_rate
+    policy.expires_after_hours = body.expires_after_hours
+    policy.question = body.question or DEFAULT_QUESTIONS[body.kind]
+    policy.delivery = delivery_body
+
+
+async def policy_or_404(session: AsyncSession, policy_id: str) -> SurveyPolicy:
+    policy = await repository.get_policy(session, policy_id)
+    if policy is None:
+        raise NotFound(f"survey policy {policy_id} not found")
+    return policy
+
+
+async def create_policy(ctx: SurveyContext, body: SurveyPolicyWrite) -> SurveyPolicy:
+    now = ctx.clock.now()
+    policy = SurveyPolicy(id=str(uuid.uuid4()), created_at=now, updated_at=now)
+    _apply(policy, body)
+    ctx.session.add(policy)
+    await ctx.session.flush()
+    return policy
+
+
+async def replace_policy(
+    ctx: SurveyContext, policy_id: str, body: SurveyPolicyWrite
+) -> SurveyPolicy:
+    policy = await policy_or_404(ctx.session, policy_id)
+    _apply(policy, body)
+    policy.updated_at = ctx.clock.now()
+    await ctx.session.flush()
+    return policy
+
+
+async def delete_policy(ctx: SurveyContext, policy_id: str) -> None:
+    await ctx.session.delete(await policy_or_404(ctx.session, policy_id))
