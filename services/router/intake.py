@@ -14,13 +14,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.router.models import IdempotencyKey, WebhookDelivery
+from services.router import repository
+from services.router.models import IdempotencyKey
 from services.router.providers import Parsed, body_digest
 from shared.clock import Clock
-from shared.db import dialect_name, insert_ignoring_conflicts
 from shared.errors import TooManyRequests, Unprocessable
 from shared.outbox import Outbox
 
@@ -58,32 +57,20 @@ async def accept_delivery(
     then does nothing, so exactly one of them writes the events.
     """
     ticket_ids = parsed.ticket_ids
-    statement = insert_ignoring_conflicts(
-        WebhookDelivery.__table__,
-        dialect_name(session),
+    first_time = await repository.add_webhook_delivery(
+        session,
         provider=provider,
         delivery_key=delivery_key(parsed, body)[:255],
-        ticket_id=ticket_ids[0],
         ticket_ids=ticket_ids,
         event_types=[e.type for e in parsed.events],
         body=body.decode("utf-8"),
         received_at=clock.now(),
     )
-    result: Any = await session.execute(statement)
-    if not result.rowcount:
+    if not first_time:
         return Acceptance(duplicates=len(parsed.events), ticket_ids=ticket_ids)
     for event in parsed.events:
         await outbox.add(session, event)
     return Acceptance(accepted=len(parsed.events), ticket_ids=ticket_ids)
-
-
-async def deliveries_for(session: AsyncSession, ticket_id: str) -> list[WebhookDelivery]:
-    rows = await session.scalars(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.ticket_id == ticket_id)
-        .order_by(WebhookDelivery.id)
-    )
-    return list(rows)
 
 
 # --- Idempotency-Key (Stripe's model) -----------------------------------------------------------
@@ -102,17 +89,9 @@ async def claim_idempotency_key(
     The claim lives in the request's transaction: if the request fails, the key is free again.
     Same key with another body → 422, as Stripe answers.
     """
-    statement = insert_ignoring_conflicts(
-        IdempotencyKey.__table__,
-        dialect_name(session),
-        key=key,
-        request_hash=fingerprint,
-        created_at=clock.now(),
-    )
-    result: Any = await session.execute(statement)
-    if result.rowcount:
+    if await repository.add_idempotency_key(session, key, fingerprint, clock.now()):
         return None
-    earlier = await session.get(IdempotencyKey, key, populate_existing=True)
+    earlier = await repository.get_idempotency_key(session, key, reload=True)
     assert earlier is not None
     if earlier.request_hash != fingerprint:
         raise Unprocessable(
@@ -125,7 +104,7 @@ async def claim_idempotency_key(
 async def store_idempotent_response(
     session: AsyncSession, key: str, status_code: int, response: dict[str, Any]
 ) -> None:
-    record = await session.get(IdempotencyKey, key)
+    record = await repository.get_idempotency_key(session, key)
     assert record is not None
     record.status_code = status_code
     record.response = response

@@ -5,11 +5,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.router.models import Agent, RoutingDecision, RoutingRule, Ticket, TicketMessage
+from services.router.models import (
+    Agent,
+    IdempotencyKey,
+    RoutingDecision,
+    RoutingRule,
+    Ticket,
+    TicketMessage,
+    WebhookDelivery,
+)
+from shared.db import dialect_name, insert_ignoring_conflicts
 
 # Tickets that occupy an agent's capacity: pending waits on the customer, solved is done.
 ACTIVE_STATUSES = ("new", "open", "on_hold")
@@ -219,3 +229,66 @@ async def list_rules(
 
 async def get_rule(session: AsyncSession, rule_id: str) -> RoutingRule | None:
     return await session.get(RoutingRule, rule_id)
+
+
+# --- inbound webhook deliveries and idempotency keys ----------------------------------------------
+
+
+async def add_webhook_delivery(
+    session: AsyncSession,
+    *,
+    provider: str,
+    delivery_key: str,
+    ticket_ids: list[str],
+    event_types: list[str],
+    body: str,
+    received_at: datetime,
+) -> bool:
+    """Record a delivery; False (and nothing written) if this provider's key is already stored.
+
+    On PostgreSQL a concurrent duplicate waits for the first transaction, then does nothing.
+    """
+    statement = insert_ignoring_conflicts(
+        WebhookDelivery.__table__,
+        dialect_name(session),
+        provider=provider,
+        delivery_key=delivery_key,
+        ticket_id=ticket_ids[0],
+        ticket_ids=ticket_ids,
+        event_types=event_types,
+        body=body,
+        received_at=received_at,
+    )
+    result: Any = await session.execute(statement)
+    return bool(result.rowcount)
+
+
+async def deliveries_for(session: AsyncSession, ticket_id: str) -> list[WebhookDelivery]:
+    rows = await session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.ticket_id == ticket_id)
+        .order_by(WebhookDelivery.id)
+    )
+    return list(rows)
+
+
+async def add_idempotency_key(
+    session: AsyncSession, key: str, request_hash: str, created_at: datetime
+) -> bool:
+    """Claim ``key``; False (and nothing written) if it is already stored."""
+    statement = insert_ignoring_conflicts(
+        IdempotencyKey.__table__,
+        dialect_name(session),
+        key=key,
+        request_hash=request_hash,
+        created_at=created_at,
+    )
+    result: Any = await session.execute(statement)
+    return bool(result.rowcount)
+
+
+async def get_idempotency_key(
+    session: AsyncSession, key: str, *, reload: bool = False
+) -> IdempotencyKey | None:
+    """``reload`` reads the row again even if this session already holds a copy."""
+    return await session.get(IdempotencyKey, key, populate_existing=reload)

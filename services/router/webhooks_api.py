@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.router import intake, providers, webhooks
+from services.router import intake, providers, repository, webhooks
 from shared.app import Runtime, Session
 from shared.auth import Reader
 from shared.errors import Unprocessable, validation_details
@@ -199,7 +199,7 @@ async def ticket_deliveries(
     ticket_id: Annotated[str, Path(min_length=3, max_length=255)], session: Session, _: Reader
 ) -> dict[str, Any]:
     """The raw webhook deliveries that reported on this ticket, oldest first (for audit)."""
-    rows = await intake.deliveries_for(session, ticket_id)
+    rows = await repository.deliveries_for(session, ticket_id)
     return {
         "items": [
             {
