@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
@@ -26,7 +25,7 @@ from shared.app import Runtime, Session
 from shared.auth import Admin, Reader
 from shared.errors import Conflict, NotFound
 from shared.events import Priority, Status
-from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.pagination import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1")
 
@@ -105,28 +104,17 @@ async def list_tickets(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[TicketRead]:
-    after = None
-    if cursor:
-        created_at, ticket_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(created_at), str(ticket_id))
-        except (TypeError, ValueError):
-            after = None
-    tickets = await repository.list_tickets(
+    tickets = await repository.page_tickets(
         session,
         status=status,
         priority=priority,
         assignee_id=assignee_id,
         group=group,
-        limit=limit + 1,
-        after=after,
+        limit=limit,
+        cursor=cursor,
     )
-    items = [await _ticket_read(session, t) for t in tickets[:limit]]
-    next_cursor = None
-    if len(tickets) > limit:
-        last = tickets[limit - 1]
-        next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
-    return Page(items=items, next_cursor=next_cursor)
+    items = [await _ticket_read(session, t) for t in tickets.rows]
+    return Page(items=items, next_cursor=tickets.next_cursor)
 
 
 @router.patch("/tickets/{ticket_id}", response_model=TicketRead, tags=["tickets"])
@@ -216,12 +204,9 @@ async def get_agent(agent_id: AgentId, session: Session, _: Reader) -> AgentRead
 async def list_agents(
     session: Session, _: Reader, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[AgentRead]:
-    after = str(decode_cursor(cursor, 1)[0]) if cursor else None
-    agents = await repository.list_agents(session, limit=limit + 1, after=after)
-    loads = await repository.agent_loads(session, [a.id for a in agents[:limit]])
-    items = [_agent_read(a, loads.get(a.id, {})) for a in agents[:limit]]
-    next_cursor = encode_cursor(agents[limit - 1].id) if len(agents) > limit else None
-    return Page(items=items, next_cursor=next_cursor)
+    agents = await repository.page_agents(session, limit=limit, cursor=cursor)
+    loads = await repository.agent_loads(session, [a.id for a in agents.rows])
+    return agents.page(lambda a: _agent_read(a, loads.get(a.id, {})))
 
 
 # --- routing rules ----------------------------------------------------------------------------
@@ -247,18 +232,8 @@ def _rule_read(row: RoutingRule) -> RoutingRuleRead:
 async def list_routing_rules(
     session: Session, _: Reader, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[RoutingRuleRead]:
-    after = None
-    if cursor:
-        position, rule_id = decode_cursor(cursor, 2)
-        if isinstance(position, int):
-            after = (position, str(rule_id))
-    rows = await repository.list_rules(session, limit=limit + 1, after=after)
-    items = [_rule_read(row) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last.position, last.id)
-    return Page(items=items, next_cursor=next_cursor)
+    rules = await repository.page_rules(session, limit=limit, cursor=cursor)
+    return rules.page(_rule_read)
 
 
 @router.post(

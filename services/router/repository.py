@@ -20,6 +20,7 @@ from services.router.models import (
     WebhookDelivery,
 )
 from shared.db import dialect_name, insert_ignoring_conflicts
+from shared.pagination import Slice, paginate
 
 # Tickets that occupy an agent's capacity: pending waits on the customer, solved is done.
 ACTIVE_STATUSES = ("new", "open", "on_hold")
@@ -40,7 +41,7 @@ async def get_ticket(
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def list_tickets(
+async def page_tickets(
     session: AsyncSession,
     *,
     status: str | None,
@@ -48,8 +49,9 @@ async def list_tickets(
     assignee_id: str | None,
     group: str | None,
     limit: int,
-    after: tuple[datetime, str] | None,
-) -> Sequence[Ticket]:
+    cursor: str | None,
+) -> Slice[Ticket]:
+    """Newest first."""
     statement = select(Ticket)
     if status:
         statement = statement.where(Ticket.status == status)
@@ -59,16 +61,10 @@ async def list_tickets(
         statement = statement.where(Ticket.assignee_id == assignee_id)
     if group:
         statement = statement.where(Ticket.group == group)
-    if after is not None:
-        created_at, ticket_id = after
-        statement = statement.where(
-            or_(
-                Ticket.created_at < created_at,
-                and_(Ticket.created_at == created_at, Ticket.id < ticket_id),
-            )
-        )
-    statement = statement.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
-    return (await session.execute(statement)).scalars().all()
+    keys = (Ticket.created_at, Ticket.id)
+    return await paginate(
+        session, statement, keys=keys, limit=limit, cursor=cursor, descending=True
+    )
 
 
 async def routing_history(session: AsyncSession, ticket_id: str) -> Sequence[RoutingDecision]:
@@ -98,13 +94,8 @@ async def get_agent(
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def list_agents(
-    session: AsyncSession, *, limit: int = 1000, after: str | None = None
-) -> Sequence[Agent]:
-    statement = select(Agent).order_by(Agent.id).limit(limit)
-    if after is not None:
-        statement = statement.where(Agent.id > after)
-    return (await session.execute(statement)).scalars().all()
+async def page_agents(session: AsyncSession, *, limit: int, cursor: str | None) -> Slice[Agent]:
+    return await paginate(session, select(Agent), keys=(Agent.id,), limit=limit, cursor=cursor)
 
 
 async def online_agents(session: AsyncSession) -> Sequence[Agent]:
@@ -210,21 +201,18 @@ async def known_groups_and_skills(session: AsyncSession) -> tuple[set[str], set[
     return groups, skills
 
 
-async def list_rules(
-    session: AsyncSession, *, limit: int | None = None, after: tuple[int, str] | None = None
-) -> Sequence[RoutingRule]:
-    statement = select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id)
-    if after is not None:
-        position, rule_id = after
-        statement = statement.where(
-            or_(
-                RoutingRule.position > position,
-                and_(RoutingRule.position == position, RoutingRule.id > rule_id),
-            )
-        )
-    if limit is not None:
-        statement = statement.limit(limit)
-    return (await session.execute(statement)).scalars().all()
+RULE_ORDER = (RoutingRule.position, RoutingRule.id)
+
+
+async def list_rules(session: AsyncSession) -> Sequence[RoutingRule]:
+    """All rules in the order they are tried."""
+    return (await session.execute(select(RoutingRule).order_by(*RULE_ORDER))).scalars().all()
+
+
+async def page_rules(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> Slice[RoutingRule]:
+    return await paginate(session, select(RoutingRule), keys=RULE_ORDER, limit=limit, cursor=cursor)
 
 
 async def get_rule(session: AsyncSession, rule_id: str) -> RoutingRule | None:
@@ -263,13 +251,14 @@ async def add_webhook_delivery(
     return bool(result.rowcount)
 
 
-async def deliveries_for(session: AsyncSession, ticket_id: str) -> list[WebhookDelivery]:
-    rows = await session.scalars(
-        select(WebhookDelivery)
-        .where(WebhookDelivery.ticket_id == ticket_id)
-        .order_by(WebhookDelivery.id)
+async def page_deliveries_for(
+    session: AsyncSession, ticket_id: str, *, limit: int, cursor: str | None
+) -> Slice[WebhookDelivery]:
+    """The deliveries that reported on a ticket, oldest first."""
+    statement = select(WebhookDelivery).where(WebhookDelivery.ticket_id == ticket_id)
+    return await paginate(
+        session, statement, keys=(WebhookDelivery.id,), limit=limit, cursor=cursor
     )
-    return list(rows)
 
 
 async def add_idempotency_key(

@@ -18,6 +18,7 @@ from services.router import intake, providers, repository, webhooks
 from shared.app import Runtime, Session
 from shared.auth import Reader
 from shared.errors import Unprocessable, validation_details
+from shared.pagination import Cursor, Limit
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
 
@@ -196,10 +197,16 @@ audit_router = APIRouter(prefix="/v1", tags=["tickets"])
 
 @audit_router.get("/tickets/{ticket_id}/deliveries")
 async def ticket_deliveries(
-    ticket_id: Annotated[str, Path(min_length=3, max_length=255)], session: Session, _: Reader
+    ticket_id: Annotated[str, Path(min_length=3, max_length=255)],
+    session: Session,
+    _: Reader,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """The raw webhook deliveries that reported on this ticket, oldest first (for audit)."""
-    rows = await repository.deliveries_for(session, ticket_id)
+    deliveries = await repository.page_deliveries_for(
+        session, ticket_id, limit=limit, cursor=cursor
+    )
     return {
         "items": [
             {
@@ -209,6 +216,7 @@ async def ticket_deliveries(
                 "received_at": row.received_at.isoformat(),
                 "body": row.body,
             }
-            for row in rows
-        ]
+            for row in deliveries.rows
+        ],
+        "next_cursor": deliveries.next_cursor,
     }

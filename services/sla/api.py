@@ -27,7 +27,7 @@ from shared.app import Runtime, Session
 from shared.auth import Admin, Reader
 from shared.errors import NotFound
 from shared.events import Metric, Priority
-from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.pagination import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1")
 
@@ -95,10 +95,8 @@ def _calendar_read(row: CalendarRow) -> CalendarRead:
 async def list_calendars(
     session: Session, _: Reader, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[CalendarRead]:
-    after = str(decode_cursor(cursor, 1)[0]) if cursor else None
-    rows = await repository.list_calendars(session, limit=limit + 1, after=after)
-    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return Page(items=[_calendar_read(r) for r in rows[:limit]], next_cursor=next_cursor)
+    calendars = await repository.page_calendars(session, limit=limit, cursor=cursor)
+    return calendars.page(_calendar_read)
 
 
 @router.post("/calendars", response_model=CalendarRead, status_code=201, tags=["calendars"])
@@ -154,17 +152,8 @@ def _policy_read(row: SlaPolicy) -> SlaPolicyRead:
 async def list_policies(
     session: Session, _: Reader, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[SlaPolicyRead]:
-    after: tuple[int, str] | None = None
-    if cursor:
-        position, policy_id = decode_cursor(cursor, 2)
-        if not isinstance(position, int):
-            raise _invalid("cursor", "not a cursor returned by this API")
-        after = (position, str(policy_id))
-    rows = await repository.list_policies(session, limit=limit + 1, after=after)
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_cursor(rows[limit - 1].position, rows[limit - 1].id)
-    return Page(items=[_policy_read(r) for r in rows[:limit]], next_cursor=next_cursor)
+    policies = await repository.page_policies(session, limit=limit, cursor=cursor)
+    return policies.page(_policy_read)
 
 
 @router.post("/sla-policies", response_model=SlaPolicyRead, status_code=201, tags=["sla-policies"])
@@ -216,24 +205,17 @@ async def list_breaches(
     for name, value in (("from", since), ("to", until)):
         if value is not None and value.tzinfo is None:
             raise _invalid(name, "needs a time zone offset (RFC 3339)")
-    after: tuple[datetime, str] | None = None
-    if cursor:
-        at, timer_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(str(at)), str(timer_id))
-        except ValueError as exc:
-            raise _invalid("cursor", "not a cursor returned by this API") from exc
-    rows = await repository.breaches(
+    breaches = await repository.page_breaches(
         session,
         since=since,
         until=until,
         metric=metric,
         priority=priority,
-        limit=limit + 1,
-        after=after,
+        limit=limit,
+        cursor=cursor,
     )
-    items = [
-        BreachRead(
+    return breaches.page(
+        lambda t: BreachRead(
             ticket_id=t.ticket_id,
             timer_id=t.id,
             metric=t.metric,
@@ -244,14 +226,7 @@ async def list_breaches(
             breached_at=t.breached_at,
             met_at=t.met_at,
         )
-        for t in rows[:limit]
-    ]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        assert last.breached_at is not None
-        next_cursor = encode_cursor(last.breached_at.isoformat(), last.id)
-    return Page(items=items, next_cursor=next_cursor)
+    )
 
 
 @router.get("/at-risk", response_model=Page[AtRiskRead], tags=["ops"])
@@ -261,13 +236,16 @@ async def at_risk(
     _: Reader,
     within_minutes: Annotated[int, Query(ge=1, le=7 * 24 * 60)] = 60,
     limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> Page[AtRiskRead]:
     """Running timers not yet breached whose due instant is within ``within_minutes``."""
     now = runtime.clock.now()
     ctx = _context(session, runtime)
-    rows = await repository.due_before(session, now + timedelta(minutes=within_minutes), limit)
+    timers = await repository.page_due_before(
+        session, now + timedelta(minutes=within_minutes), limit=limit, cursor=cursor
+    )
     items = []
-    for t in rows:
+    for t in timers.rows:
         assert t.due_at is not None
         remaining = service.remaining_seconds(t, now, await ctx.calendar(t.calendar_id))
         items.append(
@@ -281,7 +259,7 @@ async def at_risk(
                 remaining_seconds=remaining if remaining is not None else 0.0,
             )
         )
-    return Page(items=items, next_cursor=None)
+    return Page(items=items, next_cursor=timers.next_cursor)
 
 
 @router.get("/reports/sla", tags=["ops"])
@@ -322,10 +300,8 @@ def _subscription_read(row: WebhookSubscription) -> WebhookSubscriptionRead:
 async def list_subscriptions(
     session: Session, _: Reader, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[WebhookSubscriptionRead]:
-    after = str(decode_cursor(cursor, 1)[0]) if cursor else None
-    rows = await repository.list_subscriptions(session, limit=limit + 1, after=after)
-    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return Page(items=[_subscription_read(r) for r in rows[:limit]], next_cursor=next_cursor)
+    subscriptions = await repository.page_subscriptions(session, limit=limit, cursor=cursor)
+    return subscriptions.page(_subscription_read)
 
 
 @router.post(
@@ -362,18 +338,7 @@ async def list_deliveries(
 ) -> Page[WebhookDeliveryRead]:
     """The delivery log of a subscription, newest first."""
     await admin.subscription_or_404(session, subscription_id)
-    before: tuple[datetime, str] | None = None
-    if cursor:
-        at, delivery_id = decode_cursor(cursor, 2)
-        try:
-            before = (datetime.fromisoformat(str(at)), str(delivery_id))
-        except ValueError as exc:
-            raise _invalid("cursor", "not a cursor returned by this API") from exc
-    rows = await repository.list_deliveries(
-        session, subscription_id, limit=limit + 1, before=before
+    deliveries = await repository.page_deliveries(
+        session, subscription_id, limit=limit, cursor=cursor
     )
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_cursor(rows[limit - 1].created_at.isoformat(), rows[limit - 1].id)
-    items = [WebhookDeliveryRead.model_validate(webhooks.delivery_log(r)) for r in rows[:limit]]
-    return Page(items=items, next_cursor=next_cursor)
+    return deliveries.page(lambda r: WebhookDeliveryRead.model_validate(webhooks.delivery_log(r)))

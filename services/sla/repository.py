@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sla.models import (
@@ -17,6 +17,7 @@ from services.sla.models import (
     WebhookSubscription,
 )
 from shared.db import is_postgres
+from shared.pagination import Slice, paginate
 
 
 async def get_ticket(
@@ -79,28 +80,29 @@ async def get_calendar(session: AsyncSession, calendar_id: str) -> CalendarRow |
     return await session.get(CalendarRow, calendar_id)
 
 
-async def list_calendars(
-    session: AsyncSession, *, limit: int, after: str | None
-) -> Sequence[CalendarRow]:
-    statement = select(CalendarRow).order_by(CalendarRow.id).limit(limit)
-    if after is not None:
-        statement = statement.where(CalendarRow.id > after)
-    return (await session.execute(statement)).scalars().all()
+async def page_calendars(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> Slice[CalendarRow]:
+    statement = select(CalendarRow)
+    return await paginate(session, statement, keys=(CalendarRow.id,), limit=limit, cursor=cursor)
 
 
 async def get_policy(session: AsyncSession, policy_id: str) -> SlaPolicy | None:
     return await session.get(SlaPolicy, policy_id)
 
 
-async def list_policies(
-    session: AsyncSession, *, limit: int | None = None, after: tuple[int, str] | None = None
-) -> Sequence[SlaPolicy]:
-    statement = select(SlaPolicy).order_by(SlaPolicy.position, SlaPolicy.id)
-    if after is not None:
-        statement = statement.where(tuple_(SlaPolicy.position, SlaPolicy.id) > tuple_(*after))
-    if limit is not None:
-        statement = statement.limit(limit)
-    return (await session.execute(statement)).scalars().all()
+POLICY_ORDER = (SlaPolicy.position, SlaPolicy.id)
+
+
+async def list_policies(session: AsyncSession) -> Sequence[SlaPolicy]:
+    """All policies in the order they are tried."""
+    return (await session.execute(select(SlaPolicy).order_by(*POLICY_ORDER))).scalars().all()
+
+
+async def page_policies(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> Slice[SlaPolicy]:
+    return await paginate(session, select(SlaPolicy), keys=POLICY_ORDER, limit=limit, cursor=cursor)
 
 
 async def policies_using_calendar(session: AsyncSession, calendar_id: str) -> list[str]:
@@ -126,7 +128,7 @@ async def open_ticket_ids(session: AsyncSession) -> Sequence[str]:
 # --- ops ------------------------------------------------------------------------------------------
 
 
-async def breaches(
+async def page_breaches(
     session: AsyncSession,
     *,
     since: datetime | None,
@@ -134,8 +136,9 @@ async def breaches(
     metric: str | None,
     priority: str | None,
     limit: int,
-    after: tuple[datetime, str] | None,
-) -> Sequence[Timer]:
+    cursor: str | None,
+) -> Slice[Timer]:
+    """Breached timers, oldest breach first."""
     statement = select(Timer).where(Timer.breached_at.is_not(None))
     if since is not None:
         statement = statement.where(Timer.breached_at >= since)
@@ -145,26 +148,22 @@ async def breaches(
         statement = statement.where(Timer.metric == metric)
     if priority is not None:
         statement = statement.where(Timer.priority == priority)
-    if after is not None:
-        statement = statement.where(tuple_(Timer.breached_at, Timer.id) > tuple_(*after))
-    statement = statement.order_by(Timer.breached_at, Timer.id).limit(limit)
-    return (await session.execute(statement)).scalars().all()
+    keys = (Timer.breached_at, Timer.id)
+    return await paginate(session, statement, keys=keys, limit=limit, cursor=cursor)
 
 
-async def due_before(session: AsyncSession, until: datetime, limit: int) -> Sequence[Timer]:
+async def page_due_before(
+    session: AsyncSession, until: datetime, *, limit: int, cursor: str | None
+) -> Slice[Timer]:
     """Running, not yet breached timers due before ``until``, soonest first."""
-    statement = (
-        select(Timer)
-        .where(
-            Timer.status == "running",
-            Timer.breached_at.is_(None),
-            Timer.due_at.is_not(None),
-            Timer.due_at <= until,
-        )
-        .order_by(Timer.due_at, Timer.id)
-        .limit(limit)
+    statement = select(Timer).where(
+        Timer.status == "running",
+        Timer.breached_at.is_(None),
+        Timer.due_at.is_not(None),
+        Timer.due_at <= until,
     )
-    return (await session.execute(statement)).scalars().all()
+    keys = (Timer.due_at, Timer.id)
+    return await paginate(session, statement, keys=keys, limit=limit, cursor=cursor)
 
 
 async def count_escalation(session: AsyncSession, ticket_id: str) -> None:
@@ -201,28 +200,20 @@ async def get_subscription(
     return await session.get(WebhookSubscription, subscription_id)
 
 
-async def list_subscriptions(
-    session: AsyncSession, *, limit: int, after: str | None
-) -> Sequence[WebhookSubscription]:
-    statement = select(WebhookSubscription).order_by(WebhookSubscription.id).limit(limit)
-    if after is not None:
-        statement = statement.where(WebhookSubscription.id > after)
-    return (await session.execute(statement)).scalars().all()
+async def page_subscriptions(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> Slice[WebhookSubscription]:
+    keys = (WebhookSubscription.id,)
+    statement = select(WebhookSubscription)
+    return await paginate(session, statement, keys=keys, limit=limit, cursor=cursor)
 
 
-async def list_deliveries(
-    session: AsyncSession,
-    subscription_id: str,
-    *,
-    limit: int,
-    before: tuple[datetime, str] | None,
-) -> Sequence[WebhookDelivery]:
+async def page_deliveries(
+    session: AsyncSession, subscription_id: str, *, limit: int, cursor: str | None
+) -> Slice[WebhookDelivery]:
+    """A subscription's delivery log, newest first."""
     statement = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
-    if before is not None:
-        statement = statement.where(
-            tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(*before)
-        )
-    statement = statement.order_by(
-        WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()
-    ).limit(limit)
-    return (await session.execute(statement)).scalars().all()
+    keys = (WebhookDelivery.created_at, WebhookDelivery.id)
+    return await paginate(
+        session, statement, keys=keys, limit=limit, cursor=cursor, descending=True
+    )

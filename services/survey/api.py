@@ -23,7 +23,7 @@ from shared.auth import Admin, Reader
 from shared.conditions import Conditions
 from shared.errors import NotFound, Unprocessable
 from shared.events import SurveyKind
-from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from shared.pagination import Cursor, Limit, Page
 from shared.settings import Settings
 
 router = APIRouter(prefix="/v1")
@@ -76,22 +76,10 @@ async def list_surveys(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[SurveyRead]:
-    after = None
-    if cursor:
-        created_at, survey_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(created_at), str(survey_id))
-        except (TypeError, ValueError) as exc:
-            raise Unprocessable("cursor: not a cursor returned by this API") from exc
-    surveys = await repository.list_surveys(
-        session, ticket_id=ticket_id, status=status, limit=limit + 1, after=after
+    surveys = await repository.page_surveys(
+        session, ticket_id=ticket_id, status=status, limit=limit, cursor=cursor
     )
-    next_cursor = None
-    if len(surveys) > limit:
-        last = surveys[limit - 1]
-        next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
-    items = [_read(s, runtime.settings) for s in surveys[:limit]]
-    return Page(items=items, next_cursor=next_cursor)
+    return surveys.page(lambda s: _read(s, runtime.settings))
 
 
 @router.get("/surveys/{survey_id}", response_model=SurveyRead, tags=["surveys"])
@@ -154,18 +142,8 @@ def _policy_read(policy: SurveyPolicy, *, reveal_secret: bool = False) -> Survey
 async def list_policies(
     session: Session, _: Reader, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[SurveyPolicyRead]:
-    after = None
-    if cursor:
-        position, policy_id = decode_cursor(cursor, 2)
-        if not isinstance(position, int):
-            raise Unprocessable("cursor: not a cursor returned by this API")
-        after = (position, str(policy_id))
-    policies = await repository.list_policies_page(session, limit=limit + 1, after=after)
-    next_cursor = None
-    if len(policies) > limit:
-        last = policies[limit - 1]
-        next_cursor = encode_cursor(last.position, last.id)
-    return Page(items=[_policy_read(p) for p in policies[:limit]], next_cursor=next_cursor)
+    policies = await repository.page_policies(session, limit=limit, cursor=cursor)
+    return policies.page(_policy_read)
 
 
 @router.post(

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.survey.models import Survey, SurveyPolicy
 from shared.db import is_postgres
+from shared.pagination import Slice, paginate
 
 
 async def get_survey(session: AsyncSession, survey_id: str) -> Survey | None:
@@ -30,29 +31,24 @@ async def scheduled_for_ticket(session: AsyncSession, ticket_id: str) -> Sequenc
     return (await session.execute(statement)).scalars().all()
 
 
-async def list_surveys(
+async def page_surveys(
     session: AsyncSession,
     *,
     ticket_id: str | None,
     status: str | None,
     limit: int,
-    after: tuple[datetime, str] | None,
-) -> Sequence[Survey]:
+    cursor: str | None,
+) -> Slice[Survey]:
+    """Newest first."""
     statement = select(Survey)
     if ticket_id:
         statement = statement.where(Survey.ticket_id == ticket_id)
     if status:
         statement = statement.where(Survey.status == status)
-    if after is not None:
-        created_at, survey_id = after
-        statement = statement.where(
-            or_(
-                Survey.created_at < created_at,
-                and_(Survey.created_at == created_at, Survey.id < survey_id),
-            )
-        )
-    statement = statement.order_by(Survey.created_at.desc(), Survey.id.desc()).limit(limit)
-    return (await session.execute(statement)).scalars().all()
+    keys = (Survey.created_at, Survey.id)
+    return await paginate(
+        session, statement, keys=keys, limit=limit, cursor=cursor, descending=True
+    )
 
 
 async def survey_by_token_hash(session: AsyncSession, token_hash: str) -> Survey | None:
@@ -142,20 +138,11 @@ async def list_policies_ordered(session: AsyncSession) -> Sequence[SurveyPolicy]
     return (await session.execute(statement)).scalars().all()
 
 
-async def list_policies_page(
-    session: AsyncSession, *, limit: int, after: tuple[int, str] | None
-) -> Sequence[SurveyPolicy]:
-    statement = select(SurveyPolicy)
-    if after is not None:
-        position, policy_id = after
-        statement = statement.where(
-            or_(
-                SurveyPolicy.position > position,
-                and_(SurveyPolicy.position == position, SurveyPolicy.id > policy_id),
-            )
-        )
-    statement = statement.order_by(SurveyPolicy.position, SurveyPolicy.id).limit(limit)
-    return (await session.execute(statement)).scalars().all()
+async def page_policies(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> Slice[SurveyPolicy]:
+    keys = (SurveyPolicy.position, SurveyPolicy.id)
+    return await paginate(session, select(SurveyPolicy), keys=keys, limit=limit, cursor=cursor)
 
 
 async def policy_expiry_hours(session: AsyncSession) -> dict[str, int]:
