@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -19,7 +19,7 @@ from shared.clock import Clock
 from shared.errors import error_body, install_error_handlers
 from shared.events import Event
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint
-from shared.runtime import BackgroundTask, EventHandler, ServiceRuntime
+from shared.runtime import BackgroundTask, EventHandler, ServiceRuntime, U, UnitOfWork
 from shared.settings import Settings, get_settings
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -38,8 +38,12 @@ def create_service_app(
     bus: EventBus | None = None,
     clock: Clock | None = None,
     version: str = "0.1.0",
+    unit_of_work: type[UnitOfWork] = UnitOfWork,
 ) -> FastAPI:
     """A service's FastAPI app; its lifespan starts the service's ``ServiceRuntime``.
+
+    ``unit_of_work`` is the service's ``UnitOfWork`` subclass: each request that asks for the
+    ``Session`` or ``context(...)`` dependency runs in one of them, committed at the edge.
 
     ``bus`` is given by ``ticketflow dev`` (one in-process bus for all three services) and by
     tests; without it the runtime connects to Kafka from the settings.
@@ -57,6 +61,7 @@ def create_service_app(
             bus=bus,
             clock=clock,
             background=background,
+            unit_of_work=unit_of_work,
         )
         await runtime.start()
         app.state.runtime = runtime
@@ -109,15 +114,35 @@ async def get_runtime(request: Request) -> ServiceRuntime:
     return runtime
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
     # Ends before the response is sent (scope="function"): a 2xx means the commit happened.
     runtime: ServiceRuntime = request.app.state.runtime
-    async with runtime.transaction() as session:
-        yield session
+    async with runtime.unit_of_work(runtime.unit_of_work_class) as work:
+        yield work
+
+
+# One per request: ``Session`` and every ``context(...)`` share it (FastAPI caches it).
+RequestUnitOfWork = Annotated[UnitOfWork, Depends(_unit_of_work, scope="function")]
+
+
+async def _session(work: RequestUnitOfWork) -> AsyncSession:
+    return work.session
+
+
+def context(kind: type[U]) -> Callable[[UnitOfWork], Awaitable[U]]:
+    """A dependency giving the request's unit of work as the service's own ``kind``:
+    ``Context = Annotated[SlaContext, Depends(context(SlaContext))]``."""
+
+    async def dependency(work: RequestUnitOfWork) -> U:
+        if not isinstance(work, kind):
+            raise TypeError(f"the app's unit of work is {type(work).__name__}, not {kind.__name__}")
+        return work
+
+    return dependency
 
 
 Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
-Session = Annotated[AsyncSession, Depends(_session, scope="function")]
+Session = Annotated[AsyncSession, Depends(_session)]
 
 
 class BodyLimitMiddleware:

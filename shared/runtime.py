@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -53,13 +53,19 @@ class UnitOfWork:
     """One transaction's business context: its session, the outbox, the clock and the trace.
 
     Services subclass it (``RouterContext``, ``SlaContext``, ``SurveyContext``) and pass it to
-    their business functions, which change state and ``emit`` events but never commit.
+    their business functions, which change state and ``emit`` events but never commit. Whoever
+    opened the transaction commits it, in one place each: ``ServiceRuntime.unit_of_work`` (an
+    HTTP request through ``shared.app``'s dependency, a background task) or the runtime's
+    consumer (an event handler, ``for_event``). ``after_commit`` callbacks run once it has
+    committed (to wake a background loop, say), never after a rollback.
     """
 
     session: AsyncSession
     outbox: Outbox
     clock: Clock
     traceparent: str | None = None
+    runtime: ServiceRuntime | None = field(default=None, repr=False)
+    after_commit: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     _batch: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
@@ -85,14 +91,24 @@ class UnitOfWork:
 
     @classmethod
     def for_event(cls, ctx: HandlerContext) -> Self:
-        """For a consumed event: its transaction, keeping its trace."""
-        return cls(ctx.session, ctx.outbox, ctx.clock, ctx.envelope.traceparent)
+        """For a consumed event: its transaction (committed by the consumer), keeping its trace."""
+        return cls(
+            ctx.session,
+            ctx.outbox,
+            ctx.clock,
+            ctx.envelope.traceparent,
+            runtime=ctx.runtime,
+            after_commit=ctx.after_commit,
+        )
 
     @classmethod
     def for_session(cls, session: AsyncSession, runtime: ServiceRuntime) -> Self:
-        """For a request or a background task's own transaction."""
-        return cls(session, runtime.outbox, runtime.clock)
+        """Around a session its opener commits; prefer ``ServiceRuntime.unit_of_work``."""
+        return cls(session, runtime.outbox, runtime.clock, runtime=runtime)
 
+
+U = TypeVar("U", bound=UnitOfWork)
+S = TypeVar("S")
 
 EventHandler = Callable[[HandlerContext, Any], Awaitable[None]]
 BackgroundTask = Callable[["ServiceRuntime"], Awaitable[None]]
@@ -110,6 +126,7 @@ class ServiceRuntime:
         bus: EventBus | None = None,
         clock: Clock | None = None,
         background: tuple[BackgroundTask, ...] = (),
+        unit_of_work: type[UnitOfWork] = UnitOfWork,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -118,6 +135,7 @@ class ServiceRuntime:
         self.consumes = consumes
         self.clock = clock or SystemClock()
         self.background = background
+        self.unit_of_work_class = unit_of_work
         self._bus = bus
         self._owns_bus = bus is None
         self.outbox = Outbox(
@@ -129,7 +147,18 @@ class ServiceRuntime:
         self._relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: Subscription | None = None
+        self._typed_state: dict[type, Any] = {}
+        # Legacy string-keyed state, left only for sla/webhooks.py and survey/sender.py until the
+        # shared webhook deliverer replaces them; new code keeps its state with ``state_of``.
         self.state: dict[str, Any] = {}
+
+    def state_of(self, kind: type[S]) -> S:
+        """This process's one instance of ``kind`` (a dataclass a module declares for what its
+        background loop shares with the rest of the service), made on first use."""
+        if kind not in self._typed_state:
+            self._typed_state[kind] = kind()
+        state: S = self._typed_state[kind]
+        return state
 
     # --- accessors (valid after start) ---------------------------------------------------------
 
@@ -234,11 +263,22 @@ class ServiceRuntime:
     # --- transactions --------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits on success, rolls back on error, then wakes the relay."""
+    async def unit_of_work(self, kind: type[U]) -> AsyncIterator[U]:
+        """The one way to open and commit a unit of work outside the consumer: yields a ``kind``
+        (the service's ``UnitOfWork`` subclass) on a new transaction that commits when the block
+        ends (rolls back if it raises); then wakes the relay and runs ``after_commit``."""
         async with self.sessionmaker.begin() as session:
-            yield session
+            work = kind.for_session(session, self)
+            yield work
         self.relay.notify()
+        for callback in work.after_commit:
+            callback()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """``unit_of_work`` for code that needs only the session."""
+        async with self.unit_of_work(self.unit_of_work_class) as work:
+            yield work.session
 
     # --- consuming -----------------------------------------------------------------------------
 

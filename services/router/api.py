@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from services.router import intake, repository, service
@@ -21,7 +21,7 @@ from services.router.schemas import (
     TicketRead,
     TicketUpdate,
 )
-from shared.app import Runtime, Session
+from shared.app import Session, context
 from shared.auth import Admin, Reader
 from shared.errors import Conflict, NotFound
 from shared.events import Priority, Status
@@ -31,10 +31,7 @@ router = APIRouter(prefix="/v1")
 
 TicketId = Annotated[str, Path(min_length=3, max_length=255)]
 AgentId = Annotated[str, Path(min_length=1, max_length=100)]
-
-
-def _context(session: Session, runtime: Runtime) -> service.RouterContext:
-    return service.RouterContext.for_session(session, runtime)
+Context = Annotated[service.RouterContext, Depends(context(service.RouterContext))]
 
 
 async def _ticket_read(session: Session, ticket: Ticket) -> TicketRead:
@@ -54,8 +51,7 @@ async def _ticket_read(session: Session, ticket: Ticket) -> TicketRead:
 @router.post("/tickets", status_code=201, response_model=TicketRead, tags=["tickets"])
 async def create_ticket(
     body: TicketCreate,
-    session: Session,
-    runtime: Runtime,
+    ctx: Context,
     _: Admin,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
@@ -66,7 +62,7 @@ async def create_ticket(
     if idempotency_key is not None:
         fingerprint = intake.request_hash(body.model_dump(mode="json"))
         earlier = await intake.claim_idempotency_key(
-            session, runtime.clock, idempotency_key, fingerprint
+            ctx.session, ctx.clock, idempotency_key, fingerprint
         )
         if earlier is not None:
             if earlier.response is None or earlier.status_code is None:
@@ -76,11 +72,11 @@ async def create_ticket(
                 status_code=earlier.status_code,
                 headers={"Idempotent-Replayed": "true"},
             )
-    ticket = await service.create_ticket(_context(session, runtime), body)
-    read = await _ticket_read(session, ticket)
+    ticket = await service.create_ticket(ctx, body)
+    read = await _ticket_read(ctx.session, ticket)
     if idempotency_key is not None:
         await intake.store_idempotent_response(
-            session, idempotency_key, 201, read.model_dump(mode="json")
+            ctx.session, idempotency_key, 201, read.model_dump(mode="json")
         )
     return read
 
@@ -119,19 +115,19 @@ async def list_tickets(
 
 @router.patch("/tickets/{ticket_id}", response_model=TicketRead, tags=["tickets"])
 async def patch_ticket(
-    ticket_id: TicketId, body: TicketUpdate, session: Session, runtime: Runtime, _: Admin
+    ticket_id: TicketId, body: TicketUpdate, ctx: Context, _: Admin
 ) -> TicketRead:
-    ticket = await service.update_ticket(_context(session, runtime), ticket_id, body)
-    return await _ticket_read(session, ticket)
+    ticket = await service.update_ticket(ctx, ticket_id, body)
+    return await _ticket_read(ctx.session, ticket)
 
 
 @router.post(
     "/tickets/{ticket_id}/messages", status_code=201, response_model=MessageRead, tags=["tickets"]
 )
 async def add_message(
-    ticket_id: TicketId, body: MessageCreate, session: Session, runtime: Runtime, _: Admin
+    ticket_id: TicketId, body: MessageCreate, ctx: Context, _: Admin
 ) -> MessageRead:
-    message = await service.add_message(_context(session, runtime), ticket_id, body)
+    message = await service.add_message(ctx, ticket_id, body)
     return _message_read(message)
 
 
@@ -170,24 +166,21 @@ def _agent_read(agent: Agent, load: dict[str, int]) -> AgentRead:
 async def put_agent(
     agent_id: AgentId,
     body: AgentPut,
-    session: Session,
-    runtime: Runtime,
+    ctx: Context,
     response: Response,
     _: Admin,
 ) -> AgentRead:
-    agent, created = await service.put_agent(_context(session, runtime), agent_id, body)
+    agent, created = await service.put_agent(ctx, agent_id, body)
     if created:
         response.status_code = 201
-    loads = await repository.agent_loads(session, [agent.id])
+    loads = await repository.agent_loads(ctx.session, [agent.id])
     return _agent_read(agent, loads.get(agent.id, {}))
 
 
 @router.patch("/agents/{agent_id}", response_model=AgentRead, tags=["agents"])
-async def patch_agent(
-    agent_id: AgentId, body: AgentPatch, session: Session, runtime: Runtime, _: Admin
-) -> AgentRead:
-    agent = await service.patch_agent(_context(session, runtime), agent_id, body)
-    loads = await repository.agent_loads(session, [agent.id])
+async def patch_agent(agent_id: AgentId, body: AgentPatch, ctx: Context, _: Admin) -> AgentRead:
+    agent = await service.patch_agent(ctx, agent_id, body)
+    loads = await repository.agent_loads(ctx.session, [agent.id])
     return _agent_read(agent, loads.get(agent.id, {}))
 
 
@@ -239,10 +232,8 @@ async def list_routing_rules(
 @router.post(
     "/routing-rules", status_code=201, response_model=RoutingRuleRead, tags=["routing rules"]
 )
-async def create_routing_rule(
-    body: RoutingRuleIn, session: Session, runtime: Runtime, _: Admin
-) -> RoutingRuleRead:
-    return _rule_read(await service.create_rule(_context(session, runtime), body))
+async def create_routing_rule(body: RoutingRuleIn, ctx: Context, _: Admin) -> RoutingRuleRead:
+    return _rule_read(await service.create_rule(ctx, body))
 
 
 @router.get("/routing-rules/{rule_id}", response_model=RoutingRuleRead, tags=["routing rules"])
@@ -255,14 +246,12 @@ async def get_routing_rule(rule_id: RuleId, session: Session, _: Reader) -> Rout
 
 @router.put("/routing-rules/{rule_id}", response_model=RoutingRuleRead, tags=["routing rules"])
 async def replace_routing_rule(
-    rule_id: RuleId, body: RoutingRuleIn, session: Session, runtime: Runtime, _: Admin
+    rule_id: RuleId, body: RoutingRuleIn, ctx: Context, _: Admin
 ) -> RoutingRuleRead:
-    return _rule_read(await service.replace_rule(_context(session, runtime), rule_id, body))
+    return _rule_read(await service.replace_rule(ctx, rule_id, body))
 
 
 @router.delete("/routing-rules/{rule_id}", status_code=204, tags=["routing rules"])
-async def delete_routing_rule(
-    rule_id: RuleId, session: Session, runtime: Runtime, _: Admin
-) -> Response:
-    await service.delete_rule(_context(session, runtime), rule_id)
+async def delete_routing_rule(rule_id: RuleId, ctx: Context, _: Admin) -> Response:
+    await service.delete_rule(ctx, rule_id)
     return Response(status_code=204)

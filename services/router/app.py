@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.router.api import router
 from services.router.handlers import CONSUMES, EVENT_HANDLERS
 from services.router.models import metadata
-from services.router.service import sweep_queue
+from services.router.service import RouterContext, sweep_queue
 from services.router.webhooks_api import audit_router
 from services.router.webhooks_api import router as webhooks_router
 from shared.app import create_service_app
@@ -27,6 +27,7 @@ def create_app(
         handlers=EVENT_HANDLERS,
         consumes=CONSUMES,
         background=(sweep_queue,),
+        unit_of_work=RouterContext,
         routers=[router, webhooks_router, audit_router],
         bus=bus,
         clock=clock,

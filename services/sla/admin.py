@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.sla import repository, service, webhooks
 from services.sla.calendar import CalendarError, parse_calendar
 from services.sla.models import CalendarRow, SlaPolicy, WebhookSubscription
+from services.sla.scheduler import wake_after_commit
 from services.sla.schemas import CalendarWrite, SlaPolicyWrite, WebhookSubscriptionCreate
 from services.sla.service import SlaContext
 from shared.conditions import unknown_fields
@@ -74,6 +75,7 @@ async def replace_calendar(ctx: SlaContext, calendar_id: str, body: CalendarWrit
     ctx.forget_calendar(calendar_id)
     for timer in timers:
         service.schedule(timer, await ctx.calendar(calendar_id))
+    wake_after_commit(ctx)
     return row
 
 
@@ -146,6 +148,7 @@ async def recompute_open_timers(ctx: SlaContext) -> None:
         if ticket is None:
             continue
         await service.recompute(ctx, ticket, now)
+    wake_after_commit(ctx)
 
 
 # --- outbound webhook subscriptions -------------------------------------------------------------

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.sla import admin, reports, repository, service, webhooks
 from services.sla.models import CalendarRow, SlaPolicy, WebhookSubscription
-from services.sla.scheduler import wake_scheduler
 from services.sla.schemas import (
     AtRiskRead,
     BreachRead,
@@ -23,7 +22,7 @@ from services.sla.schemas import (
     WebhookSubscriptionCreate,
     WebhookSubscriptionRead,
 )
-from shared.app import Runtime, Session
+from shared.app import Session, context
 from shared.auth import Admin, Reader
 from shared.errors import NotFound
 from shared.events import Metric, Priority
@@ -33,28 +32,22 @@ router = APIRouter(prefix="/v1")
 
 TicketId = Annotated[str, Path(min_length=3, max_length=255)]
 ItemId = Annotated[str, Path(min_length=1, max_length=64)]
+Context = Annotated[service.SlaContext, Depends(context(service.SlaContext))]
 
 
 _invalid = admin.invalid
-
-
-def _context(session: Session, runtime: Runtime) -> service.SlaContext:
-    return service.SlaContext.for_session(session, runtime)
 
 
 # --- per ticket ---------------------------------------------------------------------------------
 
 
 @router.get("/tickets/{ticket_id}/sla", response_model=TicketSlaRead, tags=["sla"])
-async def ticket_sla(
-    ticket_id: TicketId, session: Session, runtime: Runtime, _: Reader
-) -> TicketSlaRead:
-    ticket = await repository.get_ticket(session, ticket_id)
+async def ticket_sla(ticket_id: TicketId, ctx: Context, _: Reader) -> TicketSlaRead:
+    ticket = await repository.get_ticket(ctx.session, ticket_id)
     if ticket is None:
         raise NotFound(f"ticket {ticket_id} has no SLA yet (unknown to sla)")
-    now = runtime.clock.now()
-    ctx = _context(session, runtime)
-    timers = await repository.timers_of(session, ticket_id)
+    now = ctx.clock.now()
+    timers = await repository.timers_of(ctx.session, ticket_id)
     return TicketSlaRead(
         ticket_id=ticket_id,
         policy_id=ticket.policy_id,
@@ -100,10 +93,8 @@ async def list_calendars(
 
 
 @router.post("/calendars", response_model=CalendarRead, status_code=201, tags=["calendars"])
-async def create_calendar(
-    body: CalendarWrite, session: Session, runtime: Runtime, _: Admin
-) -> CalendarRead:
-    return _calendar_read(await admin.create_calendar(_context(session, runtime), body))
+async def create_calendar(body: CalendarWrite, ctx: Context, _: Admin) -> CalendarRead:
+    return _calendar_read(await admin.create_calendar(ctx, body))
 
 
 @router.get("/calendars/{calendar_id}", response_model=CalendarRead, tags=["calendars"])
@@ -113,18 +104,15 @@ async def get_calendar(calendar_id: ItemId, session: Session, _: Reader) -> Cale
 
 @router.put("/calendars/{calendar_id}", response_model=CalendarRead, tags=["calendars"])
 async def replace_calendar(
-    calendar_id: ItemId, body: CalendarWrite, session: Session, runtime: Runtime, _: Admin
+    calendar_id: ItemId, body: CalendarWrite, ctx: Context, _: Admin
 ) -> CalendarRead:
-    row = await admin.replace_calendar(_context(session, runtime), calendar_id, body)
-    wake_scheduler(runtime)
+    row = await admin.replace_calendar(ctx, calendar_id, body)
     return _calendar_read(row)
 
 
 @router.delete("/calendars/{calendar_id}", status_code=204, tags=["calendars"])
-async def delete_calendar(
-    calendar_id: ItemId, session: Session, runtime: Runtime, _: Admin
-) -> Response:
-    await admin.delete_calendar(_context(session, runtime), calendar_id)
+async def delete_calendar(calendar_id: ItemId, ctx: Context, _: Admin) -> Response:
+    await admin.delete_calendar(ctx, calendar_id)
     return Response(status_code=204)
 
 
@@ -157,11 +145,8 @@ async def list_policies(
 
 
 @router.post("/sla-policies", response_model=SlaPolicyRead, status_code=201, tags=["sla-policies"])
-async def create_policy(
-    body: SlaPolicyWrite, session: Session, runtime: Runtime, _: Admin
-) -> SlaPolicyRead:
-    row = await admin.create_policy(_context(session, runtime), body)
-    wake_scheduler(runtime)
+async def create_policy(body: SlaPolicyWrite, ctx: Context, _: Admin) -> SlaPolicyRead:
+    row = await admin.create_policy(ctx, body)
     return _policy_read(row)
 
 
@@ -172,19 +157,15 @@ async def get_policy(policy_id: ItemId, session: Session, _: Reader) -> SlaPolic
 
 @router.put("/sla-policies/{policy_id}", response_model=SlaPolicyRead, tags=["sla-policies"])
 async def replace_policy(
-    policy_id: ItemId, body: SlaPolicyWrite, session: Session, runtime: Runtime, _: Admin
+    policy_id: ItemId, body: SlaPolicyWrite, ctx: Context, _: Admin
 ) -> SlaPolicyRead:
-    row = await admin.replace_policy(_context(session, runtime), policy_id, body)
-    wake_scheduler(runtime)
+    row = await admin.replace_policy(ctx, policy_id, body)
     return _policy_read(row)
 
 
 @router.delete("/sla-policies/{policy_id}", status_code=204, tags=["sla-policies"])
-async def delete_policy(
-    policy_id: ItemId, session: Session, runtime: Runtime, _: Admin
-) -> Response:
-    await admin.delete_policy(_context(session, runtime), policy_id)
-    wake_scheduler(runtime)
+async def delete_policy(policy_id: ItemId, ctx: Context, _: Admin) -> Response:
+    await admin.delete_policy(ctx, policy_id)
     return Response(status_code=204)
 
 
@@ -231,18 +212,16 @@ async def list_breaches(
 
 @router.get("/at-risk", response_model=Page[AtRiskRead], tags=["ops"])
 async def at_risk(
-    session: Session,
-    runtime: Runtime,
+    ctx: Context,
     _: Reader,
     within_minutes: Annotated[int, Query(ge=1, le=7 * 24 * 60)] = 60,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[AtRiskRead]:
     """Running timers not yet breached whose due instant is within ``within_minutes``."""
-    now = runtime.clock.now()
-    ctx = _context(session, runtime)
+    now = ctx.clock.now()
     timers = await repository.page_due_before(
-        session, now + timedelta(minutes=within_minutes), limit=limit, cursor=cursor
+        ctx.session, now + timedelta(minutes=within_minutes), limit=limit, cursor=cursor
     )
     items = []
     for t in timers.rows:
@@ -311,16 +290,14 @@ async def list_subscriptions(
     tags=["webhooks"],
 )
 async def create_subscription(
-    body: WebhookSubscriptionCreate, session: Session, runtime: Runtime, _: Admin
+    body: WebhookSubscriptionCreate, ctx: Context, _: Admin
 ) -> WebhookSubscriptionRead:
-    return _subscription_read(await admin.create_subscription(_context(session, runtime), body))
+    return _subscription_read(await admin.create_subscription(ctx, body))
 
 
 @router.delete("/webhook-subscriptions/{subscription_id}", status_code=204, tags=["webhooks"])
-async def delete_subscription(
-    subscription_id: ItemId, session: Session, runtime: Runtime, _: Admin
-) -> Response:
-    await admin.delete_subscription(_context(session, runtime), subscription_id)
+async def delete_subscription(subscription_id: ItemId, ctx: Context, _: Admin) -> Response:
+    await admin.delete_subscription(ctx, subscription_id)
     return Response(status_code=204)
 
 

@@ -8,6 +8,7 @@ from services.sla.api import router
 from services.sla.handlers import CONSUMES, EVENT_HANDLERS
 from services.sla.models import metadata
 from services.sla.scheduler import run_scheduler
+from services.sla.service import SlaContext
 from services.sla.webhooks import run_webhook_deliverer
 from shared.app import create_service_app
 from shared.bus import EventBus
@@ -26,6 +27,7 @@ def create_app(
         handlers=EVENT_HANDLERS,
         consumes=CONSUMES,
         background=(run_scheduler, run_webhook_deliverer),
+        unit_of_work=SlaContext,
         routers=[router],
         bus=bus,
         clock=clock,

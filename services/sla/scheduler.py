@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 
 from services.sla import repository, service
 from shared.clock import wait_for_wake
@@ -21,14 +22,28 @@ BATCH = 500
 MAX_SLEEP_SECONDS = 1.0
 
 
+@dataclass
+class SchedulerState:
+    """What the scheduler loop shares with the rest of the process (``runtime.state_of``)."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Serializes firing within a process (SQLite has no ``SKIP LOCKED``).
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 def wake_scheduler(runtime: ServiceRuntime) -> None:
-    wake: asyncio.Event | None = runtime.state.get("scheduler_wake")
-    if wake is not None:
-        wake.set()
+    runtime.state_of(SchedulerState).wake.set()
+
+
+def wake_after_commit(ctx: service.SlaContext) -> None:
+    """Timers changed in this unit of work: look at them again once it has committed."""
+    runtime = ctx.runtime
+    if runtime is not None:
+        ctx.after_commit.append(lambda: wake_scheduler(runtime))
 
 
 async def run_scheduler(runtime: ServiceRuntime) -> None:
-    wake = runtime.state.setdefault("scheduler_wake", asyncio.Event())
+    wake = runtime.state_of(SchedulerState).wake
     while True:
         fired = await fire_once(runtime)
         if fired >= BATCH:
@@ -48,11 +63,10 @@ async def fire_once(runtime: ServiceRuntime) -> int:
     Safe to call from tests next to the running loop: within a process firing is serialized
     (SQLite has no ``SKIP LOCKED``); across processes the row locks do it.
     """
-    lock: asyncio.Lock = runtime.state.setdefault("scheduler_lock", asyncio.Lock())
-    async with lock, runtime.transaction() as session:
-        now = runtime.clock.now()
-        timers = await repository.claim_due(session, now, BATCH)
-        ctx = service.SlaContext.for_session(session, runtime)
+    lock = runtime.state_of(SchedulerState).lock
+    async with lock, runtime.unit_of_work(service.SlaContext) as ctx:
+        now = ctx.clock.now()
+        timers = await repository.claim_due(ctx.session, now, BATCH)
         async with ctx.batched_events():  # one outbox insert for the whole batch
             for timer in timers:
                 await service.fire_due(ctx, timer, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.survey import reports, repository, service
 from services.survey.models import Survey, SurveyPolicy
@@ -18,7 +18,7 @@ from services.survey.schemas import (
     SurveyPolicyWrite,
     SurveyRead,
 )
-from shared.app import Runtime, Session
+from shared.app import Runtime, Session, context
 from shared.auth import Admin, Reader
 from shared.conditions import Conditions
 from shared.errors import NotFound, Unprocessable
@@ -31,10 +31,7 @@ router = APIRouter(prefix="/v1")
 SurveyStatus = Literal["scheduled", "sent", "answered", "cancelled", "expired"]
 GroupBy = Literal["agent", "group", "channel"]
 PathId = Annotated[str, Path(max_length=64)]
-
-
-def _context(session: Session, runtime: Runtime) -> service.SurveyContext:
-    return service.SurveyContext.for_session(session, runtime)
+Context = Annotated[service.SurveyContext, Depends(context(service.SurveyContext))]
 
 
 def _read(survey: Survey, settings: Settings) -> SurveyRead:
@@ -96,13 +93,10 @@ async def get_survey(
 async def answer_survey(
     token: Annotated[str, Path(max_length=200)],
     body: SurveyAnswer,
-    session: Session,
-    runtime: Runtime,
+    ctx: Context,
 ) -> AnswerRead:
     """Record an answer (no API key: the single-use token is the credential)."""
-    survey = await service.answer(
-        _context(session, runtime), token, body.score, body.comment, body.kind
-    )
+    survey = await service.answer(ctx, token, body.score, body.comment, body.kind)
     assert survey.score is not None and survey.answered_at is not None
     return AnswerRead(
         survey_id=survey.id,
@@ -152,10 +146,8 @@ async def list_policies(
     status_code=201,
     tags=["survey-policies"],
 )
-async def create_policy(
-    body: SurveyPolicyWrite, session: Session, runtime: Runtime, _: Admin
-) -> SurveyPolicyRead:
-    policy = await service.create_policy(_context(session, runtime), body)
+async def create_policy(body: SurveyPolicyWrite, ctx: Context, _: Admin) -> SurveyPolicyRead:
+    policy = await service.create_policy(ctx, body)
     return _policy_read(policy, reveal_secret=True)
 
 
@@ -170,18 +162,16 @@ async def get_policy(policy_id: PathId, session: Session, _: Reader) -> SurveyPo
     "/survey-policies/{policy_id}", response_model=SurveyPolicyRead, tags=["survey-policies"]
 )
 async def replace_policy(
-    policy_id: PathId, body: SurveyPolicyWrite, session: Session, runtime: Runtime, _: Admin
+    policy_id: PathId, body: SurveyPolicyWrite, ctx: Context, _: Admin
 ) -> SurveyPolicyRead:
-    policy = await service.replace_policy(_context(session, runtime), policy_id, body)
+    policy = await service.replace_policy(ctx, policy_id, body)
     return _policy_read(policy, reveal_secret=True)
 
 
 @router.delete("/survey-policies/{policy_id}", status_code=204, tags=["survey-policies"])
-async def delete_policy(
-    policy_id: PathId, session: Session, runtime: Runtime, _: Admin
-) -> Response:
+async def delete_policy(policy_id: PathId, ctx: Context, _: Admin) -> Response:
     """Surveys already scheduled by the policy are still sent (they carry what they need)."""
-    await service.delete_policy(_context(session, runtime), policy_id)
+    await service.delete_policy(ctx, policy_id)
     return Response(status_code=204)
 
 

@@ -9,6 +9,7 @@ from services.survey.handlers import CONSUMES, EVENT_HANDLERS
 from services.survey.models import metadata
 from services.survey.pages import router as pages_router
 from services.survey.sender import run_sender
+from services.survey.service import SurveyContext
 from shared.app import create_service_app
 from shared.bus import EventBus
 from shared.clock import Clock
@@ -26,6 +27,7 @@ def create_app(
         handlers=EVENT_HANDLERS,
         consumes=CONSUMES,
         background=(run_sender,),
+        unit_of_work=SurveyContext,
         routers=[router, pages_router],
         bus=bus,
         clock=clock,

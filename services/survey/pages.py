@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
 from services.survey import scoring, service
+from services.survey.api import Context
 from services.survey.schemas import MAX_COMMENT_LENGTH
 from shared.app import Runtime, Session
 from shared.errors import DomainError, Unprocessable
@@ -90,15 +91,12 @@ async def survey_page(token: Token, session: Session, runtime: Runtime) -> HTMLR
 
 
 @router.post("/s/{token}", response_class=HTMLResponse)
-async def submit_page(
-    token: Token, request: Request, session: Session, runtime: Runtime
-) -> HTMLResponse:
+async def submit_page(token: Token, request: Request, ctx: Context) -> HTMLResponse:
     form = await request.form()
     raw_score, raw_comment = form.get("score"), form.get("comment")
     comment = raw_comment.strip() if isinstance(raw_comment, str) else None
-    ctx = service.SurveyContext.for_session(session, runtime)
     try:
-        survey = await service.answerable(session, token, runtime.clock.now())
+        survey = await service.answerable(ctx.session, token, ctx.clock.now())
         if not isinstance(raw_score, str) or not raw_score.strip().lstrip("-").isdigit():
             raise Unprocessable("score: choose one of the buttons")
         if comment and len(comment) > MAX_COMMENT_LENGTH:
