@@ -7,13 +7,9 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from shared.logging import configure_logging
 from shared.settings import SERVICES, Settings, SettingsError, load_settings
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,6 +77,8 @@ def _serve(settings: Settings, service: str, host: str, port: int | None) -> int
 
     if not settings.kafka_bootstrap_servers:
         raise SettingsError("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS: required by serve")
+    from services.apps import create_service
+
     app = create_service(service, settings)
     uvicorn.run(
         app,
@@ -90,19 +88,6 @@ def _serve(settings: Settings, service: str, host: str, port: int | None) -> int
         timeout_graceful_shutdown=10,
     )
     return 0
-
-
-def create_service(service: str, settings: Settings, **kwargs: Any) -> FastAPI:
-    """The FastAPI app of one service."""
-    if service == "router":
-        from services.router.app import create_app
-    elif service == "sla":
-        from services.sla.app import create_app
-    elif service == "survey":
-        from services.survey.app import create_app
-    else:
-        raise ValueError(f"unknown service {service!r}")
-    return create_app(settings, **kwargs)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
-from services.cli import create_service
+from services.apps import create_service
 from shared.bus import MemoryBus
 from shared.migrate import upgrade_all
 from shared.settings import SERVICES, Settings
