@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -48,6 +48,16 @@ class Conflict(DomainError):
 class Gone(DomainError):
     status_code = 410
     code = "gone"
+
+
+T = TypeVar("T")
+
+
+def found(value: T | None, what: str) -> T:
+    """``value``, or the 404 saying ``what`` (e.g. ``"calendar c-1"``) was not found."""
+    if value is None:
+        raise NotFound(f"{what} not found")
+    return value
 
 
 class Unprocessable(DomainError):

@@ -23,7 +23,7 @@ from services.router.schemas import (
 )
 from shared.app import Session, context
 from shared.auth import Admin, Reader
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, found
 from shared.events import Priority, Status
 from shared.pagination import Cursor, Limit, Page
 
@@ -83,9 +83,7 @@ async def create_ticket(
 
 @router.get("/tickets/{ticket_id}", response_model=TicketRead, tags=["tickets"])
 async def get_ticket(ticket_id: TicketId, session: Session, _: Reader) -> TicketRead:
-    ticket = await repository.get_ticket(session, ticket_id)
-    if ticket is None:
-        raise NotFound(f"ticket {ticket_id} not found")
+    ticket = found(await repository.get_ticket(session, ticket_id), f"ticket {ticket_id}")
     return await _ticket_read(session, ticket)
 
 
@@ -186,9 +184,7 @@ async def patch_agent(agent_id: AgentId, body: AgentPatch, ctx: Context, _: Admi
 
 @router.get("/agents/{agent_id}", response_model=AgentRead, tags=["agents"])
 async def get_agent(agent_id: AgentId, session: Session, _: Reader) -> AgentRead:
-    agent = await repository.get_agent(session, agent_id)
-    if agent is None:
-        raise NotFound(f"agent {agent_id} not found")
+    agent = found(await repository.get_agent(session, agent_id), f"agent {agent_id}")
     loads = await repository.agent_loads(session, [agent.id])
     return _agent_read(agent, loads.get(agent.id, {}))
 
@@ -238,10 +234,7 @@ async def create_routing_rule(body: RoutingRuleIn, ctx: Context, _: Admin) -> Ro
 
 @router.get("/routing-rules/{rule_id}", response_model=RoutingRuleRead, tags=["routing rules"])
 async def get_routing_rule(rule_id: RuleId, session: Session, _: Reader) -> RoutingRuleRead:
-    row = await repository.get_rule(session, rule_id)
-    if row is None:
-        raise NotFound(f"routing rule {rule_id} not found")
-    return _rule_read(row)
+    return _rule_read(found(await repository.get_rule(session, rule_id), f"routing rule {rule_id}"))
 
 
 @router.put("/routing-rules/{rule_id}", response_model=RoutingRuleRead, tags=["routing rules"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,19 +26,28 @@ from shared.pagination import Slice, paginate
 ACTIVE_STATUSES = ("new", "open", "on_hold")
 PRIORITY_RANK = {"urgent": 3, "high": 2, "normal": 1, "low": 0}
 
+M = TypeVar("M", Ticket, Agent)
 
-async def get_ticket(
-    session: AsyncSession, ticket_id: str, *, for_update: bool = False, skip_locked: bool = False
-) -> Ticket | None:
+
+async def _get(
+    session: AsyncSession, model: type[M], row_id: str, for_update: bool, skip_locked: bool
+) -> M | None:
     """``for_update`` locks the row and reloads it; ``skip_locked`` gives None if another
     transaction holds it (PostgreSQL; SQLite serializes writers anyway)."""
-    statement = select(Ticket).where(Ticket.id == ticket_id)
+    statement = select(model).where(model.id == row_id)
     if for_update:
         # Reload: the identity map may hold a copy read before another transaction committed.
         statement = statement.with_for_update(skip_locked=skip_locked).execution_options(
             populate_existing=True
         )
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def get_ticket(
+    session: AsyncSession, ticket_id: str, *, for_update: bool = False, skip_locked: bool = False
+) -> Ticket | None:
+    """See ``_get`` for ``for_update`` and ``skip_locked``."""
+    return await _get(session, Ticket, ticket_id, for_update, skip_locked)
 
 
 async def page_tickets(
@@ -83,15 +92,8 @@ async def get_message(session: AsyncSession, message_id: str) -> TicketMessage |
 async def get_agent(
     session: AsyncSession, agent_id: str, *, for_update: bool = False, skip_locked: bool = False
 ) -> Agent | None:
-    """``for_update`` locks the row and reloads it; ``skip_locked`` gives None if another
-    transaction holds it (PostgreSQL; SQLite serializes writers anyway)."""
-    statement = select(Agent).where(Agent.id == agent_id)
-    if for_update:
-        # Reload: the identity map may hold a copy read before another transaction committed.
-        statement = statement.with_for_update(skip_locked=skip_locked).execution_options(
-            populate_existing=True
-        )
-    return (await session.execute(statement)).scalar_one_or_none()
+    """See ``_get`` for ``for_update`` and ``skip_locked``."""
+    return await _get(session, Agent, agent_id, for_update, skip_locked)
 
 
 async def page_agents(session: AsyncSession, *, limit: int, cursor: str | None) -> Slice[Agent]:
@@ -222,6 +224,13 @@ async def get_rule(session: AsyncSession, rule_id: str) -> RoutingRule | None:
 # --- inbound webhook deliveries and idempotency keys ----------------------------------------------
 
 
+async def _insert_if_absent(session: AsyncSession, model: type[Any], **values: Any) -> bool:
+    """Insert a row unless one with the same unique key exists; whether it was inserted."""
+    statement = insert_ignoring_conflicts(model.__table__, dialect_name(session), **values)
+    result: Any = await session.execute(statement)
+    return bool(result.rowcount)
+
+
 async def add_webhook_delivery(
     session: AsyncSession,
     *,
@@ -236,9 +245,9 @@ async def add_webhook_delivery(
 
     On PostgreSQL a concurrent duplicate waits for the first transaction, then does nothing.
     """
-    statement = insert_ignoring_conflicts(
-        WebhookDelivery.__table__,
-        dialect_name(session),
+    return await _insert_if_absent(
+        session,
+        WebhookDelivery,
         provider=provider,
         delivery_key=delivery_key,
         ticket_id=ticket_ids[0],
@@ -247,8 +256,6 @@ async def add_webhook_delivery(
         body=body,
         received_at=received_at,
     )
-    result: Any = await session.execute(statement)
-    return bool(result.rowcount)
 
 
 async def page_deliveries_for(
@@ -265,15 +272,9 @@ async def add_idempotency_key(
     session: AsyncSession, key: str, request_hash: str, created_at: datetime
 ) -> bool:
     """Claim ``key``; False (and nothing written) if it is already stored."""
-    statement = insert_ignoring_conflicts(
-        IdempotencyKey.__table__,
-        dialect_name(session),
-        key=key,
-        request_hash=request_hash,
-        created_at=created_at,
+    return await _insert_if_absent(
+        session, IdempotencyKey, key=key, request_hash=request_hash, created_at=created_at
     )
-    result: Any = await session.execute(statement)
-    return bool(result.rowcount)
 
 
 async def get_idempotency_key(

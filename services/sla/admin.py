@@ -19,7 +19,7 @@ from services.sla.scheduler import wake_after_commit
 from services.sla.schemas import CalendarWrite, SlaPolicyWrite, WebhookSubscriptionCreate
 from services.sla.service import SlaContext
 from shared.conditions import unknown_fields
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.errors import Conflict, Unprocessable, found
 
 
 def invalid(field: str, message: str) -> Unprocessable:
@@ -44,10 +44,7 @@ def _calendar_fields(body: CalendarWrite) -> dict[str, Any]:
 
 
 async def calendar_or_404(session: AsyncSession, calendar_id: str) -> CalendarRow:
-    row = await repository.get_calendar(session, calendar_id)
-    if row is None:
-        raise NotFound(f"calendar {calendar_id} not found")
-    return row
+    return found(await repository.get_calendar(session, calendar_id), f"calendar {calendar_id}")
 
 
 async def create_calendar(ctx: SlaContext, body: CalendarWrite) -> CalendarRow:
@@ -108,10 +105,7 @@ async def _policy_fields(ctx: SlaContext, body: SlaPolicyWrite) -> dict[str, Any
 
 
 async def policy_or_404(session: AsyncSession, policy_id: str) -> SlaPolicy:
-    row = await repository.get_policy(session, policy_id)
-    if row is None:
-        raise NotFound(f"SLA policy {policy_id} not found")
-    return row
+    return found(await repository.get_policy(session, policy_id), f"SLA policy {policy_id}")
 
 
 async def create_policy(ctx: SlaContext, body: SlaPolicyWrite) -> SlaPolicy:
@@ -156,9 +150,7 @@ async def recompute_open_timers(ctx: SlaContext) -> None:
 
 async def subscription_or_404(session: AsyncSession, subscription_id: str) -> WebhookSubscription:
     row = await repository.get_subscription(session, subscription_id)
-    if row is None:
-        raise NotFound(f"webhook subscription {subscription_id} not found")
-    return row
+    return found(row, f"webhook subscription {subscription_id}")
 
 
 async def create_subscription(

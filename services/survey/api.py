@@ -21,7 +21,7 @@ from services.survey.schemas import (
 from shared.app import Runtime, Session, context
 from shared.auth import Admin, Reader
 from shared.conditions import Conditions
-from shared.errors import NotFound, Unprocessable
+from shared.errors import Unprocessable, found
 from shared.events import SurveyKind
 from shared.pagination import Cursor, Limit, Page
 from shared.settings import Settings
@@ -83,9 +83,7 @@ async def list_surveys(
 async def get_survey(
     survey_id: PathId, session: Session, runtime: Runtime, _: Reader
 ) -> SurveyRead:
-    survey = await repository.get_survey(session, survey_id)
-    if survey is None:
-        raise NotFound(f"survey {survey_id} not found")
+    survey = found(await repository.get_survey(session, survey_id), f"survey {survey_id}")
     return _read(survey, runtime.settings)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from services.survey.models import Survey, SurveyPolicy
 from shared.db import is_postgres
@@ -71,29 +73,26 @@ async def requester_surveyed_since(
     return bool(await session.scalar(statement))
 
 
-async def claim_due(session: AsyncSession, now: datetime, limit: int) -> Sequence[Survey]:
-    """Scheduled surveys due by ``now``, locked; other senders skip them (PostgreSQL)."""
-    statement = (
-        select(Survey)
-        .where(Survey.status == "scheduled", Survey.send_at <= now)
-        .order_by(Survey.send_at, Survey.id)
-        .limit(limit)
-    )
+async def _claim(
+    session: AsyncSession, status: str, at: InstrumentedAttribute[Any], now: datetime, limit: int
+) -> Sequence[Survey]:
+    """Surveys in ``status`` whose ``at`` has come by ``now``, earliest first, locked; other
+    senders skip them (PostgreSQL)."""
+    statement = select(Survey).where(Survey.status == status, at <= now)
+    statement = statement.order_by(at, Survey.id).limit(limit)
     if is_postgres(session):
         statement = statement.with_for_update(skip_locked=True)
     return (await session.execute(statement)).scalars().all()
+
+
+async def claim_due(session: AsyncSession, now: datetime, limit: int) -> Sequence[Survey]:
+    """Scheduled surveys due to be sent."""
+    return await _claim(session, "scheduled", Survey.send_at, now, limit)
 
 
 async def claim_expired(session: AsyncSession, now: datetime, limit: int) -> Sequence[Survey]:
-    statement = (
-        select(Survey)
-        .where(Survey.status == "sent", Survey.expires_at <= now)
-        .order_by(Survey.expires_at, Survey.id)
-        .limit(limit)
-    )
-    if is_postgres(session):
-        statement = statement.with_for_update(skip_locked=True)
-    return (await session.execute(statement)).scalars().all()
+    """Sent surveys past their expiry."""
+    return await _claim(session, "sent", Survey.expires_at, now, limit)
 
 
 async def pending_deliveries(

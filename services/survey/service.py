@@ -18,7 +18,7 @@ from services.survey.models import Survey, SurveyPolicy
 from services.survey.schemas import DEFAULT_DELAY_MINUTES, SurveyPolicyWrite
 from shared import events as ev
 from shared.conditions import Conditions, matches, unknown_fields
-from shared.errors import Conflict, Gone, NotFound, Unprocessable
+from shared.errors import Conflict, Gone, NotFound, Unprocessable, found
 from shared.runtime import UnitOfWork
 
 
@@ -355,10 +355,7 @@ def _apply(policy: SurveyPolicy, body: SurveyPolicyWrite) -> None:
 
 
 async def policy_or_404(session: AsyncSession, policy_id: str) -> SurveyPolicy:
-    policy = await repository.get_policy(session, policy_id)
-    if policy is None:
-        raise NotFound(f"survey policy {policy_id} not found")
-    return policy
+    return found(await repository.get_policy(session, policy_id), f"survey policy {policy_id}")
 
 
 async def create_policy(ctx: SurveyContext, body: SurveyPolicyWrite) -> SurveyPolicy:

@@ -15,6 +15,15 @@ from services.survey.models import Survey, SurveyPolicy
 from shared.db import create_engine, make_sessionmaker
 from shared.migrate import upgrade_all
 
+SURVEY = {
+    "kind": "csat",
+    "question": "?",
+    "status": "scheduled",
+    "requester_id": "r",
+    "channel": "email",
+    "priority": "normal",
+}
+
 
 async def _database(
     backend: str, tmp_path: Path, fresh_database: Callable[[], Awaitable[str]]
@@ -43,19 +52,15 @@ async def test_paginate_returns_each_row_once_in_order(
                 survey_id = f"s-{uuid.uuid4().hex[:6]}"
                 if n != 5:
                     inserted.append((created_at, survey_id))
+                other = f"other-{ticket_id}"
                 session.add(
                     Survey(
                         id=survey_id,
-                        ticket_id=ticket_id if n != 5 else f"other-{ticket_id}",
+                        ticket_id=ticket_id if n != 5 else other,
                         policy_id=f"p{n}",
-                        kind="csat",
-                        question="?",
-                        status="scheduled",
-                        requester_id="r",
-                        channel="email",
-                        priority="normal",
                         created_at=created_at,
                         send_at=created_at,
+                        **SURVEY,
                     )
                 )
                 session.add(
