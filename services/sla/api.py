@@ -35,9 +35,6 @@ ItemId = Annotated[str, Path(min_length=1, max_length=64)]
 Context = Annotated[service.SlaContext, Depends(context(service.SlaContext))]
 
 
-_invalid = admin.invalid
-
-
 # --- per ticket ---------------------------------------------------------------------------------
 
 
@@ -185,7 +182,7 @@ async def list_breaches(
 ) -> Page[BreachRead]:
     for name, value in (("from", since), ("to", until)):
         if value is not None and value.tzinfo is None:
-            raise _invalid(name, "needs a time zone offset (RFC 3339)")
+            raise admin.invalid(name, "needs a time zone offset (RFC 3339)")
     breaches = await repository.page_breaches(
         session,
         since=since,
@@ -252,7 +249,7 @@ async def sla_report(
     """Compliance and response figures per group of the tickets created in ``[from, to)``."""
     for name, value in (("from", since), ("to", until)):
         if value is not None and value.tzinfo is None:
-            raise _invalid(name, "needs a time zone offset (RFC 3339)")
+            raise admin.invalid(name, "needs a time zone offset (RFC 3339)")
     tickets = await repository.tickets_created(session, since, until)
     timers = await repository.timers_of_tickets(session, [t.id for t in tickets])
     return {
