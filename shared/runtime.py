@@ -22,6 +22,7 @@ from shared.bus import EventBus, KafkaBus, Message, PermanentError, Subscription
 from shared.clock import Clock, SystemClock
 from shared.db import create_engine, make_sessionmaker, ping
 from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
+from shared.faults import DependencyUnavailable, unavailable_dependency
 from shared.logging import log_context, trace_id_of
 from shared.metrics import EVENTS_CONSUMED
 from shared.outbox import Inbox, Outbox, OutboxRelay
@@ -34,6 +35,8 @@ CONTRACT_TOPICS = ("inbound", "tickets", "sla", "surveys")
 # can be older. Raise it with the topics' retention.
 INBOX_RETENTION = timedelta(days=8)
 HOUSEKEEPING_SECONDS = 3600.0
+# On stop, how long the outbox relay may keep publishing what is left.
+RELAY_FLUSH_SECONDS = 5.0
 
 
 @dataclass
@@ -130,6 +133,8 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: Subscription | None = None
         self.state: dict[str, Any] = {}
+        # True from the start of ``stop``: /readyz answers 503 so a balancer sends no more.
+        self.stopping = False
 
     # --- accessors (valid after start) ---------------------------------------------------------
 
@@ -189,6 +194,10 @@ class ServiceRuntime:
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
+        """Graceful stop (after the HTTP server drained its requests): finish the events in
+        hand and commit their offsets, stop the background tasks, publish what the outbox
+        still holds (briefly; the rest waits in the table for the next start), then close."""
+        self.stopping = True
         if self._subscription is not None:
             # Leave the group first (a shared in-process bus outlives this service).
             await self._subscription.close()
@@ -199,13 +208,14 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._relay is not None:
+            await self._relay.stop(flush_seconds=RELAY_FLUSH_SECONDS)
         if self._owns_bus and self._bus is not None:
             await self._bus.stop()
             self._bus = None
-        if self._relay is not None:
-            await self._relay.stop()
         if self._engine is not None:
             await self._engine.dispose()
+        log.info("%s stopped", self.name)
 
     async def _supervise(self, task: BackgroundTask) -> None:
         """Run a background loop; if it crashes, log and restart it after a pause."""
@@ -215,21 +225,25 @@ class ServiceRuntime:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("%s background task %s crashed; restarting", self.name, task)
+            except Exception as exc:
+                dependency = unavailable_dependency(exc)
+                if dependency is None:
+                    log.exception("%s background task %s crashed; restarting", self.name, task)
+                else:
+                    log.warning("%s %s waits for the %s: %r", self.name, task, dependency, exc)
                 await asyncio.sleep(1.0)
 
     async def check_ready(self) -> None:
-        """Raise with the reason when the database or the bus cannot be reached."""
+        """Raise ``DependencyUnavailable`` naming the database or the bus when one is down."""
         try:
             async with asyncio.timeout(3):
                 await ping(self.engine)
         except Exception as exc:
-            raise RuntimeError(f"database unreachable: {exc!r}") from exc
+            raise DependencyUnavailable("database", f"database unreachable: {exc!r}") from exc
         try:
             await self.bus.ping()
         except Exception as exc:
-            raise RuntimeError(f"event bus unreachable: {exc!r}") from exc
+            raise DependencyUnavailable("bus", f"event bus unreachable: {exc!r}") from exc
 
     # --- transactions --------------------------------------------------------------------------
 
