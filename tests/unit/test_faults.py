@@ -12,9 +12,11 @@ from sqlalchemy import exc as sa_exc
 from shared.faults import DependencyUnavailable, is_infrastructure_error, unavailable_dependency
 
 
-def wrapped(cls: type[sa_exc.DBAPIError], orig: Exception, **kwargs: bool) -> sa_exc.DBAPIError:
+def wrapped(
+    cls: type[sa_exc.DBAPIError], orig: Exception, *, connection_invalidated: bool = False
+) -> sa_exc.DBAPIError:
     try:
-        raise cls("SELECT 1", {}, orig, **kwargs) from orig
+        raise cls("SELECT 1", {}, orig, connection_invalidated=connection_invalidated) from orig
     except sa_exc.DBAPIError as exc:
         return exc
 
