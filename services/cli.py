@@ -1,4 +1,4 @@
-"""The ``ticketflow`` command: dev, serve, migrate, bench."""
+"""The ``ticketflow`` command: dev, serve, migrate, bench, dlq."""
 
 from __future__ import annotations
 
@@ -38,8 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("service", nargs="?", default="all", choices=(*SERVICES, "all"))
 
     from services.bench.cli import add_parser as add_bench_parser
+    from services.dlq import add_parser as add_dlq_parser
 
     add_bench_parser(commands)
+    add_dlq_parser(commands)
     return parser
 
 
@@ -68,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from services.bench.cli import run_bench
 
             return run_bench(settings, args)
+        if args.command == "dlq":
+            from services.dlq import run_dlq
+
+            return run_dlq(settings, args)
     except SettingsError as exc:
         print(f"ticketflow: {exc}", file=sys.stderr)
         return 2

@@ -94,7 +94,11 @@ class KafkaBus(EventBus):
             await self._producer.client.fetch_all_metadata()
 
     async def ensure_topics(self, topics: Iterable[str]) -> None:
-        wanted = sorted({t for topic in topics for t in (topic, topic + DLQ_SUFFIX)})
+        await self.create_topics({t for topic in topics for t in (topic, topic + DLQ_SUFFIX)})
+
+    async def create_topics(self, topics: Iterable[str]) -> None:
+        """Create exactly these topics (no DLQ topics) if they do not exist."""
+        wanted = sorted(set(topics))
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
         )
