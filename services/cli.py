@@ -83,18 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, service: str, host: str, port: int | None) -> int:
-    import uvicorn
+    from services.server import serve
 
     if not settings.kafka_bootstrap_servers:
         raise SettingsError("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS: required by serve")
     app = create_service(service, settings)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port or 8001 + SERVICES.index(service),
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    serve(app, host, port or 8001 + SERVICES.index(service))
     return 0
 
 

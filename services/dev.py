@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from services.cli import create_service
+from services.server import GRACEFUL_SECONDS
 from shared.bus import MemoryBus
 from shared.migrate import upgrade_all
 from shared.settings import SERVICES, Settings
@@ -66,6 +67,7 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
                 port=ports[service],
                 log_config=None,
                 lifespan="on",
+                timeout_graceful_shutdown=GRACEFUL_SECONDS,
             )
         )
         for service, app in zip(SERVICES, apps, strict=True)

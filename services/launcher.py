@@ -86,8 +86,18 @@ class TansuBroker:
         )
         wait_for_port(self.port)
 
+    def pause(self) -> None:
+        """SIGSTOP: the broker hangs (connections stay open, nothing answers)."""
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)  # a paused broker cannot stop
             self.process.terminate()
             try:
                 self.process.wait(10)
@@ -257,6 +267,25 @@ class ServiceProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
             self.process = None
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait for the graceful stop; returns the exit status (the process is
+        killed, and ``TimeoutError`` raised, if it takes longer than ``timeout``)."""
+        assert self.process is not None, "not running"
+        process, self.process = self.process, None
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.wait()
+            raise TimeoutError(
+                f"{' '.join(self.args)} still running {timeout}s after SIGTERM"
+            ) from exc
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is not None:
