@@ -80,7 +80,7 @@ async def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
                     f"/v1/agents/fault-agent-{n}",
                     json={
                         "name": f"Agent {n}",
-                        "capacity": {"web": 100000},
+                        "capacity": {"web": 10000},
                         "status": "online",
                     },
                 )
