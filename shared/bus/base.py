@@ -148,32 +148,53 @@ class EventBus(ABC):
         committed: fewer than all when a dead-letter publish failed or the consumer stopped
         (``active()`` turned false) while waiting out an outage. The caller redelivers the rest
         later, from the first one not counted."""
-        if batch_handler is not None and len(messages) > 1:
+        done = 0
+        while batch_handler is not None and len(messages) - done > 1:
+            rest = messages[done:]
             try:
-                await batch_handler(messages)
+                await batch_handler(rest)
                 return len(messages)
             except Exception as exc:
+                outage = is_infrastructure_error(exc)
                 log.warning(
-                    "batch of %d from %s[%d] failed (%r); delivering one by one",
-                    len(messages),
-                    messages[0].topic,
-                    messages[0].partition,
+                    "batch of %d from %s[%d] failed (%r); %s",
+                    len(rest),
+                    rest[0].topic,
+                    rest[0].partition,
                     exc,
+                    "waiting out the outage on its first message"
+                    if outage
+                    else "delivering one by one",
                 )
-        for done, message in enumerate(messages):
-            try:
-                await self.deliver(message, group_id, handler, active)
-            except DeliveryAbandoned:
+                if not outage:
+                    break
+            # An outage: wait it out on the first message alone, then batch the rest again.
+            if not await self._deliver_counted(messages[done], group_id, handler, active):
                 return done
-            except Exception:
-                log.exception(
-                    "could not deliver or dead-letter %s[%d]@%d",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                )
+            done += 1
+        for message in messages[done:]:
+            if not await self._deliver_counted(message, group_id, handler, active):
                 return done
-        return len(messages)
+            done += 1
+        return done
+
+    async def _deliver_counted(
+        self, message: Message, group_id: str, handler: Handler, active: Active
+    ) -> bool:
+        """``deliver``; False when the message may not be committed (see ``deliver_many``)."""
+        try:
+            await self.deliver(message, group_id, handler, active)
+            return True
+        except DeliveryAbandoned:
+            return False
+        except Exception:
+            log.exception(
+                "could not deliver or dead-letter %s[%d]@%d",
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            return False
 
     async def deliver(
         self, message: Message, group_id: str, handler: Handler, active: Active = _always
