@@ -69,7 +69,9 @@ def create_service_app(
         try:
             yield
         finally:
-            await runtime.stop()
+            # ``ticketflow dev`` stops its three runtimes together (``stop_together``).
+            if not getattr(app.state, "runtime_stopped_by_owner", False):
+                await runtime.stop()
 
     app = FastAPI(
         title=f"ticketflow {service}", description=description, version=version, lifespan=lifespan

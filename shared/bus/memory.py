@@ -108,6 +108,17 @@ class MemoryBus(EventBus):
             group.members.clear()
             group.workers.clear()
 
+    def caught_up(self) -> bool:
+        """True when every consumer group with members has handled every message."""
+        for group in self._groups.values():
+            if not group.members:
+                continue
+            for topic in group.topics:
+                for partition, records in enumerate(self._log(topic)):
+                    if group.committed.get((topic, partition), 0) < len(records):
+                        return False
+        return True
+
     async def ping(self) -> None:
         if not self._running:
             raise ConnectionError("in-memory bus is not running")
