@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import httpx
 
 from services.launcher import PostgresCluster
 from services.router.app import create_app as router_app
+from services.sla.app import create_app as sla_app
+from services.survey.app import create_app as survey_app
 from tests.conftest import create_private_database, eventually, make_settings, running
 from tests.intake_support import SECRET_SETTINGS, signed
 
@@ -89,3 +93,40 @@ async def test_outage_answers_503_and_the_pool_recovers(
         assert (await router.get("/readyz")).status_code == 200
         accepted = await router.post("/v1/webhooks/generic", content=body, headers=headers)
         assert accepted.status_code == 202, accepted.text
+
+
+# Not plain request/response endpoints, or not touching the database.
+_SKIP = {"/healthz", "/metrics", "/openapi.json", "/docs", "/v1/stream", "/console", "/readyz"}
+
+
+async def test_every_get_endpoint_of_every_service_answers_503_not_500(
+    private_postgres: PostgresCluster, kafka_bootstrap: str
+) -> None:
+    """Walks each service's OpenAPI document: while PostgreSQL is down, every GET endpoint
+    answers 503 with Retry-After (or a 4xx when the request itself is wrong), never a 500."""
+    url = await create_private_database(private_postgres, "ticketflow_walk")
+    settings = make_settings(url, kafka_bootstrap_servers=kafka_bootstrap, **SECRET_SETTINGS)
+    async with AsyncExitStack() as stack:
+        clients = {
+            name: await stack.enter_async_context(running(factory(settings)))
+            for name, factory in (("router", router_app), ("sla", sla_app), ("survey", survey_app))
+        }
+        documents = {name: (await c.get("/openapi.json")).json() for name, c in clients.items()}
+        await asyncio.to_thread(private_postgres.stop, "immediate")
+        unavailable = 0
+        for name, client in clients.items():
+            for path, operations in documents[name]["paths"].items():
+                if "get" not in operations or path in _SKIP or path.startswith("/console"):
+                    continue
+                concrete = re.sub(r"\{[^}]+\}", "x", path)
+                response = await client.get(concrete)
+                where = f"{name} GET {concrete}: {response.status_code} {response.text[:200]}"
+                if response.status_code == 503:
+                    assert_unavailable(response)
+                    unavailable += 1
+                else:
+                    assert 400 <= response.status_code < 500, where
+            ready = await client.get("/readyz")
+            assert_unavailable(ready)
+        assert unavailable >= 15, f"only {unavailable} endpoints reached the database"
+        await asyncio.to_thread(private_postgres.start)
