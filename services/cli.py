@@ -1,4 +1,4 @@
-"""The ``ticketflow`` command: dev, serve, migrate, bench."""
+"""The ``ticketflow`` command: dev, serve, migrate, bench, dlq."""
 
 from __future__ import annotations
 
@@ -34,8 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("service", nargs="?", default="all", choices=(*SERVICES, "all"))
 
     from services.bench.cli import add_parser as add_bench_parser
+    from services.dlq import add_parser as add_dlq_parser
 
     add_bench_parser(commands)
+    add_dlq_parser(commands)
     return parser
 
 
@@ -64,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from services.bench.cli import run_bench
 
             return run_bench(settings, args)
+        if args.command == "dlq":
+            from services.dlq import run_dlq
+
+            return run_dlq(settings, args)
     except SettingsError as exc:
         print(f"ticketflow: {exc}", file=sys.stderr)
         return 2
@@ -73,20 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, service: str, host: str, port: int | None) -> int:
-    import uvicorn
+    from services.server import serve
 
     if not settings.kafka_bootstrap_servers:
         raise SettingsError("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS: required by serve")
     from services.apps import create_service
 
     app = create_service(service, settings)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port or 8001 + SERVICES.index(service),
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    serve(app, host, port or 8001 + SERVICES.index(service))
     return 0
 
 

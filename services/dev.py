@@ -11,10 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from services.apps import create_service
+from services.server import GRACEFUL_SECONDS
 from shared.bus import MemoryBus
 from shared.migrate import upgrade_all
+from shared.runtime import ServiceRuntime, stop_together
 from shared.settings import SERVICES, Settings
 
 log = logging.getLogger("ticketflow.dev")
@@ -55,6 +58,9 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
     bus = MemoryBus(partitions=settings.topic_partitions, max_retries=settings.consumer_max_retries)
     await bus.start()
     apps = [create_service(service, settings, bus=bus) for service in SERVICES]
+    for app in apps:
+        # Stopped together below, so that no event in flight on the in-process bus is lost.
+        app.state.runtime_stopped_by_owner = True
     if demo:
         for app in apps:
             app.state.not_ready_reason = "seeding demo data"
@@ -66,6 +72,7 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
                 port=ports[service],
                 log_config=None,
                 lifespan="on",
+                timeout_graceful_shutdown=GRACEFUL_SECONDS,
             )
         )
         for service, app in zip(SERVICES, apps, strict=True)
@@ -85,6 +92,7 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
         if any(task.done() for task in serving):
             stop()
             await asyncio.gather(*serving, return_exceptions=True)
+            await stop_together(_runtimes(apps), bus, drain_seconds=5)
             await bus.stop()
             return 1
         await asyncio.sleep(0.05)
@@ -110,8 +118,14 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
         flush=True,
     )
     await asyncio.gather(*serving, return_exceptions=True)
+    # The HTTP servers have finished their requests; now the events those caused.
+    await stop_together(_runtimes(apps), bus)
     await bus.stop()
     return 0
+
+
+def _runtimes(apps: list[FastAPI]) -> list[ServiceRuntime]:
+    return [app.state.runtime for app in apps if getattr(app.state, "runtime", None) is not None]
 
 
 def _admin_key(settings: Settings) -> str:

@@ -4,12 +4,15 @@
   dependency), on a free port, memory storage.
 - ``ServiceProcess``: ``ticketflow serve <service>`` or ``ticketflow dev`` as a real process,
   with readiness polling, graceful stop and ``kill()`` (SIGKILL) for crash tests.
+- ``PostgresCluster``: a private PostgreSQL cluster (``initdb`` + ``pg_ctl``) on a free port, for
+  tests that stop and start the database under load.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -83,8 +86,18 @@ class TansuBroker:
         )
         wait_for_port(self.port)
 
+    def pause(self) -> None:
+        """SIGSTOP: the broker hangs (connections stay open, nothing answers)."""
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None, "not running"
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)  # a paused broker cannot stop
             self.process.terminate()
             try:
                 self.process.wait(10)
@@ -92,6 +105,73 @@ class TansuBroker:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+
+
+POSTGRES_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster in ``data_dir`` on a free port, trust auth.
+
+    PostgreSQL refuses to run as root: as root, the commands run as ``os_user`` (``postgres``)
+    through ``runuser``, and the directory is handed to that user.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, os_user: str = "postgres") -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.os_user = os_user
+        self.bin_dir = self._find_bin_dir()
+
+    @staticmethod
+    def _find_bin_dir() -> Path:
+        for candidate in (os.environ.get("TICKETFLOW_PG_BIN"), *POSTGRES_BIN_DIRS):
+            if candidate and (Path(candidate) / "pg_ctl").exists():
+                return Path(candidate)
+        found = shutil.which("pg_ctl")
+        if found:
+            return Path(found).parent
+        raise RuntimeError("pg_ctl not found (set TICKETFLOW_PG_BIN to PostgreSQL's bin dir)")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        command = [str(self.bin_dir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", self.os_user, "--", *command]
+        return subprocess.run(command, check=check, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.data_dir, self.os_user, self.os_user)
+            # runuser keeps the working directory: make the parents traversable for the user.
+            for parent in self.data_dir.parents:
+                if parent == Path("/"):
+                    break
+                with contextlib.suppress(OSError):
+                    parent.chmod(parent.stat().st_mode | 0o011)
+        self._run(
+            "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories="
+        self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-o", options, "-l",
+            str(self.data_dir / "server.log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
+        wait_for_port(self.port, 60)
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m fast|immediate``; immediate is a crash (recovery on next start)."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(Exception):
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "stop", check=False)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 class ServiceProcess:
@@ -187,6 +267,25 @@ class ServiceProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
             self.process = None
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait for the graceful stop; returns the exit status (the process is
+        killed, and ``TimeoutError`` raised, if it takes longer than ``timeout``)."""
+        assert self.process is not None, "not running"
+        process, self.process = self.process, None
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.wait()
+            raise TimeoutError(
+                f"{' '.join(self.args)} still running {timeout}s after SIGTERM"
+            ) from exc
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is not None:

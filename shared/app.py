@@ -16,8 +16,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.bus import EventBus
 from shared.clock import Clock
-from shared.errors import error_body, install_error_handlers
+from shared.errors import (
+    RETRY_AFTER_SECONDS,
+    error_body,
+    install_error_handlers,
+    unavailable_response,
+)
 from shared.events import Event
+from shared.faults import DependencyUnavailable
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint
 from shared.runtime import BackgroundTask, EventHandler, ServiceRuntime, U, UnitOfWork
 from shared.settings import Settings, get_settings
@@ -68,7 +74,9 @@ def create_service_app(
         try:
             yield
         finally:
-            await runtime.stop()
+            # ``ticketflow dev`` stops its three runtimes together (``stop_together``).
+            if not getattr(app.state, "runtime_stopped_by_owner", False):
+                await runtime.stop()
 
     app = FastAPI(
         title=f"ticketflow {service}", description=description, version=version, lifespan=lifespan
@@ -90,17 +98,20 @@ def create_service_app(
 
     @app.get("/readyz", tags=["ops"], summary="Database and bus reachable")
     async def readyz(request: Request) -> JSONResponse:
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
-        if runtime is None:
-            return JSONResponse(error_body("not_ready", "starting"), status_code=503)
+        if runtime is None or runtime.stopping:
+            reason = "stopping" if runtime is not None else "starting"
+            return JSONResponse(error_body("not_ready", reason), status_code=503, headers=retry)
         # Set by whoever still prepares the service (e.g. ``dev --demo`` seeding its data).
         pending: str | None = getattr(request.app.state, "not_ready_reason", None)
         if pending:
-            return JSONResponse(error_body("not_ready", pending), status_code=503)
+            return JSONResponse(error_body("not_ready", pending), status_code=503, headers=retry)
         try:
             await runtime.check_ready()
-        except Exception as exc:
-            return JSONResponse(error_body("not_ready", str(exc)), status_code=503)
+        except DependencyUnavailable as exc:
+            # The body names the cause: details[0].dependency is "database" or "bus".
+            return unavailable_response(exc.dependency, str(exc))
         return JSONResponse({"status": "ready", "service": service})
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -32,6 +32,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+CONNECT_TIMEOUT_SECONDS = 10
+
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -89,9 +91,14 @@ def create_engine(url: str, schema: str, **kwargs: Any) -> AsyncEngine:
         return engine.execution_options(schema_translate_map={schema: None})
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    # No pre-ping (a round trip per checkout); a dropped connection fails its transaction,
-    # which the request or the consumer retries, and the pool replaces it.
+    # No pre-ping (a round trip per checkout). A connection the server dropped fails its
+    # transaction (a 503 for a request, a retry for a consumer) and SQLAlchemy's disconnect
+    # detection (asyncpg: the connection is closed) invalidates the whole pool, so every older
+    # connection is replaced on its next checkout; tests/integration/test_postgres_outage.py
+    # checks this against a real PostgreSQL restart.
     kwargs.setdefault("pool_recycle", 1800)
+    # asyncpg waits 60 s for a connection by default; fail fast while the server is away.
+    kwargs.setdefault("connect_args", {"timeout": CONNECT_TIMEOUT_SECONDS})
     return create_async_engine(url, **kwargs)
 
 

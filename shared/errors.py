@@ -8,12 +8,20 @@ from __future__ import annotations
 import logging
 from typing import Any, TypeVar
 
+import asyncpg
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.faults import Dependency, DependencyUnavailable, unavailable_dependency
+
 log = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait when a dependency is down (``Retry-After``).
+RETRY_AFTER_SECONDS = 5
 
 
 class DomainError(Exception):
@@ -85,6 +93,43 @@ class TooManyRequests(DomainError):
     code = "rate_limited"
 
 
+class ServiceUnavailable(DomainError):
+    """A dependency the request needs is down: retry later (503 with ``Retry-After``)."""
+
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, dependency: Dependency, reason: str = "") -> None:
+        detail = (
+            {"dependency": dependency, "reason": reason} if reason else {"dependency": dependency}
+        )
+        super().__init__(
+            f"the {dependency} is unavailable, retry later",
+            details=[detail],
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+        self.dependency = dependency
+
+
+def unavailable_response(dependency: Dependency, reason: str = "") -> JSONResponse:
+    """The contract's 503: ``{"error": {"code": "unavailable", ...}}`` with ``Retry-After``."""
+    exc = ServiceUnavailable(dependency, reason)
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.details), status_code=503, headers=exc.headers
+    )
+
+
+# Exception types that may mean an outage; each is checked with the classifier before a 503.
+_INFRASTRUCTURE_TYPES: tuple[type[Exception], ...] = (
+    SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    KafkaError,
+    OSError,  # ConnectionError, TimeoutError
+    DependencyUnavailable,
+)
+
+
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -97,6 +142,7 @@ _STATUS_CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
+    503: "unavailable",
 }
 
 
@@ -125,8 +171,29 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
     return details
 
 
+def _outage_or_bug(request: Request, exc: Exception) -> JSONResponse:
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:
+        log.warning("%s %s: %s unavailable: %r", request.method, request.url.path, dependency, exc)
+        return unavailable_response(dependency, f"{type(exc).__name__}: {exc}"[:300])
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every error in the contract's shape; an unexpected exception is a logged 500."""
+    """Render every error in the contract's shape.
+
+    An outage (see ``shared.faults``) is a 503 with ``Retry-After``; any other unexpected
+    exception is a logged 500, which is always a bug.
+    """
+
+    async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
+        return _outage_or_bug(request, exc)
+
+    # Handled inside the routing layer (not by the last-resort handler), so an outage is
+    # answered and logged once, as a warning, and the server does not log a traceback.
+    for exc_type in _INFRASTRUCTURE_TYPES:
+        app.add_exception_handler(exc_type, _infrastructure)
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -154,5 +221,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+        return _outage_or_bug(request, exc)

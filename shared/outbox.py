@@ -38,9 +38,13 @@ from shared.bus import EventBus, OutgoingMessage
 from shared.clock import Clock, SystemClock, wait_for_wake
 from shared.db import UTCDateTime, dialect_name, insert_ignoring_conflicts, is_postgres
 from shared.events import Event, encode, new_event_id
+from shared.faults import unavailable_dependency
 from shared.metrics import OUTBOX_PUBLISHED, OUTBOX_RELAY_ERRORS
 
 log = logging.getLogger(__name__)
+
+# The longest pause between two relay attempts while the database or the broker is down.
+RELAY_BACKOFF_MAX_SECONDS = 5.0
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -180,12 +184,22 @@ class OutboxRelay:
             self._run(), name=f"outbox-relay {self.service}"
         )
 
-    async def stop(self) -> None:
+    async def stop(self, flush_seconds: float = 0.0) -> None:
+        """Stop relaying; with ``flush_seconds``, first publish what is left for up to that
+        long (a shutdown does not leave events waiting for the next start if it can help it;
+        whatever is left stays in the table and goes out after the restart)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if flush_seconds > 0:
+            try:
+                async with asyncio.timeout(flush_seconds):
+                    while await self.relay_once() >= self.batch_size:
+                        pass
+            except Exception as exc:  # TimeoutError included: the rows wait for the restart
+                log.warning("outbox relay for %s left events unsent at stop: %r", self.service, exc)
 
     async def _run(self) -> None:
         backoff = self.poll_seconds
@@ -200,10 +214,19 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # Never drops a row: whatever failed, the rows stay unsent and are retried with
+                # backoff. An outage (database or broker down) is expected and only waited out;
+                # anything else is a bug worth a traceback.
                 OUTBOX_RELAY_ERRORS.labels(self.service).inc()
-                log.warning("outbox relay for %s failed, retrying: %r", self.service, exc)
+                dependency = unavailable_dependency(exc)
+                if dependency is not None:
+                    log.warning(
+                        "outbox relay for %s waits for the %s: %r", self.service, dependency, exc
+                    )
+                else:
+                    log.exception("outbox relay for %s failed, retrying", self.service)
                 published = 0
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, RELAY_BACKOFF_MAX_SECONDS)
             if published >= self.batch_size:
                 continue
             self._wake.clear()

@@ -18,10 +18,11 @@ from typing import Any, Self, TypeVar
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.bus import EventBus, KafkaBus, Message, PermanentError, Subscription
+from shared.bus import EventBus, KafkaBus, MemoryBus, Message, PermanentError, Subscription
 from shared.clock import Clock, SystemClock
 from shared.db import create_engine, make_sessionmaker, ping
 from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
+from shared.faults import DependencyUnavailable, unavailable_dependency
 from shared.logging import log_context, trace_id_of
 from shared.metrics import EVENTS_CONSUMED
 from shared.outbox import Inbox, Outbox, OutboxRelay
@@ -34,6 +35,10 @@ CONTRACT_TOPICS = ("inbound", "tickets", "sla", "surveys")
 # can be older. Raise it with the topics' retention.
 INBOX_RETENTION = timedelta(days=8)
 HOUSEKEEPING_SECONDS = 3600.0
+# On stop, how long the outbox relay may keep publishing what is left.
+RELAY_FLUSH_SECONDS = 5.0
+# How long services sharing an in-process bus may take to hand over the events in flight.
+DRAIN_SECONDS = 30.0
 
 
 @dataclass
@@ -151,6 +156,8 @@ class ServiceRuntime:
         # Legacy string-keyed state, left only for sla/webhooks.py and survey/sender.py until the
         # shared webhook deliverer replaces them; new code keeps its state with ``state_of``.
         self.state: dict[str, Any] = {}
+        # True from the start of ``stop``: /readyz answers 503 so a balancer sends no more.
+        self.stopping = False
 
     def state_of(self, kind: type[S]) -> S:
         """This process's one instance of ``kind`` (a dataclass a module declares for what its
@@ -218,23 +225,32 @@ class ServiceRuntime:
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
+        """Graceful stop (after the HTTP server drained its requests): finish the events in
+        hand and commit their offsets, stop the background tasks, publish what the outbox
+        still holds (briefly; the rest waits in the table for the next start), then close."""
+        self.stopping = True
         if self._subscription is not None:
             # Leave the group first (a shared in-process bus outlives this service).
             await self._subscription.close()
             self._subscription = None
+        await self.stop_background()
+        if self._relay is not None:
+            await self._relay.stop(flush_seconds=RELAY_FLUSH_SECONDS)
+        if self._owns_bus and self._bus is not None:
+            await self._bus.stop()
+            self._bus = None
+        if self._engine is not None:
+            await self._engine.dispose()
+        log.info("%s stopped", self.name)
+
+    async def stop_background(self) -> None:
+        """Stop the service's own loops (scheduler, sender, housekeeping): no new work."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self._owns_bus and self._bus is not None:
-            await self._bus.stop()
-            self._bus = None
-        if self._relay is not None:
-            await self._relay.stop()
-        if self._engine is not None:
-            await self._engine.dispose()
 
     async def _supervise(self, task: BackgroundTask) -> None:
         """Run a background loop; if it crashes, log and restart it after a pause."""
@@ -244,21 +260,25 @@ class ServiceRuntime:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("%s background task %s crashed; restarting", self.name, task)
+            except Exception as exc:
+                dependency = unavailable_dependency(exc)
+                if dependency is None:
+                    log.exception("%s background task %s crashed; restarting", self.name, task)
+                else:
+                    log.warning("%s %s waits for the %s: %r", self.name, task, dependency, exc)
                 await asyncio.sleep(1.0)
 
     async def check_ready(self) -> None:
-        """Raise with the reason when the database or the bus cannot be reached."""
+        """Raise ``DependencyUnavailable`` naming the database or the bus when one is down."""
         try:
             async with asyncio.timeout(3):
                 await ping(self.engine)
         except Exception as exc:
-            raise RuntimeError(f"database unreachable: {exc!r}") from exc
+            raise DependencyUnavailable("database", f"database unreachable: {exc!r}") from exc
         try:
             await self.bus.ping()
         except Exception as exc:
-            raise RuntimeError(f"event bus unreachable: {exc!r}") from exc
+            raise DependencyUnavailable("bus", f"event bus unreachable: {exc!r}") from exc
 
     # --- transactions --------------------------------------------------------------------------
 
@@ -356,3 +376,36 @@ async def _housekeeping(runtime: ServiceRuntime) -> None:
         if purged:
             log.info("%s purged %d inbox rows older than %s", runtime.name, purged, INBOX_RETENTION)
         await asyncio.sleep(HOUSEKEEPING_SECONDS)  # wall-clock chore, not business time
+
+
+async def stop_together(
+    runtimes: list[ServiceRuntime], bus: MemoryBus, drain_seconds: float = DRAIN_SECONDS
+) -> None:
+    """Stop services that share one in-process bus without losing the events in flight.
+
+    The in-process bus forgets its messages when the process exits, and an outbox row is
+    marked sent once it is on that bus: so before anyone leaves, every service stops its
+    background loops and all of them keep consuming until every outbox is empty and every
+    consumer group has handled everything (twice in a row, so nothing is mid-flight), or
+    ``drain_seconds`` pass. Then each stops as usual.
+    """
+    for runtime in runtimes:
+        runtime.stopping = True
+    await asyncio.gather(*(runtime.stop_background() for runtime in runtimes))
+    try:
+        async with asyncio.timeout(drain_seconds):
+            quiet = 0
+            while quiet < 2:
+                for runtime in runtimes:
+                    runtime.relay.notify()
+                pending = [await runtime.relay.pending() for runtime in runtimes]
+                quiet = quiet + 1 if not any(pending) and bus.caught_up() else 0
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        log.warning(
+            "stopping with events still in flight after %.0fs; they are lost", drain_seconds
+        )
+    except Exception as exc:
+        log.warning("could not drain the in-process bus before stopping: %r", exc)
+    for runtime in runtimes:
+        await runtime.stop()

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,7 +25,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.launcher import TansuBroker
+from services.launcher import PostgresCluster, TansuBroker
 from shared.migrate import upgrade_all
 from shared.settings import Settings
 
@@ -80,6 +82,32 @@ async def fresh_database() -> AsyncIterator[Callable[[], Awaitable[str]]]:
 async def postgres_url(fresh_database: Callable[[], Awaitable[str]]) -> str:
     """One migrated database shared by the run's integration tests (use unique ticket ids)."""
     return await fresh_database()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of the test's own on a free port, which it may stop and start."""
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="ticketflow-pg-")) / "data")
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+        with contextlib.suppress(OSError):
+            cluster.data_dir.parent.rmdir()
+
+
+async def create_private_database(cluster: PostgresCluster, name: str = "ticketflow") -> str:
+    """A migrated database on ``cluster``; returns its SQLAlchemy URL."""
+    conn = await asyncpg.connect(host="127.0.0.1", port=cluster.port, user="postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = cluster.url(name)
+    await upgrade_all(url)
+    return url
 
 
 # --- Kafka-protocol broker --------------------------------------------------------------------

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_not_exception_type,
-    stop_after_attempt,
     wait_exponential,
 )
+
+from shared.faults import is_infrastructure_error, unavailable_dependency
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,18 @@ class PermanentError(Exception):
     """Raised by a handler for a message that can never succeed: it goes to the DLQ at once."""
 
 
+class DeliveryAbandoned(Exception):
+    """The consumer stopped while a message waited out an outage; it is not committed."""
+
+
+# Whether a consumer still owns the partition in hand (false once closing or revoked).
+Active = Callable[[], bool]
+
+
+def _always() -> bool:
+    return True
+
+
 def partition_for(key: str | None, partitions: int) -> int:
     """A stable partition for a key (the in-memory bus; Kafka uses its own murmur2)."""
     if key is None:
@@ -68,9 +85,17 @@ def partition_for(key: str | None, partitions: int) -> int:
 class EventBus(ABC):
     """Publish raw messages and run consumer-group subscriptions."""
 
-    def __init__(self, *, max_retries: int = 5, retry_base_seconds: float = 0.1) -> None:
+    def __init__(
+        self,
+        *,
+        max_retries: int = 5,
+        retry_base_seconds: float = 0.1,
+        outage_backoff_max_seconds: float = 5.0,
+    ) -> None:
         self.max_retries = max_retries
         self.retry_base_seconds = retry_base_seconds
+        # The longest pause between two tries while a dependency is down.
+        self.outage_backoff_max_seconds = outage_backoff_max_seconds
 
     @abstractmethod
     async def start(self) -> None: ...
@@ -117,50 +142,119 @@ class EventBus(ABC):
         group_id: str,
         handler: Handler,
         batch_handler: BatchHandler | None,
+        active: Active = _always,
     ) -> int:
         """Deliver consecutive messages of one partition in order; returns how many may be
-        committed (fewer than all only when a dead-letter publish failed)."""
-        if batch_handler is not None and len(messages) > 1:
+        committed: fewer than all when a dead-letter publish failed or the consumer stopped
+        (``active()`` turned false) while waiting out an outage. The caller redelivers the rest
+        later, from the first one not counted."""
+        done = 0
+        while batch_handler is not None and len(messages) - done > 1:
+            rest = messages[done:]
             try:
-                await batch_handler(messages)
+                await batch_handler(rest)
                 return len(messages)
             except Exception as exc:
+                outage = is_infrastructure_error(exc)
                 log.warning(
-                    "batch of %d from %s[%d] failed (%r); delivering one by one",
-                    len(messages),
-                    messages[0].topic,
-                    messages[0].partition,
+                    "batch of %d from %s[%d] failed (%r); %s",
+                    len(rest),
+                    rest[0].topic,
+                    rest[0].partition,
                     exc,
+                    "waiting out the outage on its first message"
+                    if outage
+                    else "delivering one by one",
                 )
-        for done, message in enumerate(messages):
-            try:
-                await self.deliver(message, group_id, handler)
-            except Exception:
-                log.exception(
-                    "could not deliver or dead-letter %s[%d]@%d",
+                if not outage:
+                    break
+            # An outage: wait it out on the first message alone, then batch the rest again.
+            if not await self._deliver_counted(messages[done], group_id, handler, active):
+                return done
+            done += 1
+        for message in messages[done:]:
+            if not await self._deliver_counted(message, group_id, handler, active):
+                return done
+            done += 1
+        return done
+
+    async def _deliver_counted(
+        self, message: Message, group_id: str, handler: Handler, active: Active
+    ) -> bool:
+        """``deliver``; False when the message may not be committed (see ``deliver_many``)."""
+        try:
+            await self.deliver(message, group_id, handler, active)
+            return True
+        except DeliveryAbandoned:
+            return False
+        except Exception:
+            log.exception(
+                "could not deliver or dead-letter %s[%d]@%d",
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            return False
+
+    async def deliver(
+        self, message: Message, group_id: str, handler: Handler, active: Active = _always
+    ) -> None:
+        """Run the handler until it succeeds; dead-letter only a message that fails by itself.
+
+        - An infrastructure error (``shared.faults``: database or broker down, a timeout) is
+          retried with capped exponential backoff for as long as it lasts; it never counts
+          against the message. Raises ``DeliveryAbandoned`` if ``active()`` turns false
+          meanwhile (the consumer is closing or lost the partition): nothing is committed.
+        - Any other error is retried ``max_retries`` times, then the message goes to
+          ``<topic>.dlq`` with the error; a ``PermanentError`` goes there at once.
+
+        Returns once the message may be committed. Raises if even the DLQ publish failed, in
+        which case the caller must not commit and redelivers later.
+        """
+        own_failures = _OwnFailures(self.max_retries + 1)
+
+        async def sleep(seconds: float) -> None:
+            # In steps, so a consumer that closes stops waiting within a fraction of a second.
+            step = min(0.2, seconds)
+            for _ in range(max(1, math.ceil(seconds / step)) if step > 0 else 1):
+                if not active():
+                    return
+                await asyncio.sleep(step)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            dependency = unavailable_dependency(exc) if exc else None
+            attempt = state.attempt_number
+            if dependency is not None and (attempt in (1, 5) or attempt % 20 == 0):
+                log.warning(
+                    "%s[%d]@%d for group %s waits for the %s (attempt %d): %r",
                     message.topic,
                     message.partition,
                     message.offset,
+                    group_id,
+                    dependency,
+                    attempt,
+                    exc,
                 )
-                return done
-        return len(messages)
 
-    async def deliver(self, message: Message, group_id: str, handler: Handler) -> None:
-        """Run the handler with bounded retries; past them, or on a permanent error, dead-letter.
-
-        Returns once the message may be committed. Raises only if even the DLQ publish failed,
-        in which case the caller must not commit and redelivers later.
-        """
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.max_retries + 1),
-                wait=wait_exponential(multiplier=self.retry_base_seconds, max=5),
-                retry=retry_if_not_exception_type(PermanentError),
+                stop=own_failures,
+                wait=wait_exponential(
+                    multiplier=self.retry_base_seconds, max=self.outage_backoff_max_seconds
+                ),
+                retry=retry_if_not_exception_type((PermanentError, DeliveryAbandoned)),
+                sleep=sleep,
+                before_sleep=before_sleep,
                 reraise=True,
             ):
                 with attempt:
+                    if not active():
+                        raise DeliveryAbandoned(message.topic, message.partition, message.offset)
                     await handler(message)
             return
+        except DeliveryAbandoned:
+            raise
         except Exception as exc:
             error = exc
         log.error(
@@ -179,8 +273,24 @@ class EventBus(ABC):
                 "x-original-partition": str(message.partition).encode(),
                 "x-original-offset": str(message.offset).encode(),
                 "x-consumer-group": group_id.encode(),
+                "x-failed-at": datetime.now(UTC).isoformat().encode(),
             }
         )
         await self.publish_batch(
             [OutgoingMessage(message.topic + DLQ_SUFFIX, message.key, message.value, headers)]
         )
+
+
+class _OwnFailures:
+    """A tenacity stop condition counting only the message's own failures, not outages."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def __call__(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is None or is_infrastructure_error(exc):
+            return False
+        self.count += 1
+        return self.count >= self.limit

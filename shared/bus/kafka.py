@@ -22,7 +22,12 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 
 from shared.bus.base import (
     DLQ_SUFFIX,
@@ -38,6 +43,8 @@ from shared.bus.base import (
 log = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+# How long closing a subscription waits for the batch in hand before cancelling it.
+CLOSE_TIMEOUT_SECONDS = 20.0
 
 
 class KafkaBus(EventBus):
@@ -49,8 +56,13 @@ class KafkaBus(EventBus):
         partitions: int = 8,
         max_retries: int = 5,
         retry_base_seconds: float = 0.1,
+        outage_backoff_max_seconds: float = 5.0,
     ) -> None:
-        super().__init__(max_retries=max_retries, retry_base_seconds=retry_base_seconds)
+        super().__init__(
+            max_retries=max_retries,
+            retry_base_seconds=retry_base_seconds,
+            outage_backoff_max_seconds=outage_backoff_max_seconds,
+        )
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
         self.partitions = partitions
@@ -82,7 +94,11 @@ class KafkaBus(EventBus):
             await self._producer.client.fetch_all_metadata()
 
     async def ensure_topics(self, topics: Iterable[str]) -> None:
-        wanted = sorted({t for topic in topics for t in (topic, topic + DLQ_SUFFIX)})
+        await self.create_topics({t for topic in topics for t in (topic, topic + DLQ_SUFFIX)})
+
+    async def create_topics(self, topics: Iterable[str]) -> None:
+        """Create exactly these topics (no DLQ topics) if they do not exist."""
+        wanted = sorted(set(topics))
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap_servers, client_id=self.client_id
         )
@@ -168,6 +184,13 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
         )
         self._batch_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        # Set while closing or giving partitions away: a message waiting out an outage stops
+        # waiting (uncommitted, so whoever owns its partition next gets it again).
+        self._closing = False
+        self._revoking = False
+
+    def _active(self) -> bool:
+        return not (self._closing or self._revoking)
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -178,9 +201,14 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
 
     async def close(self) -> None:
         if self._task is not None:
-            # Let the batch in hand finish and commit, then stop fetching.
-            async with self._batch_lock:
-                self._task.cancel()
+            self._closing = True
+            # Let the batch in hand finish and commit, then stop fetching. A handler stuck on
+            # a dead connection is bounded by its own timeouts; past CLOSE_TIMEOUT_SECONDS the
+            # batch is cancelled uncommitted (it is redelivered, and the inbox dedupes it).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS), self._batch_lock:
+                    self._task.cancel()
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -190,8 +218,12 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
 
     # ConsumerRebalanceListener: called from aiokafka's coordinator task.
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._batch_lock:
-            pass  # the batch in hand has finished and committed its offsets
+        self._revoking = True
+        try:
+            async with self._batch_lock:
+                pass  # the batch in hand has finished and committed its offsets
+        finally:
+            self._revoking = False
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("group %s assigned %d partitions", self.group_id, len(assigned))
@@ -200,8 +232,8 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
         while True:
             try:
                 batch = await self.consumer.getmany(timeout_ms=500)
-            except KafkaError:
-                log.exception("fetch failed for group %s", self.group_id)
+            except KafkaError as exc:
+                log.warning("fetch failed for group %s, retrying: %r", self.group_id, exc)
                 await asyncio.sleep(1.0)
                 continue
             if not batch:
@@ -226,17 +258,41 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
         for start in range(0, len(messages), MAX_BATCH):
             chunk = messages[start : start + MAX_BATCH]
             done = await self.bus.deliver_many(
-                chunk, self.group_id, self.handler, self.batch_handler
+                chunk, self.group_id, self.handler, self.batch_handler, self._active
             )
-            if done:
-                try:
-                    await self.consumer.commit({tp: chunk[done - 1].offset + 1})
-                except (CommitFailedError, KafkaError) as exc:
-                    # The partition moved to another member; it redelivers, the inbox dedupes.
-                    log.warning("commit of %s[%d] failed: %r", tp.topic, tp.partition, exc)
-                    return
+            if done and not await self._commit(tp, chunk[done - 1].offset + 1):
+                return  # the partition is no longer ours: its new owner goes on from there
             if done < len(chunk):
-                # Redeliver from the failed record on the next fetch.
-                self.consumer.seek(tp, chunk[done].offset)
-                await asyncio.sleep(1.0)
+                # Redeliver from the first record not handled on the next fetch (the rest of
+                # this fetch was already taken off the consumer's position).
+                if tp in self.consumer.assignment():
+                    self.consumer.seek(tp, chunk[done].offset)
+                if self._active():
+                    await asyncio.sleep(1.0)
                 return
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> bool:
+        """Commit ``offset``; wait out a broker outage. False once the partition is not ours.
+
+        Giving up on a retriable error would skip nothing (the next commit covers this one),
+        but retrying keeps the committed offset close behind what was handled.
+        """
+        delay = 0.2
+        while True:
+            try:
+                await self.consumer.commit({tp: offset})
+                return True
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group rebalanced: the partition moved to another member, which
+                # redelivers from the last commit (the inbox dedupes what was handled here).
+                log.warning("commit of %s[%d] failed: %r", tp.topic, tp.partition, exc)
+                return False
+            except KafkaError as exc:
+                if not exc.retriable or not self._active():
+                    log.warning("commit of %s[%d] failed: %r", tp.topic, tp.partition, exc)
+                    return tp in self.consumer.assignment() and self._active()
+                log.warning(
+                    "commit of %s[%d] waits for the broker: %r", tp.topic, tp.partition, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)

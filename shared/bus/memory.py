@@ -74,9 +74,18 @@ class _Group:
 
 class MemoryBus(EventBus):
     def __init__(
-        self, *, partitions: int = 8, max_retries: int = 5, retry_base_seconds: float = 0.1
+        self,
+        *,
+        partitions: int = 8,
+        max_retries: int = 5,
+        retry_base_seconds: float = 0.1,
+        outage_backoff_max_seconds: float = 5.0,
     ):
-        super().__init__(max_retries=max_retries, retry_base_seconds=retry_base_seconds)
+        super().__init__(
+            max_retries=max_retries,
+            retry_base_seconds=retry_base_seconds,
+            outage_backoff_max_seconds=outage_backoff_max_seconds,
+        )
         self.partitions = partitions
         self._logs: dict[str, list[list[Message]]] = {}
         self._groups: dict[str, _Group] = {}
@@ -98,6 +107,17 @@ class MemoryBus(EventBus):
         for group in self._groups.values():
             group.members.clear()
             group.workers.clear()
+
+    def caught_up(self) -> bool:
+        """True when every consumer group with members has handled every message."""
+        for group in self._groups.values():
+            if not group.members:
+                continue
+            for topic in group.topics:
+                for partition, records in enumerate(self._log(topic)):
+                    if group.committed.get((topic, partition), 0) < len(records):
+                        return False
+        return True
 
     async def ping(self) -> None:
         if not self._running:
@@ -183,9 +203,18 @@ class MemoryBus(EventBus):
                     )
                 continue
             chunk = records[offset : offset + MAX_BATCH]
+
+            def active(member: _Member = member) -> bool:
+                # False once the member left (or the bus stopped): stop waiting out an outage.
+                return self._running and member in group.members
+
             done = await self.deliver_many(
-                chunk, group_id, member.handle, member.handle_batch if member.batch else None
+                chunk,
+                group_id,
+                member.handle,
+                member.handle_batch if member.batch else None,
+                active,
             )
             group.committed[(topic, partition)] = offset + done
-            if done < len(chunk):
+            if done < len(chunk) and active():
                 await asyncio.sleep(1.0)  # a dead-letter publish failed: retry from there

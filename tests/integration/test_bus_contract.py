@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from shared.bus import (
     EventBus,
@@ -28,10 +29,18 @@ from tests.conftest import eventually
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
     instance: EventBus
     if request.param == "memory":
-        instance = MemoryBus(partitions=4, max_retries=2, retry_base_seconds=0.01)
+        instance = MemoryBus(
+            partitions=4, max_retries=2, retry_base_seconds=0.01, outage_backoff_max_seconds=0.3
+        )
     else:
         bootstrap = request.getfixturevalue("kafka_bootstrap")
-        instance = KafkaBus(bootstrap, partitions=4, max_retries=2, retry_base_seconds=0.01)
+        instance = KafkaBus(
+            bootstrap,
+            partitions=4,
+            max_retries=2,
+            retry_base_seconds=0.01,
+            outage_backoff_max_seconds=0.3,
+        )
     await instance.start()
     yield instance
     await instance.stop()
@@ -245,3 +254,125 @@ async def test_batches_keep_order_and_fall_back_one_by_one(bus: EventBus) -> Non
     await eventually(lambda: _has(dead, b"poison"), within=30)
     await eventually(lambda: _has(handled, b"b"))
     assert handled[60:] == [b"a", b"b"], "the failed batch was redone one by one, once each"
+
+
+class _Outage:
+    """A dependency that is down until ``end()``: handlers fail with real driver errors."""
+
+    def __init__(self) -> None:
+        self.down = True
+
+    def check(self) -> None:
+        if self.down:
+            # What SQLAlchemy raises when PostgreSQL refuses connections.
+            raise OperationalError(
+                "SELECT 1", {}, ConnectionRefusedError(111, "Connection refused")
+            ) from ConnectionRefusedError(111, "Connection refused")
+
+    def end(self) -> None:
+        self.down = False
+
+
+async def test_an_outage_never_dead_letters_and_the_partition_waits(bus: EventBus) -> None:
+    """An infrastructure error is retried for as long as it lasts (far past max_retries=2);
+    the partition stops at that message and goes on in order once the outage ends."""
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    outage = _Outage()
+    attempts: dict[bytes, int] = defaultdict(int)
+    handled: list[bytes] = []
+    dead: list[Message] = []
+
+    async def handler(message: Message) -> None:
+        attempts[message.value] += 1
+        outage.check()
+        handled.append(message.value)
+
+    async def dlq_handler(message: Message) -> None:
+        dead.append(message)
+
+    await bus.subscribe([topic + ".dlq"], "outage-dlq", dlq_handler)
+    await bus.subscribe([topic], "outage-group", handler)
+    await bus.publish_batch([OutgoingMessage(topic, "one-key", f"{n}".encode()) for n in range(5)])
+
+    async def waited_long() -> bool:
+        return attempts[b"0"] >= 8
+
+    await eventually(waited_long, within=60)
+    assert handled == [] and attempts[b"1"] == 0, "the partition waits at the first message"
+    outage.end()
+    await eventually(lambda: _count_list(handled, 5), within=30)
+    assert handled == [f"{n}".encode() for n in range(5)]
+    await asyncio.sleep(0.5)
+    assert dead == [], "an outage dead-letters nothing"
+
+
+async def test_a_batch_in_an_outage_waits_too(bus: EventBus) -> None:
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    outage = _Outage()
+    handled: list[bytes] = []
+    dead: list[Message] = []
+    calls = 0
+
+    async def batch_handler(messages: list[Message]) -> None:
+        nonlocal calls
+        calls += 1
+        outage.check()
+        handled.extend(m.value for m in messages)
+
+    async def handler(message: Message) -> None:
+        nonlocal calls
+        calls += 1
+        outage.check()
+        handled.append(message.value)
+
+    async def dlq_handler(message: Message) -> None:
+        dead.append(message)
+
+    await bus.subscribe([topic + ".dlq"], "outage-batch-dlq", dlq_handler)
+    values = [f"{n:02d}".encode() for n in range(20)]
+    await bus.publish_batch([OutgoingMessage(topic, "one-key", v) for v in values])
+    await bus.subscribe([topic], "outage-batch", handler, batch_handler=batch_handler)
+
+    async def many_calls() -> bool:
+        return calls >= 8
+
+    await eventually(many_calls, within=60)
+    outage.end()
+    await eventually(lambda: _count_list(handled, 20), within=30)
+    assert handled == values
+    await asyncio.sleep(0.5)
+    assert dead == []
+
+
+async def test_closing_during_an_outage_commits_nothing_and_the_next_member_resumes(
+    bus: EventBus,
+) -> None:
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    outage = _Outage()
+    first_attempts = 0
+    handled: list[bytes] = []
+
+    async def failing(message: Message) -> None:
+        nonlocal first_attempts
+        first_attempts += 1
+        outage.check()
+
+    member = await bus.subscribe([topic], "outage-close", failing)
+    await bus.publish_batch([OutgoingMessage(topic, "k", b"a"), OutgoingMessage(topic, "k", b"b")])
+
+    async def tried() -> bool:
+        return first_attempts >= 3
+
+    await eventually(tried, within=60)
+    async with asyncio.timeout(30):  # closing does not wait for the outage to end
+        await member.close()
+
+    async def working(message: Message) -> None:
+        handled.append(message.value)
+
+    await bus.subscribe([topic], "outage-close", working)
+    await eventually(lambda: _count_list(handled, 2), within=40)
+    assert handled == [b"a", b"b"]
