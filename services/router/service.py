@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.router import repository, rules
@@ -88,8 +88,8 @@ async def create_ticket(ctx: RouterContext, data: TicketCreate, source: str = "a
     ticket_id = f"{source}:{external_id}"
     if await repository.get_ticket(ctx.session, ticket_id) is not None:
         raise Conflict(f"ticket {ticket_id} already exists", details=[{"field": "external_id"}])
-    now = ctx.clock.now()
-    ticket = Ticket(
+    return await _open_ticket(
+        ctx,
         id=ticket_id,
         source=source,
         external_id=external_id,
@@ -98,15 +98,60 @@ async def create_ticket(ctx: RouterContext, data: TicketCreate, source: str = "a
         status="new",
         priority=data.priority or "normal",
         channel=data.channel,
-        requester_id=data.requester.key,
-        requester_email=data.requester.email,
-        requester_name=data.requester.name,
-        requester_tier=data.requester.tier,
+        requester=ev.Requester(
+            id=data.requester.key,
+            email=data.requester.email,
+            name=data.requester.name,
+            tier=data.requester.tier,
+        ),
         tags=list(data.tags),
         group=data.group,
         custom_fields=dict(data.custom_fields),
+    )
+
+
+async def _open_ticket(
+    ctx: RouterContext,
+    *,
+    id: str,
+    source: str,
+    external_id: str,
+    subject: str,
+    description: str | None,
+    status: str,
+    priority: str,
+    channel: str,
+    requester: ev.Requester,
+    tags: list[str],
+    group: str | None,
+    custom_fields: dict[str, Any],
+    assignee_id: str | None = None,
+    source_updated_at: datetime | None = None,
+) -> Ticket:
+    """The one place a ticket is built: store it, announce it, run the rules and route it."""
+    now = ctx.clock.now()
+    ticket = Ticket(
+        id=id,
+        source=source,
+        external_id=external_id,
+        subject=subject,
+        description=description,
+        status=status,
+        priority=priority,
+        channel=channel,
+        requester_id=requester.id,
+        requester_email=requester.email,
+        requester_name=requester.name,
+        requester_tier=requester.tier,
+        tags=tags,
+        group=group,
+        assignee_id=assignee_id,
+        manual_assignment=assignee_id is not None,
+        custom_fields=custom_fields,
         created_at=now,
         updated_at=now,
+        solved_at=now if status in CLOSED_STATUSES else None,
+        source_updated_at=source_updated_at,
         version=1,
     )
     ctx.session.add(ticket)
@@ -123,9 +168,8 @@ async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ti
     ticket = await repository.get_ticket(ctx.session, ticket_id, for_update=True)
     data = event.ticket
     if ticket is None:
-        requester = data.requester or ev.Requester(id=f"{event.source}:unknown")
-        now = ctx.clock.now()
-        ticket = Ticket(
+        return await _open_ticket(
+            ctx,
             id=ticket_id,
             source=event.source,
             external_id=event.external_id,
@@ -134,27 +178,13 @@ async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ti
             status=data.status or "new",
             priority=data.priority or "normal",
             channel=data.channel or "other",
-            requester_id=requester.id,
-            requester_email=requester.email,
-            requester_name=requester.name,
-            requester_tier=requester.tier,
+            requester=data.requester or ev.Requester(id=f"{event.source}:unknown"),
             tags=list(data.tags or []),
             group=data.group,
             assignee_id=data.assignee_id,
-            manual_assignment=data.assignee_id is not None,
             custom_fields=dict(data.custom_fields or {}),
-            created_at=now,
-            updated_at=now,
-            solved_at=now if (data.status or "new") in CLOSED_STATUSES else None,
             source_updated_at=event.occurred_at,
-            version=1,
         )
-        ctx.session.add(ticket)
-        await ctx.session.flush()
-        await ctx.emit(ev.TicketCreated(ticket=snapshot(ticket)))
-        await apply_rules(ctx, ticket)
-        await route(ctx, ticket)
-        return ticket
     if ticket.source_updated_at is not None and event.occurred_at < ticket.source_updated_at:
         return None  # an older report never overwrites a newer state
     ticket.source_updated_at = event.occurred_at
