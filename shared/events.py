@@ -116,6 +116,9 @@ class InboundTicket(Model):
     group: str | None = None
     assignee_id: str | None = None
     custom_fields: dict[str, Any] | None = None
+    # The vendor's raw status / priority, kept on the ticket whatever they were mapped to.
+    source_status: str | None = Field(default=None, max_length=255)
+    source_priority: str | None = Field(default=None, max_length=255)
 
 
 class InboundMessage(Model):

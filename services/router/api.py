@@ -44,6 +44,8 @@ async def _ticket_read(session: Session, ticket: Ticket) -> TicketRead:
         {
             **service.ticket_document(ticket),
             "required_skills": list(ticket.required_skills or []),
+            "source_status": ticket.source_status,
+            "source_priority": ticket.source_priority,
             "routing_history": [
                 DecisionRead(at=d.at, kind=d.kind, changes=d.changes, reason=d.reason)
                 for d in history

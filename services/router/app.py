@@ -8,7 +8,7 @@ from services.router.api import router
 from services.router.handlers import CONSUMES, EVENT_HANDLERS
 from services.router.models import metadata
 from services.router.service import sweep_queue
-from services.router.webhooks_api import audit_router
+from services.router.webhooks_api import audit_router, mappings_router
 from services.router.webhooks_api import router as webhooks_router
 from shared.app import create_service_app
 from shared.bus import EventBus
@@ -27,7 +27,7 @@ def create_app(
         handlers=EVENT_HANDLERS,
         consumes=CONSUMES,
         background=(sweep_queue,),
-        routers=[router, webhooks_router, audit_router],
+        routers=[router, webhooks_router, audit_router, mappings_router],
         bus=bus,
         clock=clock,
     )

@@ -9,7 +9,15 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.router.models import Agent, RoutingDecision, RoutingRule, Ticket, TicketMessage
+from services.router.models import (
+    Agent,
+    ProviderMapping,
+    RoutingDecision,
+    RoutingRule,
+    Ticket,
+    TicketMessage,
+)
+from shared.db import dialect_name, insert_ignoring_conflicts
 
 # Tickets that occupy an agent's capacity: pending waits on the customer, solved is done.
 ACTIVE_STATUSES = ("new", "open", "on_hold")
@@ -219,3 +227,25 @@ async def list_rules(
 
 async def get_rule(session: AsyncSession, rule_id: str) -> RoutingRule | None:
     return await session.get(RoutingRule, rule_id)
+
+
+async def get_provider_mapping(
+    session: AsyncSession, provider: str, *, for_update: bool = False
+) -> ProviderMapping | None:
+    return await session.get(
+        ProviderMapping, provider, with_for_update=for_update, populate_existing=for_update
+    )
+
+
+async def ensure_provider_mapping(session: AsyncSession, provider: str, now: datetime) -> None:
+    """Create the provider's empty mapping row unless it exists (safe when two race)."""
+    await session.execute(
+        insert_ignoring_conflicts(
+            ProviderMapping.__table__,
+            dialect_name(session),
+            provider=provider,
+            status={},
+            priority={},
+            updated_at=now,
+        )
+    )

@@ -12,8 +12,22 @@ from typing import Any
 
 from services.router import repository, rules
 from services.router.assignment import AgentView, TicketNeeds, choose_agent
-from services.router.models import Agent, RoutingDecision, RoutingRule, Ticket, TicketMessage
-from services.router.schemas import AgentPatch, AgentPut, MessageCreate, TicketCreate, TicketUpdate
+from services.router.models import (
+    Agent,
+    ProviderMapping,
+    RoutingDecision,
+    RoutingRule,
+    Ticket,
+    TicketMessage,
+)
+from services.router.schemas import (
+    AgentPatch,
+    AgentPut,
+    MessageCreate,
+    ProviderMappings,
+    TicketCreate,
+    TicketUpdate,
+)
 from shared import events as ev
 from shared.conditions import Conditions
 from shared.errors import Conflict, NotFound, Unprocessable
@@ -127,6 +141,8 @@ async def _open_ticket(
     custom_fields: dict[str, Any],
     assignee_id: str | None = None,
     source_updated_at: datetime | None = None,
+    source_status: str | None = None,
+    source_priority: str | None = None,
 ) -> Ticket:
     """The one place a ticket is built: store it, announce it, run the rules and route it."""
     now = ctx.clock.now()
@@ -152,6 +168,8 @@ async def _open_ticket(
         updated_at=now,
         solved_at=now if status in CLOSED_STATUSES else None,
         source_updated_at=source_updated_at,
+        source_status=source_status,
+        source_priority=source_priority,
         version=1,
     )
     ctx.session.add(ticket)
@@ -184,6 +202,8 @@ async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ti
             assignee_id=data.assignee_id,
             custom_fields=dict(data.custom_fields or {}),
             source_updated_at=event.occurred_at,
+            source_status=data.source_status,
+            source_priority=data.source_priority,
         )
     if ticket.source_updated_at is not None and event.occurred_at < ticket.source_updated_at:
         return None  # an older report never overwrites a newer state
@@ -206,6 +226,11 @@ async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ti
     if data.requester is not None and data.requester.tier != ticket.requester_tier:
         ticket.requester_tier = data.requester.tier
         changes.setdefault("requester_tier", data.requester.tier)
+    # The vendor's raw values are bookkeeping, not a change of the canonical ticket: no event.
+    if data.source_status is not None:
+        ticket.source_status = data.source_status
+    if data.source_priority is not None:
+        ticket.source_priority = data.source_priority
     await apply_changes(ctx, ticket, changes, reason=f"source:{event.source}", manual=True)
     if changes.keys() & rules.RULE_INPUTS:
         await apply_rules(ctx, ticket)
@@ -701,3 +726,21 @@ async def delete_rule(ctx: RouterContext, rule_id: str) -> None:
         raise NotFound(f"routing rule {rule_id} not found")
     await ctx.session.delete(row)
     await ctx.session.flush()
+
+
+# --- provider mappings ------------------------------------------------------------------------
+
+
+async def put_provider_mappings(
+    ctx: RouterContext, provider: str, data: ProviderMappings
+) -> ProviderMapping:
+    """Replace a vendor's status and priority maps; they apply to deliveries from now on."""
+    now = ctx.clock.now()
+    await repository.ensure_provider_mapping(ctx.session, provider, now)
+    row = await repository.get_provider_mapping(ctx.session, provider, for_update=True)
+    assert row is not None
+    row.status = dict(data.status)
+    row.priority = dict(data.priority)
+    row.updated_at = now
+    await ctx.session.flush()
+    return row

@@ -28,6 +28,7 @@ from tests.intake_support import (
     unique_id,
     with_ticket,
 )
+from tests.vendor_support import vendor_values_never_refuse_a_ticket
 
 
 @pytest.fixture
@@ -199,3 +200,8 @@ async def test_concurrent_idempotent_creates_make_one_ticket(router: tuple[Any, 
     assert len({r.json()["id"] for r in results}) == 1
     other = await http.post("/v1/tickets", json={**body, "subject": "Other"}, headers=key)
     assert other.status_code == 422
+
+
+async def test_vendor_values_never_refuse_a_ticket(router: tuple[Any, Settings]) -> None:
+    (http, _), _ = router
+    await vendor_values_never_refuse_a_ticket(http)

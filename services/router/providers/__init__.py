@@ -5,15 +5,24 @@ decoded body to a ``Parsed``. Adding a vendor is one module here, one entry in `
 call sites in ``webhooks_api``, and its signature check in ``signatures``.
 """
 
-from services.router.providers.base import MappingError, Parsed, PayloadError, body_digest
+from services.router.providers.base import (
+    NO_MAPPINGS,
+    MappingError,
+    Mappings,
+    Parsed,
+    PayloadError,
+    body_digest,
+)
 from services.router.providers.freshdesk import parse_freshdesk
 from services.router.providers.generic import parse_generic
 from services.router.providers.jira import JiraFields, jira_status, parse_jira
 from services.router.providers.zendesk import parse_zendesk
 
 __all__ = [
+    "NO_MAPPINGS",
     "JiraFields",
     "MappingError",
+    "Mappings",
     "Parsed",
     "PayloadError",
     "body_digest",

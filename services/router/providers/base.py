@@ -62,15 +62,47 @@ def ident(value: str | int | None) -> str | None:
     return text or None
 
 
-def lookup(table: dict[str, Any], value: str | int | None, path: str, what: str) -> Any:
+# A value nobody mapped never refuses a ticket: it gets the safe canonical value, and the raw
+# value is kept on the ticket (``source_status`` / ``source_priority``).
+DEFAULT_STATUS: ev.Status = "open"
+DEFAULT_PRIORITY: ev.Priority = "normal"
+
+
+@dataclass(frozen=True)
+class Mappings:
+    """An admin's per-provider maps, raw value (compared without case) → canonical value."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    priority: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, status: dict[str, Any] | None, priority: dict[str, Any] | None) -> Mappings:
+        return cls(
+            status={str(k).strip().lower(): str(v) for k, v in (status or {}).items()},
+            priority={str(k).strip().lower(): str(v) for k, v in (priority or {}).items()},
+        )
+
+
+NO_MAPPINGS = Mappings()
+
+
+def raw_value(value: str | int | None) -> str | None:
+    """The vendor's value as text, or None when absent or blank."""
     if value is None:
         return None
-    key = str(value).strip().lower()
-    if key == "":
+    text = str(value).strip()
+    return text or None
+
+
+def map_value(
+    admin: dict[str, str], builtin: dict[str, Any], value: str | int | None, default: Any
+) -> Any:
+    """Admin map first, then the built-in table, then ``default``; None when absent."""
+    raw = raw_value(value)
+    if raw is None:
         return None
-    if key not in table:
-        raise MappingError(path, f"unknown {what} {value!r}")
-    return table[key]
+    key = raw.lower()
+    return admin.get(key) or builtin.get(key) or default
 
 
 def tag_list(value: list[str] | str | None) -> list[str] | None:

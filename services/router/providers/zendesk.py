@@ -8,11 +8,16 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from services.router.providers.base import (
+    DEFAULT_PRIORITY,
+    DEFAULT_STATUS,
+    NO_MAPPINGS,
+    Mappings,
     Parsed,
     Payload,
     blank_to_none,
     ident,
-    lookup,
+    map_value,
+    raw_value,
     tag_list,
     truthy,
 )
@@ -25,6 +30,7 @@ ZENDESK_STATUSES: dict[str, ev.Status] = {
     "hold": "on_hold",
     "on-hold": "on_hold",
     "on_hold": "on_hold",
+    "on hold": "on_hold",
     "solved": "solved",
     "closed": "closed",
 }
@@ -34,26 +40,48 @@ ZENDESK_PRIORITIES: dict[str, ev.Priority] = {
     "high": "high",
     "urgent": "urgent",
 }
+# Zendesk's via types (and the numeric via ids of the documented table). Only the types whose
+# meaning is certain are mapped; ``mobile_sdk``, ``mobile``, ``any_channel`` and every other type
+# are ``other`` rather than a guess. ``web_service`` is how Zendesk names its API channel.
 ZENDESK_CHANNELS: dict[str, ev.Channel] = {
     "email": "email",
     "mail": "email",
+    "4": "email",
     "web": "web",
     "web_form": "web",
+    "0": "web",
     "web_widget": "web",
-    "mobile": "web",
     "help_center": "web",
+    "dropbox": "web",  # the feedback tab
+    "17": "web",
     "chat": "chat",
     "native_messaging": "chat",
     "messaging": "chat",
+    "chat_transcript": "chat",
     "voice": "phone",
     "phone": "phone",
-    "sms": "phone",
+    "phone_call_inbound": "phone",
+    "phone_call_outbound": "phone",
+    "voicemail": "phone",
     "api": "api",
+    "web_service": "api",
+    "5": "api",
     "twitter": "social",
+    "twitter_dm": "social",
     "facebook": "social",
+    "facebook_post": "social",
+    "facebook_message": "social",
     "instagram_dm": "social",
     "whatsapp": "social",
 }
+
+
+def zendesk_channel(via: str | int | None) -> ev.Channel | None:
+    """A via type (``web_service``), a via id (``5``) or its label (``Web Service``)."""
+    raw = raw_value(via)
+    if raw is None:
+        return None
+    return ZENDESK_CHANNELS.get(raw.lower().replace(" ", "_").replace("-", "_"), "other")
 
 
 class ZendeskVia(Payload):
@@ -127,24 +155,32 @@ class ZendeskTriggerPayload(Payload):
     ticket: ZendeskTriggerTicket
 
 
-def parse_zendesk(data: dict[str, Any]) -> Parsed:
+def parse_zendesk(data: dict[str, Any], mappings: Mappings = NO_MAPPINGS) -> Parsed:
     if "type" in data or "detail" in data:
-        return _zendesk_event(ZendeskEventPayload.model_validate(data))
-    return _zendesk_trigger(ZendeskTriggerPayload.model_validate(data))
+        return _zendesk_event(ZendeskEventPayload.model_validate(data), mappings)
+    return _zendesk_trigger(ZendeskTriggerPayload.model_validate(data), mappings)
 
 
-def _zendesk_event(payload: ZendeskEventPayload) -> Parsed:
+def _status(mappings: Mappings, value: str | int | None) -> Any:
+    return map_value(mappings.status, ZENDESK_STATUSES, value, DEFAULT_STATUS)
+
+
+def _priority(mappings: Mappings, value: str | int | None) -> Any:
+    return map_value(mappings.priority, ZENDESK_PRIORITIES, value, DEFAULT_PRIORITY)
+
+
+def _zendesk_event(payload: ZendeskEventPayload, mappings: Mappings) -> Parsed:
     detail = payload.detail
     kind = payload.type.removeprefix("zen:event-type:ticket.")
     external_id = ident(detail.id) or ""
-    channel = None
-    if detail.via is not None and detail.via.channel is not None:
-        channel = ZENDESK_CHANNELS.get(str(detail.via.channel).lower(), "other")
+    channel = zendesk_channel(detail.via.channel) if detail.via is not None else None
     ticket: dict[str, Any] = {
         "subject": detail.subject,
         "description": detail.description,
-        "status": lookup(ZENDESK_STATUSES, detail.status, "detail.status", "status"),
-        "priority": lookup(ZENDESK_PRIORITIES, detail.priority, "detail.priority", "priority"),
+        "status": _status(mappings, detail.status),
+        "priority": _priority(mappings, detail.priority),
+        "source_status": raw_value(detail.status),
+        "source_priority": raw_value(detail.priority),
         "channel": channel,
         "requester": (
             ev.Requester(id=f"zendesk:{ident(detail.requester_id)}")
@@ -158,9 +194,11 @@ def _zendesk_event(payload: ZendeskEventPayload) -> Parsed:
     # The event object carries the change itself; it wins over the detail snapshot.
     current = payload.event.get("current")
     if kind == "status_changed" and isinstance(current, str):
-        ticket["status"] = lookup(ZENDESK_STATUSES, current, "event.current", "status")
+        ticket["status"] = _status(mappings, current)
+        ticket["source_status"] = raw_value(current)
     elif kind == "priority_changed" and isinstance(current, str):
-        ticket["priority"] = lookup(ZENDESK_PRIORITIES, current, "event.current", "priority")
+        ticket["priority"] = _priority(mappings, current)
+        ticket["source_priority"] = raw_value(current)
     elif kind == "agent_assignment_changed" and "current" in payload.event:
         ticket["assignee_id"] = ident(current) if isinstance(current, str | int) else None
     elif kind == "group_assignment_changed" and "current" in payload.event:
@@ -206,7 +244,7 @@ class _ZendeskEventComment(Payload):
     author: _ZendeskAuthor | None = None
 
 
-def _zendesk_trigger(payload: ZendeskTriggerPayload) -> Parsed:
+def _zendesk_trigger(payload: ZendeskTriggerPayload, mappings: Mappings) -> Parsed:
     data = payload.ticket
     requester = None
     if data.requester is not None and (data.requester.id or data.requester.email):
@@ -217,16 +255,14 @@ def _zendesk_trigger(payload: ZendeskTriggerPayload) -> Parsed:
             email=data.requester.email,
             name=data.requester.name,
         )
-    channel = (
-        ZENDESK_CHANNELS.get(data.via.strip().lower().replace(" ", "_"), "other")
-        if data.via
-        else None
-    )
+    channel = zendesk_channel(data.via)
     inbound = ev.InboundTicket(
         subject=data.subject,
         description=data.description,
-        status=lookup(ZENDESK_STATUSES, data.status, "ticket.status", "status"),
-        priority=lookup(ZENDESK_PRIORITIES, data.priority, "ticket.priority", "priority"),
+        status=_status(mappings, data.status),
+        priority=_priority(mappings, data.priority),
+        source_status=raw_value(data.status),
+        source_priority=raw_value(data.priority),
         channel=channel,
         requester=requester,
         tags=tag_list(data.tags),
