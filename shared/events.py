@@ -326,7 +326,9 @@ class SurveyFollowUpRequired(SurveyEvent):
     score: int
     comment: str | None = None
     requester: Requester | None = None
+    # Who handled the ticket (its assignee and group when it was solved): the person to answer.
     assignee_id: str | None = None
+    group: str | None = None
 
 
 # --- envelope ---------------------------------------------------------------------------------

@@ -35,8 +35,14 @@ GroupBy = Literal["agent", "group", "channel"]
 PathId = Annotated[str, Path(max_length=64)]
 
 
-def _read(survey: Survey, settings: Settings) -> SurveyRead:
-    token = service.recover_token(settings.survey_token_secret, survey)
+async def _secret(session: Session, runtime: Runtime) -> str:
+    return await service.link_secret(
+        session, runtime.settings.survey_token_secret, runtime.clock.now()
+    )
+
+
+def _read(survey: Survey, settings: Settings, secret: str) -> SurveyRead:
+    token = service.recover_token(secret, survey)
     return SurveyRead(
         id=survey.id,
         ticket_id=survey.ticket_id,
@@ -88,7 +94,8 @@ async def list_surveys(
     if len(surveys) > limit:
         last = surveys[limit - 1]
         next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
-    items = [_read(s, runtime.settings) for s in surveys[:limit]]
+    secret = await _secret(session, runtime)
+    items = [_read(s, runtime.settings, secret) for s in surveys[:limit]]
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -99,7 +106,7 @@ async def get_survey(
     survey = await repository.get_survey(session, survey_id)
     if survey is None:
         raise NotFound(f"survey {survey_id} not found")
-    return _read(survey, runtime.settings)
+    return _read(survey, runtime.settings, await _secret(session, runtime))
 
 
 @router.post("/surveys/responses/{token}", response_model=AnswerRead, tags=["surveys"])

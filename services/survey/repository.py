@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.survey.models import Survey, SurveyPolicy
-from shared.db import is_postgres
+from services.survey.models import Survey, SurveyPolicy, TokenSecret
+from shared.db import dialect_name, insert_ignoring_conflicts, is_postgres
 
 
 async def get_survey(session: AsyncSession, survey_id: str) -> Survey | None:
@@ -161,3 +161,20 @@ async def list_policies_page(
 async def policy_expiry_hours(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(SurveyPolicy.id, SurveyPolicy.expires_after_hours))
     return {policy_id: hours for policy_id, hours in rows.all()}
+
+
+async def stored_token_secret(session: AsyncSession, candidate: str, now: datetime) -> str:
+    """The secret kept in the schema; ``candidate`` becomes it if none is kept yet. Two
+    instances racing both end with the one that was stored first."""
+    await session.execute(
+        insert_ignoring_conflicts(
+            TokenSecret.__table__,
+            dialect_name(session),
+            name="survey-links",
+            secret=candidate,
+            created_at=now,
+        )
+    )
+    row = await session.get(TokenSecret, "survey-links", populate_existing=True)
+    assert row is not None
+    return row.secret
