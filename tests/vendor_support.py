@@ -77,3 +77,91 @@ async def vendor_values_never_refuse_a_ticket(http: httpx.AsyncClient) -> None:
     wrong = await _post(http, "freshdesk", {"ticket": {"id": 1}})
     assert wrong.status_code == 422
     assert "freshdesk_webhook" in wrong.text
+
+
+async def _sla_timers(sla: httpx.AsyncClient, ticket_id: str) -> dict[str, dict[str, Any]]:
+    response = await sla.get(f"/v1/tickets/{ticket_id}/sla")
+    if response.status_code != 200:
+        return {}
+    return {t["metric"]: t for t in response.json()["timers"]}
+
+
+async def sla_and_survey_semantics(clients: dict[str, httpx.AsyncClient]) -> None:
+    """Through the three real services: first response does not pause on pending by default,
+    a sent survey has its link without a configured secret, a customer's reply to a solved
+    ticket starts next response, resumes resolution and counts as a reopen, and the report
+    gives times in seconds."""
+    router, sla, survey = clients["router"], clients["sla"], clients["survey"]
+    group = unique_id("grp-")
+    policy = await survey.post(
+        "/v1/survey-policies",
+        json={
+            "name": f"now {group}",
+            "kind": "csat",
+            "position": 0,
+            "conditions": {"all": [{"field": "group", "op": "eq", "value": group}]},
+            "delay_minutes": 0,
+            "cooldown_days": 0,
+            "sample_rate": 1.0,
+            "expires_after_hours": 24,
+            "question": "How did we do?",
+        },
+    )
+    assert policy.status_code == 201, policy.text
+    created = await router.post(
+        "/v1/tickets",
+        json={
+            "subject": "Cannot print",
+            "channel": "email",
+            "requester": {"email": f"{group}@example.com"},
+            "group": group,
+        },
+    )
+    assert created.status_code == 201, created.text
+    tid = created.json()["id"]
+
+    await router.patch(f"/v1/tickets/{tid}", json={"status": "pending"})
+
+    async def first_running_resolution_paused() -> dict[str, Any] | None:
+        timers = await _sla_timers(sla, tid)
+        paused = timers.get("resolution", {}).get("status") == "paused"
+        return timers if paused else None
+
+    timers = await eventually(first_running_resolution_paused)
+    assert timers["first_response"]["status"] == "running"
+
+    reply = {"author": "agent", "public": True, "body": "Try the other tray."}
+    assert (await router.post(f"/v1/tickets/{tid}/messages", json=reply)).status_code == 201
+    assert (await router.patch(f"/v1/tickets/{tid}", json={"status": "solved"})).status_code == 200
+
+    async def sent() -> dict[str, Any] | None:
+        items = (await survey.get("/v1/surveys", params={"ticket_id": tid})).json()["items"]
+        return items[0] if items and items[0]["status"] == "sent" else None
+
+    assert (await eventually(sent))["token_url"], "a sent survey always has its link"
+
+    async def resolution_met() -> bool:
+        return (await _sla_timers(sla, tid)).get("resolution", {}).get("status") == "met"
+
+    await eventually(resolution_met)
+    said = {"author": "customer", "public": True, "body": "Still jammed."}
+    assert (await router.post(f"/v1/tickets/{tid}/messages", json=said)).status_code == 201
+    assert (await router.get(f"/v1/tickets/{tid}")).json()["status"] == "open"
+
+    async def reopened() -> dict[str, Any] | None:
+        timers = await _sla_timers(sla, tid)
+        running = {m for m, t in timers.items() if t["status"] == "running"}
+        return timers if {"next_response", "resolution"} <= running else None
+
+    await eventually(reopened)
+
+    async def report() -> dict[str, Any] | None:
+        response = await sla.get(
+            "/v1/reports/sla", params={"from": "2000-01-01T00:00:00Z", "group_by": "group"}
+        )
+        rows = [r for r in response.json()["groups"] if r["group"] == group]
+        return rows[0] if rows and rows[0]["reopen_pct"] == 100.0 else None
+
+    row = await eventually(report)
+    assert row["first_response_seconds"]["median"] is not None
+    assert set(row["resolution_seconds"]) == {"median", "p90"}
