@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from services.router import intake, repository, service
+from services.router import intake, repository, routing, service
 from services.router.models import Agent, RoutingRule, Ticket, TicketMessage
 from services.router.rules import RoutingRuleIn, RoutingRuleRead
 from services.router.schemas import (
@@ -232,7 +232,7 @@ RuleId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 def _rule_read(row: RoutingRule) -> RoutingRuleRead:
-    rule = service.rule_from_row(row)
+    rule = routing.rule_from_row(row)
     return RoutingRuleRead(
         id=row.id,
         name=row.name,
@@ -269,7 +269,7 @@ async def list_routing_rules(
 async def create_routing_rule(
     body: RoutingRuleIn, session: Session, runtime: Runtime, _: Admin
 ) -> RoutingRuleRead:
-    return _rule_read(await service.create_rule(_context(session, runtime), body))
+    return _rule_read(await routing.create_rule(_context(session, runtime), body))
 
 
 @router.get("/routing-rules/{rule_id}", response_model=RoutingRuleRead, tags=["routing rules"])
@@ -284,12 +284,12 @@ async def get_routing_rule(rule_id: RuleId, session: Session, _: Reader) -> Rout
 async def replace_routing_rule(
     rule_id: RuleId, body: RoutingRuleIn, session: Session, runtime: Runtime, _: Admin
 ) -> RoutingRuleRead:
-    return _rule_read(await service.replace_rule(_context(session, runtime), rule_id, body))
+    return _rule_read(await routing.replace_rule(_context(session, runtime), rule_id, body))
 
 
 @router.delete("/routing-rules/{rule_id}", status_code=204, tags=["routing rules"])
 async def delete_routing_rule(
     rule_id: RuleId, session: Session, runtime: Runtime, _: Admin
 ) -> Response:
-    await service.delete_rule(_context(session, runtime), rule_id)
+    await routing.delete_rule(_context(session, runtime), rule_id)
     return Response(status_code=204)

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.router.api import router
 from services.router.handlers import CONSUMES, EVENT_HANDLERS
 from services.router.models import metadata
-from services.router.service import sweep_queue
+from services.router.routing import sweep_queue
 from services.router.webhooks_api import audit_router, mappings_router
 from services.router.webhooks_api import router as webhooks_router
 from shared.app import create_service_app
