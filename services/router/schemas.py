@@ -224,7 +224,14 @@ def _check_timezone(value: str) -> str:
 
 
 MAPPED_PROVIDERS = ("zendesk", "freshdesk", "jira")
-_RAW = Field(min_length=1, max_length=255)
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # a lone surrogate cannot be stored
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class ProviderMappings(_In):
@@ -239,8 +246,8 @@ class ProviderMappings(_In):
         cleaned: dict[str, Any] = {}
         for raw, canonical in value.items():
             key = raw.strip()
-            if not key or len(key) > 255 or "\x00" in key:
-                raise ValueError(f"raw value {raw!r} must be 1-255 characters")
+            if not key or len(key) > 255 or "\x00" in key or _unencodable(key):
+                raise ValueError(f"raw value {raw!r} must be 1-255 characters of text")
             cleaned[key] = canonical
         return cleaned
 
