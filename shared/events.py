@@ -116,6 +116,9 @@ class InboundTicket(Model):
     group: str | None = None
     assignee_id: str | None = None
     custom_fields: dict[str, Any] | None = None
+    # The vendor's raw status / priority, kept on the ticket whatever they were mapped to.
+    source_status: str | None = Field(default=None, max_length=255)
+    source_priority: str | None = Field(default=None, max_length=255)
 
 
 class InboundMessage(Model):
@@ -323,7 +326,9 @@ class SurveyFollowUpRequired(SurveyEvent):
     score: int
     comment: str | None = None
     requester: Requester | None = None
+    # Who handled the ticket (its assignee and group when it was solved): the person to answer.
     assignee_id: str | None = None
+    group: str | None = None
 
 
 # --- envelope ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from services.router import intake, repository, service
+from services.router import intake, repository, routing, service
 from services.router.models import Agent, RoutingRule, Ticket, TicketMessage
 from services.router.rules import RoutingRuleIn, RoutingRuleRead
 from services.router.schemas import (
@@ -40,6 +40,8 @@ async def _ticket_read(session: Session, ticket: Ticket) -> TicketRead:
         {
             **service.ticket_document(ticket),
             "required_skills": list(ticket.required_skills or []),
+            "source_status": ticket.source_status,
+            "source_priority": ticket.source_priority,
             "routing_history": [
                 DecisionRead(at=d.at, kind=d.kind, changes=d.changes, reason=d.reason)
                 for d in history
@@ -204,7 +206,7 @@ RuleId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 def _rule_read(row: RoutingRule) -> RoutingRuleRead:
-    rule = service.rule_from_row(row)
+    rule = routing.rule_from_row(row)
     return RoutingRuleRead(
         id=row.id,
         name=row.name,
@@ -229,7 +231,7 @@ async def list_routing_rules(
     "/routing-rules", status_code=201, response_model=RoutingRuleRead, tags=["routing rules"]
 )
 async def create_routing_rule(body: RoutingRuleIn, ctx: Context, _: Admin) -> RoutingRuleRead:
-    return _rule_read(await service.create_rule(ctx, body))
+    return _rule_read(await routing.create_rule(ctx, body))
 
 
 @router.get("/routing-rules/{rule_id}", response_model=RoutingRuleRead, tags=["routing rules"])
@@ -241,10 +243,10 @@ async def get_routing_rule(rule_id: RuleId, session: Session, _: Reader) -> Rout
 async def replace_routing_rule(
     rule_id: RuleId, body: RoutingRuleIn, ctx: Context, _: Admin
 ) -> RoutingRuleRead:
-    return _rule_read(await service.replace_rule(ctx, rule_id, body))
+    return _rule_read(await routing.replace_rule(ctx, rule_id, body))
 
 
 @router.delete("/routing-rules/{rule_id}", status_code=204, tags=["routing rules"])
 async def delete_routing_rule(rule_id: RuleId, ctx: Context, _: Admin) -> Response:
-    await service.delete_rule(ctx, rule_id)
+    await routing.delete_rule(ctx, rule_id)
     return Response(status_code=204)

@@ -7,8 +7,9 @@ from fastapi import FastAPI
 from services.router.api import router
 from services.router.handlers import CONSUMES, EVENT_HANDLERS
 from services.router.models import metadata
-from services.router.service import RouterContext, sweep_queue
-from services.router.webhooks_api import audit_router
+from services.router.routing import sweep_queue
+from services.router.service import RouterContext
+from services.router.webhooks_api import audit_router, mappings_router
 from services.router.webhooks_api import router as webhooks_router
 from shared.app import create_service_app
 from shared.bus import EventBus
@@ -28,7 +29,7 @@ def create_app(
         consumes=CONSUMES,
         background=(sweep_queue,),
         unit_of_work=RouterContext,
-        routers=[router, webhooks_router, audit_router],
+        routers=[router, webhooks_router, audit_router, mappings_router],
         bus=bus,
         clock=clock,
     )

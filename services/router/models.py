@@ -47,6 +47,9 @@ class Ticket(Base):
     solved_at: Mapped[datetime | None]
     # Newest provider timestamp applied: an older update never overwrites a newer state.
     source_updated_at: Mapped[datetime | None]
+    # The vendor's own status and priority, as sent, whatever they were mapped to.
+    source_status: Mapped[str | None] = mapped_column(String(255))
+    source_priority: Mapped[str | None] = mapped_column(String(255))
     # A person assigned this ticket by hand: the router never undoes that.
     manual_assignment: Mapped[bool] = mapped_column(default=False)
     # Skills routing rules require: the queue honours them when capacity frees.
@@ -147,3 +150,14 @@ class RoutingRule(Base):
 
 
 Index("ix_routing_rules_position_id", RoutingRule.position, RoutingRule.id)
+
+
+class ProviderMapping(Base):
+    """An admin's per-vendor translation of raw status and priority values to canonical ones."""
+
+    __tablename__ = "provider_mappings"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    priority: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    updated_at: Mapped[datetime]

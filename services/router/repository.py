@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.router.models import (
     Agent,
     IdempotencyKey,
+    ProviderMapping,
     RoutingDecision,
     RoutingRule,
     Ticket,
@@ -282,3 +283,25 @@ async def get_idempotency_key(
 ) -> IdempotencyKey | None:
     """``reload`` reads the row again even if this session already holds a copy."""
     return await session.get(IdempotencyKey, key, populate_existing=reload)
+
+
+async def get_provider_mapping(
+    session: AsyncSession, provider: str, *, for_update: bool = False
+) -> ProviderMapping | None:
+    return await session.get(
+        ProviderMapping, provider, with_for_update=for_update, populate_existing=for_update
+    )
+
+
+async def ensure_provider_mapping(session: AsyncSession, provider: str, now: datetime) -> None:
+    """Create the provider's empty mapping row unless it exists (safe when two race)."""
+    await session.execute(
+        insert_ignoring_conflicts(
+            ProviderMapping.__table__,
+            dialect_name(session),
+            provider=provider,
+            status={},
+            priority={},
+            updated_at=now,
+        )
+    )

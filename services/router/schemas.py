@@ -126,6 +126,9 @@ class TicketRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     solved_at: datetime | None
+    # The vendor's own status and priority as last reported (None for tickets made here).
+    source_status: str | None = None
+    source_priority: str | None = None
     # Skills the routing rules require of the assignee (an addition to the contract).
     required_skills: list[str] = Field(default_factory=list)
     routing_history: list[DecisionRead] = Field(default_factory=list)
@@ -218,3 +221,37 @@ def _check_timezone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown IANA time zone {value!r}") from exc
     return value
+
+
+MAPPED_PROVIDERS = ("zendesk", "freshdesk", "jira")
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # a lone surrogate cannot be stored
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class ProviderMappings(_In):
+    """Per-vendor maps from the vendor's raw value (case-insensitive) to the canonical one."""
+
+    status: dict[str, Status] = Field(default_factory=dict, max_length=500)
+    priority: dict[str, Priority] = Field(default_factory=dict, max_length=500)
+
+    @field_validator("status", "priority", mode="after")
+    @classmethod
+    def _keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        cleaned: dict[str, Any] = {}
+        for raw, canonical in value.items():
+            key = raw.strip()
+            if not key or len(key) > 255 or "\x00" in key or _unencodable(key):
+                raise ValueError(f"raw value {raw!r} must be 1-255 characters of text")
+            cleaned[key] = canonical
+        return cleaned
+
+
+class ProviderMappingsRead(ProviderMappings):
+    provider: str
+    updated_at: datetime | None = None

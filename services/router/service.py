@@ -1,83 +1,37 @@
-"""router's business rules: the canonical ticket's life cycle and its routing.
+"""router's business rules: the canonical ticket's life cycle, agents and vendor mappings.
 
 Functions take the session and the outbox and never commit: the caller's unit of work does.
+Routing (rules, agent choice, the queue) is in ``routing``; the unit of work in ``context``.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from services.router import repository, rules
-from services.router.assignment import AgentView, TicketNeeds, choose_agent
-from services.router.models import Agent, RoutingDecision, RoutingRule, Ticket, TicketMessage
-from services.router.schemas import AgentPatch, AgentPut, MessageCreate, TicketCreate, TicketUpdate
+from services.router.context import (
+    CLOSED_STATUSES,
+    RouterContext,
+    record,
+    snapshot,
+    ticket_document,
+)
+from services.router.models import Agent, ProviderMapping, Ticket, TicketMessage
+from services.router.routing import apply_rules, drain_queue, route
+from services.router.schemas import (
+    AgentPatch,
+    AgentPut,
+    MessageCreate,
+    ProviderMappings,
+    TicketCreate,
+    TicketUpdate,
+)
 from shared import events as ev
-from shared.conditions import Conditions
 from shared.errors import Conflict, NotFound, Unprocessable
-from shared.runtime import ServiceRuntime, UnitOfWork
 
-CLOSED_STATUSES = ("solved", "closed")
-
-
-@dataclass
-class RouterContext(UnitOfWork):
-    """router's unit of work."""
-
-    @property
-    def holds_agent_lock(self) -> bool:
-        """Whether this transaction locked an agent row: from then on it never waits for another.
-        Kept on the session, as one transaction may serve several events (a consumer batch)."""
-        return bool(self.session.info.get("holds_agent_lock"))
-
-    @holds_agent_lock.setter
-    def holds_agent_lock(self, value: bool) -> None:
-        self.session.info["holds_agent_lock"] = value
-
-
-def snapshot(ticket: Ticket) -> ev.TicketSnapshot:
-    return ev.TicketSnapshot(
-        id=ticket.id,
-        source=ticket.source,
-        external_id=ticket.external_id,
-        subject=ticket.subject,
-        status=ticket.status,
-        priority=ticket.priority,
-        channel=ticket.channel,
-        requester=ev.Requester(
-            id=ticket.requester_id,
-            email=ticket.requester_email,
-            name=ticket.requester_name,
-            tier=ticket.requester_tier,
-        ),
-        tags=list(ticket.tags or []),
-        group=ticket.group,
-        assignee_id=ticket.assignee_id,
-        custom_fields=dict(ticket.custom_fields or {}),
-        created_at=ticket.created_at,
-        updated_at=ticket.updated_at,
-        solved_at=ticket.solved_at,
-        version=ticket.version,
-    )
-
-
-def ticket_document(ticket: Ticket) -> dict[str, Any]:
-    """The ticket as the condition language sees it."""
-    doc = snapshot(ticket).model_dump(mode="json")
-    doc["description"] = ticket.description
-    return doc
-
-
-async def _record(
-    ctx: RouterContext, ticket: Ticket, kind: str, changes: dict[str, Any], reason: str
-) -> None:
-    ctx.session.add(
-        RoutingDecision(
-            ticket_id=ticket.id, at=ctx.clock.now(), kind=kind, changes=changes, reason=reason
-        )
-    )
+__all__ = ["CLOSED_STATUSES", "RouterContext", "snapshot", "ticket_document"]
 
 
 # --- creating and changing tickets ------------------------------------------------------------
@@ -88,8 +42,8 @@ async def create_ticket(ctx: RouterContext, data: TicketCreate, source: str = "a
     ticket_id = f"{source}:{external_id}"
     if await repository.get_ticket(ctx.session, ticket_id) is not None:
         raise Conflict(f"ticket {ticket_id} already exists", details=[{"field": "external_id"}])
-    now = ctx.clock.now()
-    ticket = Ticket(
+    return await _open_ticket(
+        ctx,
         id=ticket_id,
         source=source,
         external_id=external_id,
@@ -98,15 +52,64 @@ async def create_ticket(ctx: RouterContext, data: TicketCreate, source: str = "a
         status="new",
         priority=data.priority or "normal",
         channel=data.channel,
-        requester_id=data.requester.key,
-        requester_email=data.requester.email,
-        requester_name=data.requester.name,
-        requester_tier=data.requester.tier,
+        requester=ev.Requester(
+            id=data.requester.key,
+            email=data.requester.email,
+            name=data.requester.name,
+            tier=data.requester.tier,
+        ),
         tags=list(data.tags),
         group=data.group,
         custom_fields=dict(data.custom_fields),
+    )
+
+
+async def _open_ticket(
+    ctx: RouterContext,
+    *,
+    id: str,
+    source: str,
+    external_id: str,
+    subject: str,
+    description: str | None,
+    status: str,
+    priority: str,
+    channel: str,
+    requester: ev.Requester,
+    tags: list[str],
+    group: str | None,
+    custom_fields: dict[str, Any],
+    assignee_id: str | None = None,
+    source_updated_at: datetime | None = None,
+    source_status: str | None = None,
+    source_priority: str | None = None,
+) -> Ticket:
+    """The one place a ticket is built: store it, announce it, run the rules and route it."""
+    now = ctx.clock.now()
+    ticket = Ticket(
+        id=id,
+        source=source,
+        external_id=external_id,
+        subject=subject,
+        description=description,
+        status=status,
+        priority=priority,
+        channel=channel,
+        requester_id=requester.id,
+        requester_email=requester.email,
+        requester_name=requester.name,
+        requester_tier=requester.tier,
+        tags=tags,
+        group=group,
+        assignee_id=assignee_id,
+        manual_assignment=assignee_id is not None,
+        custom_fields=custom_fields,
         created_at=now,
         updated_at=now,
+        solved_at=now if status in CLOSED_STATUSES else None,
+        source_updated_at=source_updated_at,
+        source_status=source_status,
+        source_priority=source_priority,
         version=1,
     )
     ctx.session.add(ticket)
@@ -123,9 +126,8 @@ async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ti
     ticket = await repository.get_ticket(ctx.session, ticket_id, for_update=True)
     data = event.ticket
     if ticket is None:
-        requester = data.requester or ev.Requester(id=f"{event.source}:unknown")
-        now = ctx.clock.now()
-        ticket = Ticket(
+        return await _open_ticket(
+            ctx,
             id=ticket_id,
             source=event.source,
             external_id=event.external_id,
@@ -134,27 +136,15 @@ async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ti
             status=data.status or "new",
             priority=data.priority or "normal",
             channel=data.channel or "other",
-            requester_id=requester.id,
-            requester_email=requester.email,
-            requester_name=requester.name,
-            requester_tier=requester.tier,
+            requester=data.requester or ev.Requester(id=f"{event.source}:unknown"),
             tags=list(data.tags or []),
             group=data.group,
             assignee_id=data.assignee_id,
-            manual_assignment=data.assignee_id is not None,
             custom_fields=dict(data.custom_fields or {}),
-            created_at=now,
-            updated_at=now,
-            solved_at=now if (data.status or "new") in CLOSED_STATUSES else None,
             source_updated_at=event.occurred_at,
-            version=1,
+            source_status=data.source_status,
+            source_priority=data.source_priority,
         )
-        ctx.session.add(ticket)
-        await ctx.session.flush()
-        await ctx.emit(ev.TicketCreated(ticket=snapshot(ticket)))
-        await apply_rules(ctx, ticket)
-        await route(ctx, ticket)
-        return ticket
     if ticket.source_updated_at is not None and event.occurred_at < ticket.source_updated_at:
         return None  # an older report never overwrites a newer state
     ticket.source_updated_at = event.occurred_at
@@ -176,6 +166,11 @@ async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ti
     if data.requester is not None and data.requester.tier != ticket.requester_tier:
         ticket.requester_tier = data.requester.tier
         changes.setdefault("requester_tier", data.requester.tier)
+    # The vendor's raw values are bookkeeping, not a change of the canonical ticket: no event.
+    if data.source_status is not None:
+        ticket.source_status = data.source_status
+    if data.source_priority is not None:
+        ticket.source_priority = data.source_priority
     await apply_changes(ctx, ticket, changes, reason=f"source:{event.source}", manual=True)
     if changes.keys() & rules.RULE_INPUTS:
         await apply_rules(ctx, ticket)
@@ -219,7 +214,7 @@ async def apply_changes(
     now = ctx.clock.now()
     if "assignee_id" in diff and manual:
         ticket.manual_assignment = ticket.assignee_id is not None
-        await _record(ctx, ticket, "assignment", {"assignee_id": diff["assignee_id"]}, reason)
+        await record(ctx, ticket, "assignment", {"assignee_id": diff["assignee_id"]}, reason)
     if "status" in diff:
         if ticket.status in CLOSED_STATUSES and before.status not in CLOSED_STATUSES:
             ticket.solved_at = now
@@ -336,185 +331,7 @@ async def apply_inbound_message(ctx: RouterContext, event: ev.TicketMessageRecei
     )
 
 
-# --- routing ----------------------------------------------------------------------------------
-
-# A returning customer's previous agent counts when their ticket is open or solved this recently.
-RETURNING_CUSTOMER_WINDOW = timedelta(days=7)
-
-
-def rule_from_row(row: RoutingRule) -> rules.Rule:
-    return rules.Rule(
-        id=row.id,
-        name=row.name,
-        position=row.position,
-        enabled=row.enabled,
-        conditions=Conditions.model_validate(row.conditions),
-        actions=rules.RuleActions.model_validate(row.actions),
-    )
-
-
-async def apply_rules(ctx: RouterContext, ticket: Ticket) -> None:
-    """Run the routing rules on a ticket; record each matching rule's changes and emit them."""
-    rows = [row for row in await repository.list_rules(ctx.session) if row.enabled]
-    if not rows:
-        return
-    outcome = rules.evaluate([rule_from_row(row) for row in rows], ticket_document(ticket))
-    for applied in outcome.applied:
-        await _record(
-            ctx, ticket, "rule", applied.changes, f"rule:{applied.rule_name} ({applied.rule_id})"
-        )
-    if list(ticket.required_skills or []) != outcome.required_skills:
-        ticket.required_skills = outcome.required_skills
-    before = snapshot(ticket)
-    diff: dict[str, list[Any]] = {}
-    for name, value in (
-        ("priority", outcome.priority),
-        ("group", outcome.group),
-        ("tags", outcome.tags),
-    ):
-        if getattr(ticket, name) != value:
-            diff[name] = [getattr(ticket, name), value]
-            setattr(ticket, name, value)
-    if not diff:
-        await ctx.session.flush()
-        return
-    ticket.updated_at = ctx.clock.now()
-    ticket.version += 1
-    await ctx.session.flush()
-    after = snapshot(ticket)
-    await ctx.emit(ev.TicketUpdated(ticket=after, changes=diff))
-    if "priority" in diff:
-        by = [a for a in outcome.applied if "priority" in a.changes][-1]
-        await ctx.emit(
-            ev.TicketPrioritized(
-                ticket=after, previous_priority=before.priority, reason=f"rule:{by.rule_name}"
-            )
-        )
-
-
-async def route(ctx: RouterContext, ticket: Ticket) -> bool:
-    """Assign an unassigned active ticket to the best agent with room; False if it must wait."""
-    if not _routable(ticket):
-        return False
-    agents = await repository.online_agents(ctx.session)
-    loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
-    views = {agent.id: _view(agent, loads.get(agent.id, {})) for agent in agents}
-    return await _place(ctx, ticket, views)
-
-
-def _routable(ticket: Ticket) -> bool:
-    return (
-        ticket.assignee_id is None
-        and ticket.status in repository.ACTIVE_STATUSES
-        and not ticket.manual_assignment
-    )
-
-
-async def _place(ctx: RouterContext, ticket: Ticket, views: dict[str, AgentView]) -> bool:
-    """Choose, lock, re-check and assign; ``views`` is kept current for the next ticket."""
-    needs = TicketNeeds(
-        channel=ticket.channel,
-        group=ticket.group,
-        required_skills=frozenset(ticket.required_skills or []),
-    )
-    previous = await repository.previous_agents(
-        ctx.session, ticket, ctx.clock.now() - RETURNING_CUSTOMER_WINDOW
-    )
-    candidates = dict(views)
-    busy: dict[str, AgentView] = {}  # fitting agents locked by another transaction
-    while candidates:
-        choice = choose_agent(needs, list(candidates.values()), previous)
-        if choice is None:
-            break
-        # Lock the agent and count again: another router may have filled them meanwhile. Several
-        # transactions assigning at once would all queue on the same least-loaded agent, so a
-        # locked agent is skipped for the next best one; a returning customer's agent is worth
-        # waiting for. A transaction already holding an agent lock never waits (no deadlock).
-        wait = choice.strategy == "returning_customer" and not ctx.holds_agent_lock
-        agent = await repository.get_agent(
-            ctx.session, choice.agent_id, for_update=True, skip_locked=not wait
-        )
-        if agent is None:
-            busy[choice.agent_id] = candidates.pop(choice.agent_id)
-            continue
-        if await _assign_if_room(ctx, ticket, agent, choice.strategy, views):
-            return True
-        candidates.pop(choice.agent_id, None)
-    # Every fitting agent is busy in another transaction: wait for the best of them.
-    while busy and not ctx.holds_agent_lock:
-        choice = choose_agent(needs, list(busy.values()), previous)
-        if choice is None:
-            return False
-        busy.pop(choice.agent_id)
-        agent = await repository.get_agent(ctx.session, choice.agent_id, for_update=True)
-        if agent is not None and await _assign_if_room(ctx, ticket, agent, choice.strategy, views):
-            return True
-    return False
-
-
-async def _assign_if_room(
-    ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: str, views: dict[str, AgentView]
-) -> bool:
-    """With the agent's row locked: assign if they are online with room on the channel."""
-    ctx.holds_agent_lock = True
-    load = (await repository.agent_loads(ctx.session, [agent.id])).get(agent.id, {})
-    views[agent.id] = _view(agent, load)
-    if agent.status != "online" or not views[agent.id].has_room(ticket.channel):
-        return False
-    await _assign(ctx, ticket, agent, strategy)
-    views[agent.id] = _view(agent, {**load, ticket.channel: load.get(ticket.channel, 0) + 1})
-    return True
-
-
-async def _assign(ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: str) -> None:
-    now = ctx.clock.now()
-    previous = ticket.assignee_id
-    ticket.assignee_id = agent.id
-    ticket.manual_assignment = False
-    ticket.updated_at = now
-    ticket.version += 1
-    agent.last_assigned_at = now
-    await _record(ctx, ticket, "assignment", {"assignee_id": [previous, agent.id]}, strategy)
-    await ctx.session.flush()
-    await ctx.emit(
-        ev.TicketAssigned(ticket=snapshot(ticket), previous_assignee_id=previous, reason=strategy)
-    )
-
-
-async def drain_queue(ctx: RouterContext, limit: int = 200) -> int:
-    """Assign waiting tickets, most urgent then oldest first, while agents have room."""
-    waiting = await repository.waiting_tickets(ctx.session, limit)
-    if not waiting:
-        return 0
-    agents = await repository.online_agents(ctx.session)
-    loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
-    views = {agent.id: _view(agent, loads.get(agent.id, {})) for agent in agents}
-    assigned = 0
-    for ticket in waiting:
-        if not any(view.has_room(ticket.channel) for view in views.values()):
-            continue
-        # Another router holding this ticket is routing it already: skip rather than wait.
-        locked = await repository.get_ticket(
-            ctx.session, ticket.id, for_update=True, skip_locked=True
-        )
-        if locked is None or not _routable(locked):
-            continue
-        if await _place(ctx, locked, views):
-            assigned += 1
-    return assigned
-
-
-# A safety net: a router that skipped a locked ticket or agent (another router had it) may leave
-# room unused until the next change; this sweep assigns such tickets within seconds.
-QUEUE_SWEEP_SECONDS = 5.0
-
-
-async def sweep_queue(runtime: ServiceRuntime) -> None:
-    """Background loop: drain the queue every few seconds."""
-    while True:
-        await runtime.clock.sleep(QUEUE_SWEEP_SECONDS)
-        async with runtime.transaction() as session:
-            await drain_queue(RouterContext.for_session(session, runtime))
+# --- agents leaving, SLA escalations --------------------------------------------------------------
 
 
 async def hand_back(ctx: RouterContext, agent: Agent) -> int:
@@ -527,7 +344,7 @@ async def hand_back(ctx: RouterContext, agent: Agent) -> int:
         )
         if locked is None or locked.assignee_id != agent.id or locked.manual_assignment:
             continue
-        await _record(ctx, locked, "unassignment", {"assignee_id": [agent.id, None]}, reason)
+        await record(ctx, locked, "unassignment", {"assignee_id": [agent.id, None]}, reason)
         # Unassigning re-routes the ticket and drains the queue (apply_changes does both).
         await apply_changes(ctx, locked, {"assignee_id": None}, reason=reason, manual=False)
         handed += 1
@@ -557,7 +374,7 @@ async def apply_escalation(ctx: RouterContext, event: ev.SlaEscalated) -> None:
         agent = await repository.get_agent(ctx.session, ticket.assignee_id)
         if agent is None or changes["group"] not in (agent.groups or []):
             changes["assignee_id"] = None
-    await _record(
+    await record(
         ctx,
         ticket,
         "escalation",
@@ -567,18 +384,6 @@ async def apply_escalation(ctx: RouterContext, event: ev.SlaEscalated) -> None:
     await apply_changes(ctx, ticket, changes, reason=reason, manual=False)
     if "priority" in changes and "assignee_id" not in changes:
         await drain_queue(ctx)  # a more urgent waiting ticket may now go first
-
-
-def _view(agent: Agent, load: dict[str, int]) -> AgentView:
-    return AgentView(
-        id=agent.id,
-        status=agent.status,
-        groups=frozenset(agent.groups or []),
-        skills=frozenset(agent.skills or []),
-        capacity=dict(agent.capacity or {}),
-        load=load,
-        last_assigned_at=agent.last_assigned_at,
-    )
 
 
 # --- agents -----------------------------------------------------------------------------------
@@ -624,50 +429,19 @@ async def patch_agent(ctx: RouterContext, agent_id: str, data: AgentPatch) -> Ag
     return agent
 
 
-# --- routing rules ----------------------------------------------------------------------------
+# --- provider mappings ------------------------------------------------------------------------
 
 
-async def _check_rule(ctx: RouterContext, data: rules.RoutingRuleIn) -> None:
-    groups, skills = await repository.known_groups_and_skills(ctx.session)
-    details = rules.problems(
-        data.conditions, data.actions, known_groups=groups, known_skills=skills
-    )
-    if details:
-        raise Unprocessable(f"{details[0]['field']}: {details[0]['message']}", details=details)
-
-
-def _store_rule(row: RoutingRule, data: rules.RoutingRuleIn) -> None:
-    row.name = data.name
-    row.position = data.position
-    row.enabled = data.enabled
-    row.conditions = data.conditions.model_dump(mode="json")
-    row.actions = data.actions.model_dump(mode="json", exclude_none=True)
-
-
-async def create_rule(ctx: RouterContext, data: rules.RoutingRuleIn) -> RoutingRule:
-    await _check_rule(ctx, data)
+async def put_provider_mappings(
+    ctx: RouterContext, provider: str, data: ProviderMappings
+) -> ProviderMapping:
+    """Replace a vendor's status and priority maps; they apply to deliveries from now on."""
     now = ctx.clock.now()
-    row = RoutingRule(id=uuid.uuid4().hex, created_at=now, updated_at=now)
-    _store_rule(row, data)
-    ctx.session.add(row)
+    await repository.ensure_provider_mapping(ctx.session, provider, now)
+    row = await repository.get_provider_mapping(ctx.session, provider, for_update=True)
+    assert row is not None
+    row.status = dict(data.status)
+    row.priority = dict(data.priority)
+    row.updated_at = now
     await ctx.session.flush()
     return row
-
-
-async def replace_rule(ctx: RouterContext, rule_id: str, data: rules.RoutingRuleIn) -> RoutingRule:
-    row = await repository.get_rule(ctx.session, rule_id)
-    if row is None:
-        raise NotFound(f"routing rule {rule_id} not found")
-    await _check_rule(ctx, data)
-    _store_rule(row, data)
-    row.updated_at = ctx.clock.now()
-    await ctx.session.flush()
-    return row
-
-
-async def delete_rule(ctx: RouterContext, rule_id: str) -> None:
-    row = await repository.get_rule(ctx.session, rule_id)
-    if row is None:
-        raise NotFound(f"routing rule {rule_id} not found")
-    await ctx.session.delete(row)
-    await ctx.session.flush()

@@ -14,10 +14,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.router import intake, providers, repository, webhooks
-from shared.app import Runtime, Session
-from shared.auth import Reader
-from shared.errors import Unprocessable, validation_details
+from services.router import intake, providers, repository, service, signatures
+from services.router.models import ProviderMapping
+from services.router.schemas import MAPPED_PROVIDERS, ProviderMappings, ProviderMappingsRead
+from shared.app import Runtime, Session, context
+from shared.auth import Admin, Reader
+from shared.errors import NotFound, Unprocessable, validation_details
 from shared.pagination import Cursor, Limit
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, get_settings
@@ -119,9 +121,18 @@ def _parse(parse: Callable[[], providers.Parsed]) -> providers.Parsed:
 
 
 async def _accept(
-    runtime: ServiceRuntime, provider: str, parsed: providers.Parsed, body: bytes
+    runtime: ServiceRuntime,
+    provider: str,
+    parse: Callable[[providers.Mappings], providers.Parsed],
+    body: bytes,
 ) -> JSONResponse:
+    """Parse with the provider's current mappings, then store the delivery, in one transaction."""
     async with runtime.transaction() as session:
+        row = await repository.get_provider_mapping(session, provider)
+        mappings = providers.Mappings.of(row.status, row.priority) if row else providers.NO_MAPPINGS
+        parsed = _parse(lambda: parse(mappings))
+        if provider == "jira":
+            signatures.check_window(parsed.events[0].occurred_at, runtime.clock.now(), "timestamp")
         acceptance = await intake.accept_delivery(
             session, runtime.outbox, runtime.clock, provider=provider, parsed=parsed, body=body
         )
@@ -139,12 +150,11 @@ async def zendesk_webhook(
 ) -> JSONResponse:
     """Zendesk event-subscription (``zen:event-type:ticket.*``) or trigger-template bodies."""
     _limiter(request, settings).take(_source(request, "zendesk"))
-    secret = webhooks.require_secret("zendesk", settings.webhook_secret("zendesk"))
+    secret = signatures.require_secret("zendesk", settings.webhook_secret("zendesk"))
     body = await request.body()
-    webhooks.verify_zendesk(secret, request.headers, body, runtime.clock.now())
+    signatures.verify_zendesk(secret, request.headers, body, runtime.clock.now())
     data = read_json(body)
-    parsed = _parse(lambda: providers.parse_zendesk(data))
-    return await _accept(runtime, "zendesk", parsed, body)
+    return await _accept(runtime, "zendesk", lambda m: providers.parse_zendesk(data, m), body)
 
 
 @router.post("/freshdesk", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
@@ -153,27 +163,28 @@ async def freshdesk_webhook(
 ) -> JSONResponse:
     """Freshdesk automation webhooks (``{"freshdesk_webhook": {...}}``)."""
     _limiter(request, settings).take(_source(request, "freshdesk"))
-    secret = webhooks.require_secret("freshdesk", settings.webhook_secret("freshdesk"))
-    webhooks.verify_freshdesk(secret, request.headers)
+    secret = signatures.require_secret("freshdesk", settings.webhook_secret("freshdesk"))
+    signatures.verify_freshdesk(secret, request.headers)
     body = await request.body()
     data = read_json(body)
     now = runtime.clock.now()
-    parsed = _parse(lambda: providers.parse_freshdesk(data, now))
-    return await _accept(runtime, "freshdesk", parsed, body)
+    return await _accept(
+        runtime, "freshdesk", lambda m: providers.parse_freshdesk(data, now, m), body
+    )
 
 
 @router.post("/jira", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
 async def jira_webhook(request: Request, runtime: Runtime, settings: AppSettings) -> JSONResponse:
     """Jira / JSM webhooks: ``jira:issue_created``, ``jira:issue_updated``, ``comment_created``."""
     _limiter(request, settings).take(_source(request, "jira"))
-    secret = webhooks.require_secret("jira", settings.webhook_secret("jira"))
+    secret = signatures.require_secret("jira", settings.webhook_secret("jira"))
     body = await request.body()
-    webhooks.verify_jira(secret, request.headers, body)
+    signatures.verify_jira(secret, request.headers, body)
     data = read_json(body)
     delivery_id = request.headers.get("x-atlassian-webhook-identifier")
-    parsed = _parse(lambda: providers.parse_jira(data, delivery_id))
-    webhooks.check_window(parsed.events[0].occurred_at, runtime.clock.now(), "timestamp")
-    return await _accept(runtime, "jira", parsed, body)
+    return await _accept(
+        runtime, "jira", lambda m: providers.parse_jira(data, delivery_id, m), body
+    )
 
 
 @router.post("/generic", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
@@ -182,12 +193,13 @@ async def generic_webhook(
 ) -> JSONResponse:
     """One canonical inbound event (``ticket.upsert`` / ``ticket.message``), Standard Webhooks."""
     _limiter(request, settings).take(_source(request, "generic"))
-    secret = webhooks.require_secret("generic", settings.webhook_secret("generic"))
+    secret = signatures.require_secret("generic", settings.webhook_secret("generic"))
     body = await request.body()
-    delivery_id = webhooks.verify_generic(secret, request.headers, body)
+    delivery_id = signatures.verify_generic(secret, request.headers, body)
     data = read_json(body)
-    parsed = _parse(lambda: providers.parse_generic(data, delivery_id))
-    return await _accept(runtime, "generic", parsed, body)
+    return await _accept(
+        runtime, "generic", lambda _: providers.parse_generic(data, delivery_id), body
+    )
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -220,3 +232,48 @@ async def ticket_deliveries(
         ],
         "next_cursor": deliveries.next_cursor,
     }
+
+
+# --- provider mappings ------------------------------------------------------------------------
+
+mappings_router = APIRouter(prefix="/v1/providers", tags=["webhooks"])
+
+Provider = Annotated[str, Path(min_length=1, max_length=32)]
+
+
+def _mapped_provider(provider: str) -> str:
+    if provider not in MAPPED_PROVIDERS:
+        raise NotFound(
+            f"provider {provider!r} has no mappings; one of: {', '.join(MAPPED_PROVIDERS)}"
+        )
+    return provider
+
+
+def _mappings_read(provider: str, row: ProviderMapping | None) -> ProviderMappingsRead:
+    return ProviderMappingsRead(
+        provider=provider,
+        status=dict(row.status) if row else {},
+        priority=dict(row.priority) if row else {},
+        updated_at=row.updated_at if row else None,
+    )
+
+
+@mappings_router.get("/{provider}/mappings", response_model=ProviderMappingsRead)
+async def get_provider_mappings(
+    provider: Provider, session: Session, _: Reader
+) -> ProviderMappingsRead:
+    """The admin's maps for a vendor; values not in them use the built-in defaults."""
+    provider = _mapped_provider(provider)
+    return _mappings_read(provider, await repository.get_provider_mapping(session, provider))
+
+
+@mappings_router.put("/{provider}/mappings", response_model=ProviderMappingsRead)
+async def put_provider_mappings(
+    provider: Provider,
+    body: ProviderMappings,
+    ctx: Annotated[service.RouterContext, Depends(context(service.RouterContext))],
+    _: Admin,
+) -> ProviderMappingsRead:
+    """Replace a vendor's status and priority maps (``{raw: canonical}``)."""
+    provider = _mapped_provider(provider)
+    return _mappings_read(provider, await service.put_provider_mappings(ctx, provider, body))

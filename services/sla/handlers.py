@@ -59,7 +59,9 @@ async def on_message_added(ctx: HandlerContext, event: ev.TicketMessageAdded) ->
         ticket.agent_replies += 1
         await service.meet(sla, ticket.id, "first_response", message.created_at)
         await service.meet(sla, ticket.id, "next_response", message.created_at)
-    elif message.author == "customer" and ticket.status not in service.DONE_STATUSES:
+    elif message.author == "customer" and ticket.status != "closed":
+        # A customer's reply to a solved ticket reopens it (router emits ticket.reopened next,
+        # which resumes resolution and counts the reopen): the next response starts here.
         first_open = await service.repository.open_timers(ctx.session, ticket.id, "first_response")
         if not first_open:
             policy = await service.policy_for(sla, ticket)

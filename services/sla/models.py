@@ -69,7 +69,8 @@ class SlaPolicy(Base):
     conditions: Mapped[dict[str, Any]] = mapped_column(JSONType)
     targets: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     warn_at: Mapped[list[float]] = mapped_column(JSONType)
-    pause_statuses: Mapped[list[str]] = mapped_column(JSONType)
+    # A list, or per metric {"next_response": [...], "resolution": [...]}.
+    pause_statuses: Mapped[list[str] | dict[str, list[str]]] = mapped_column(JSONType)
     escalations: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

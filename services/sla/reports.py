@@ -5,8 +5,9 @@ Per group (priority, channel, group or agent) of the tickets created in the wind
 - ``tickets``: how many;
 - ``compliance_pct`` per metric: of the timers decided so far (met, or breached), the share met
   in time (``null`` when none is decided);
-- ``first_response_minutes`` / ``resolution_minutes``: median and p90 of the business time used
-  by met timers (pauses excluded, on the timer's calendar);
+- ``first_response_seconds`` / ``resolution_seconds``: median and p90 of the business time used
+  by met timers, in seconds (pauses excluded, on the timer's calendar); the older
+  ``*_minutes`` fields carry the same in minutes;
 - ``replies_before_resolution``: mean public agent replies before the first solve;
 - ``first_contact_resolution_pct``: solved tickets solved with one reply and never reopened;
 - ``reopen_pct``: solved tickets reopened at least once;
@@ -45,6 +46,14 @@ def _minutes(values: list[float]) -> dict[str, float | None]:
     return {
         "median": None if median is None else round(median / 60, 2),
         "p90": None if p90 is None else round(p90 / 60, 2),
+    }
+
+
+def _seconds(values: list[float]) -> dict[str, float | None]:
+    median, p90 = percentile(values, 0.5), percentile(values, 0.9)
+    return {
+        "median": None if median is None else round(median, 1),
+        "p90": None if p90 is None else round(p90, 1),
     }
 
 
@@ -87,6 +96,9 @@ def sla_report(
                 "group": key,
                 "tickets": len(members),
                 "compliance_pct": compliance,
+                "first_response_seconds": _seconds(used("first_response")),
+                "resolution_seconds": _seconds(used("resolution")),
+                # Kept for clients of the first release; the seconds show a 60-second target.
                 "first_response_minutes": _minutes(used("first_response")),
                 "resolution_minutes": _minutes(used("resolution")),
                 "replies_before_resolution": (

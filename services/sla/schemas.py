@@ -74,6 +74,17 @@ class Escalation(BaseModel):
 DEFAULT_PAUSE_STATUSES: tuple[Status, ...] = ("pending", "on_hold")
 
 
+class PauseStatuses(BaseModel):
+    """Per-metric pause statuses; a metric left out keeps its default (first response: none,
+    next response and resolution: pending and on-hold)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_response: list[Status] | None = None
+    next_response: list[Status] | None = None
+    resolution: list[Status] | None = None
+
+
 class SlaPolicyWrite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -84,7 +95,11 @@ class SlaPolicyWrite(BaseModel):
     warn_at: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
         default_factory=lambda: [0.75], max_length=10
     )
-    pause_statuses: list[Status] = Field(default_factory=lambda: list(DEFAULT_PAUSE_STATUSES))
+    # A list pauses next response and resolution (never first response); the per-metric form
+    # ``{"next_response": [...], "resolution": [...]}`` gives each metric its own.
+    pause_statuses: list[Status] | PauseStatuses = Field(
+        default_factory=lambda: list(DEFAULT_PAUSE_STATUSES)
+    )
     escalations: list[Escalation] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")
@@ -95,7 +110,13 @@ class SlaPolicyWrite(BaseModel):
             if key in seen:
                 raise ValueError(f"targets: {target.priority} {target.metric} is given twice")
             seen.add(key)
-        if "solved" in self.pause_statuses or "closed" in self.pause_statuses:
+        pausing = self.pause_statuses
+        groups = (
+            [pausing]
+            if isinstance(pausing, list)
+            else [v for v in pausing.model_dump().values() if v is not None]
+        )
+        if any("solved" in g or "closed" in g for g in groups):
             raise ValueError("pause_statuses: solved and closed stop timers; they cannot pause")
         levels = [(e.metric, e.level) for e in self.escalations]
         if len(levels) != len(set(levels)):

@@ -73,14 +73,33 @@ class Policy:
     id: str
     targets: dict[tuple[str, str], tuple[int, str | None]]  # (priority, metric) -> target
     warn_at: tuple[float, ...] = DEFAULT_WARN_AT
-    pause_statuses: tuple[str, ...] = PAUSE_STATUSES
+    # Statuses that pause each metric. First response never pauses unless a policy says so
+    # (as in Zendesk: a ticket put on pending before anyone answered still waits for a reply).
+    pause_statuses: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: pause_map(list(PAUSE_STATUSES))
+    )
     escalations: tuple[dict[str, Any], ...] = ()
+
+    def pauses(self, metric: str, status: str) -> bool:
+        return status in self.pause_statuses.get(metric, ())
 
     def target(self, priority: str, metric: str) -> tuple[int, str | None] | None:
         return self.targets.get((priority, metric))
 
     def escalations_of(self, metric: str) -> list[dict[str, Any]]:
         return [e for e in self.escalations if e["metric"] == metric]
+
+
+def pause_map(value: list[str] | dict[str, list[str]] | None) -> dict[str, tuple[str, ...]]:
+    """A policy's ``pause_statuses`` per metric: the list form pauses next response and
+    resolution; the per-metric form gives each metric its own (absent: the default)."""
+    defaults = {"first_response": (), "next_response": PAUSE_STATUSES, "resolution": PAUSE_STATUSES}
+    if value is None:
+        return defaults
+    if isinstance(value, dict):
+        given = {m: value.get(m) for m in METRICS}
+        return {m: defaults[m] if v is None else tuple(v) for m, v in given.items()}
+    return {"first_response": (), "next_response": tuple(value), "resolution": tuple(value)}
 
 
 def default_policy(channel: str) -> Policy:
@@ -101,7 +120,7 @@ def policy_of(row: SlaPolicy) -> Policy:
             for t in row.targets
         },
         warn_at=tuple(sorted(row.warn_at)),
-        pause_statuses=tuple(row.pause_statuses),
+        pause_statuses=pause_map(row.pause_statuses),
         escalations=tuple(row.escalations),
     )
 
@@ -414,7 +433,7 @@ async def apply_status(ctx: SlaContext, ticket: TrackedTicket, at: datetime) -> 
         return
     policy = await policy_for(ctx, ticket)
     for timer in await repository.open_timers(ctx.session, ticket.id):
-        if ticket.status in policy.pause_statuses:
+        if policy.pauses(timer.metric, ticket.status):
             await pause(ctx, timer, at)
         else:
             await resume(ctx, timer, at)

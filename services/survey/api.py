@@ -34,8 +34,14 @@ PathId = Annotated[str, Path(max_length=64)]
 Context = Annotated[service.SurveyContext, Depends(context(service.SurveyContext))]
 
 
-def _read(survey: Survey, settings: Settings) -> SurveyRead:
-    token = service.recover_token(settings.survey_token_secret, survey)
+async def _secret(session: Session, runtime: Runtime) -> str:
+    return await service.link_secret(
+        session, runtime.settings.survey_token_secret, runtime.clock.now()
+    )
+
+
+def _read(survey: Survey, settings: Settings, secret: str) -> SurveyRead:
+    token = service.recover_token(secret, survey)
     return SurveyRead(
         id=survey.id,
         ticket_id=survey.ticket_id,
@@ -76,7 +82,8 @@ async def list_surveys(
     surveys = await repository.page_surveys(
         session, ticket_id=ticket_id, status=status, limit=limit, cursor=cursor
     )
-    return surveys.page(lambda s: _read(s, runtime.settings))
+    secret = await _secret(session, runtime)
+    return surveys.page(lambda s: _read(s, runtime.settings, secret))
 
 
 @router.get("/surveys/{survey_id}", response_model=SurveyRead, tags=["surveys"])
@@ -84,7 +91,7 @@ async def get_survey(
     survey_id: PathId, session: Session, runtime: Runtime, _: Reader
 ) -> SurveyRead:
     survey = found(await repository.get_survey(session, survey_id), f"survey {survey_id}")
-    return _read(survey, runtime.settings)
+    return _read(survey, runtime.settings, await _secret(session, runtime))
 
 
 @router.post("/surveys/responses/{token}", response_model=AnswerRead, tags=["surveys"])

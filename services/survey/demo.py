@@ -21,7 +21,8 @@ DEMO_POLICIES: list[dict[str, object]] = [
         "kind": "csat",
         "position": 20,
         "conditions": {"all": [{"field": "channel", "op": "eq", "value": "email"}]},
-        "delay_minutes": 2,
+        # Short, so a newcomer sees the survey of a ticket they just solved within a minute.
+        "delay_minutes": 1,
         "cooldown_days": 7,
         "sample_rate": 1.0,
         "expires_after_hours": 168,

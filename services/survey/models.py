@@ -81,3 +81,14 @@ class SurveyPolicy(Base):
     delivery: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class TokenSecret(Base):
+    """The survey-link signing secret generated once when TICKETFLOW_SURVEY_TOKEN_SECRET is unset,
+    so every instance derives the same links and a restart loses none."""
+
+    __tablename__ = "token_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]

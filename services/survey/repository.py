@@ -10,8 +10,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from services.survey.models import Survey, SurveyPolicy
-from shared.db import is_postgres
+from services.survey.models import Survey, SurveyPolicy, TokenSecret
+from shared.db import dialect_name, insert_ignoring_conflicts, is_postgres
 from shared.pagination import Slice, paginate
 
 
@@ -147,3 +147,20 @@ async def page_policies(
 async def policy_expiry_hours(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(SurveyPolicy.id, SurveyPolicy.expires_after_hours))
     return {policy_id: hours for policy_id, hours in rows.all()}
+
+
+async def stored_token_secret(session: AsyncSession, candidate: str, now: datetime) -> str:
+    """The secret kept in the schema; ``candidate`` becomes it if none is kept yet. Two
+    instances racing both end with the one that was stored first."""
+    await session.execute(
+        insert_ignoring_conflicts(
+            TokenSecret.__table__,
+            dialect_name(session),
+            name="survey-links",
+            secret=candidate,
+            created_at=now,
+        )
+    )
+    row = await session.get(TokenSecret, "survey-links", populate_existing=True)
+    assert row is not None
+    return row.secret

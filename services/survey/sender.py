@@ -29,6 +29,7 @@ class Sender:
         self.tokens: dict[str, str] = {}  # fresh tokens, until delivered
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         self.client = httpx.AsyncClient()
+        self.secret: str | None = self.settings.survey_token_secret
 
     def _context(self, session: AsyncSession) -> service.SurveyContext:
         return service.SurveyContext.for_session(session, self.runtime)
@@ -39,9 +40,10 @@ class Sender:
         while True:
             async with self.runtime.transaction() as session:
                 expiry = await repository.policy_expiry_hours(session)
-                sent = await service.send_due(
-                    self._context(session), self.settings.survey_token_secret, expiry
+                self.secret = await service.link_secret(
+                    session, self.settings.survey_token_secret, self.runtime.clock.now()
                 )
+                sent = await service.send_due(self._context(session), self.secret, expiry)
             for survey, token in sent:
                 self.tokens[survey.id] = token
             sent_total += len(sent)
@@ -57,9 +59,7 @@ class Sender:
 
     async def _deliver(self, survey: Survey) -> None:
         try:
-            token = self.tokens.pop(survey.id, None) or service.recover_token(
-                self.settings.survey_token_secret, survey
-            )
+            token = self.tokens.pop(survey.id, None) or service.recover_token(self.secret, survey)
             if token is None:
                 status, error = "failed", "link lost on restart: set TICKETFLOW_SURVEY_TOKEN_SECRET"
             else:

@@ -107,6 +107,14 @@ def recover_token(secret: str | None, survey: Survey) -> str | None:
     return token if hmac.compare_digest(hash_token(token), survey.token_hash) else None
 
 
+async def link_secret(session: AsyncSession, configured: str | None, now: datetime) -> str:
+    """TICKETFLOW_SURVEY_TOKEN_SECRET when set, else the one generated once and kept in the
+    survey schema: every sent survey has a link that any instance can re-derive."""
+    if configured:
+        return configured
+    return await repository.stored_token_secret(session, secrets.token_urlsafe(48), now)
+
+
 def token_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/s/{token}"
 
@@ -312,7 +320,12 @@ async def answer(
         )
         await ctx.emit(
             ev.SurveyFollowUpRequired(
-                **common, score=score, comment=survey.comment, requester=requester
+                **common,
+                score=score,
+                comment=survey.comment,
+                requester=requester,
+                assignee_id=survey.assignee_id,
+                group=survey.group,
             )
         )
     return survey

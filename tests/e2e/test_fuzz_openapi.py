@@ -85,6 +85,7 @@ def test_schemas_cover_the_contract(dev_ports: int, tmp_path: Path) -> None:
         "/v1/webhooks/freshdesk",
         "/v1/webhooks/jira",
         "/v1/webhooks/generic",
+        "/v1/providers/{provider}/mappings",
     } <= paths["router"]
     assert {
         "/v1/calendars",

@@ -12,6 +12,7 @@ from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
 from services.survey.app import create_app as survey_app
 from tests.conftest import eventually, make_settings, running
+from tests.vendor_support import sla_and_survey_semantics
 
 
 @pytest.fixture
@@ -83,3 +84,7 @@ async def test_ticket_flows_through_router_sla_and_survey(
     assert len(scheduled) == 1
     assert scheduled[0]["kind"] == "csat" and scheduled[0]["status"] == "scheduled"
     assert scheduled[0]["assignee_id"] == "flow-agent"
+
+
+async def test_sla_and_survey_semantics(services: dict[str, httpx.AsyncClient]) -> None:
+    await sla_and_survey_semantics(services)

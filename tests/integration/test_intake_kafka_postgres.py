@@ -28,6 +28,7 @@ from tests.intake_support import (
     unique_id,
     with_ticket,
 )
+from tests.vendor_support import vendor_values_never_refuse_a_ticket
 
 
 @pytest.fixture
@@ -99,7 +100,8 @@ async def test_all_providers_store_tickets_and_publish_events(
     freshdesk = await eventually(lambda: get(f"freshdesk:{fd}", status="solved"))
     assert freshdesk["priority"] == "high" and freshdesk["group"] == "Billing"
     jira_ticket = await eventually(lambda: get(f"jira:{jira}"))
-    assert jira_ticket["status"] == "on_hold" and jira_ticket["tags"] == ["vpn", "network"]
+    # JSM "Waiting for support" is the agent's turn: open, timers run.
+    assert jira_ticket["status"] == "open" and jira_ticket["tags"] == ["vpn", "network"]
     generic = await eventually(lambda: get(f"acme:{gen}"))
     assert generic["requester"]["tier"] == "vip"
 
@@ -199,3 +201,8 @@ async def test_concurrent_idempotent_creates_make_one_ticket(router: tuple[Any, 
     assert len({r.json()["id"] for r in results}) == 1
     other = await http.post("/v1/tickets", json={**body, "subject": "Other"}, headers=key)
     assert other.status_code == 422
+
+
+async def test_vendor_values_never_refuse_a_ticket(router: tuple[Any, Settings]) -> None:
+    (http, _), _ = router
+    await vendor_values_never_refuse_a_ticket(http)

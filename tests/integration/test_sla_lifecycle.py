@@ -122,6 +122,11 @@ async def test_sla_lifecycle_on_postgres_and_kafka(
                     {"priority": "high", "metric": "resolution", "minutes": 60},
                 ],
                 "warn_at": [0.5],
+                # Per metric: this policy also pauses first response (not the default).
+                "pause_statuses": {
+                    "first_response": ["pending", "on_hold"],
+                    "resolution": ["pending", "on_hold"],
+                },
                 "escalations": [
                     {
                         "metric": "first_response",

@@ -31,6 +31,7 @@ from tests.intake_support import (
     unique_id,
     with_ticket,
 )
+from tests.vendor_support import vendor_values_never_refuse_a_ticket
 
 PROVIDERS = ("zendesk", "freshdesk", "jira", "generic")
 BASE = {
@@ -109,7 +110,7 @@ async def test_valid_delivery_creates_the_ticket(client: httpx.AsyncClient, prov
     expected = {
         "zendesk": ("new", "low", "web"),
         "freshdesk": ("open", "normal", "email"),
-        "jira": ("on_hold", "high", "web"),
+        "jira": ("open", "high", "web"),  # JSM "Waiting for support": the agent's turn
         "generic": ("open", "high", "web"),
     }[provider]
     assert (stored["status"], stored["priority"], stored["channel"]) == expected
@@ -164,15 +165,15 @@ async def test_freshdesk_token_header_is_accepted(client: httpx.AsyncClient) -> 
 @pytest.mark.parametrize(
     ("provider", "mutate", "field"),
     [
-        ("zendesk", lambda d: d["detail"].update(status="SNOOZED"), "detail.status"),
+        ("zendesk", lambda d: d["detail"].update(tags="not-a-list"), "detail.tags"),
         ("zendesk", lambda d: d.pop("detail"), "detail"),
         (
             "freshdesk",
-            lambda d: d["freshdesk_webhook"].update(ticket_priority=9),
+            lambda d: d["freshdesk_webhook"].update(ticket_priority=[9]),
             "ticket_priority",
         ),
         ("freshdesk", lambda d: d.pop("freshdesk_webhook"), "freshdesk_webhook"),
-        ("jira", lambda d: d["issue"]["fields"]["priority"].update(name="Whenever"), "priority"),
+        ("jira", lambda d: d["issue"]["fields"].update(status={"id": 1}), "status.name"),
         ("jira", lambda d: d.update(webhookEvent="sprint_started"), "webhookEvent"),
         ("generic", lambda d: d["data"]["ticket"].update(status="snoozed"), "data.ticket.status"),
         ("generic", lambda d: d["data"].update(subject="x\x00y"), "data.subject"),
@@ -363,3 +364,7 @@ def _utf8(body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+async def test_vendor_values_never_refuse_a_ticket(client: httpx.AsyncClient) -> None:
+    await vendor_values_never_refuse_a_ticket(client)

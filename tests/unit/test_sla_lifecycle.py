@@ -176,6 +176,11 @@ async def test_business_hours_pause_priority_reopen_and_escalation(sla: Sla) -> 
                 ]
             ],
             "warn_at": [0.5],
+            # First response pauses only when a policy says so, per metric.
+            "pause_statuses": {
+                "first_response": ["pending", "on_hold"],
+                "resolution": ["pending", "on_hold"],
+            },
             "escalations": [
                 {
                     "metric": "first_response",
@@ -451,6 +456,8 @@ async def test_sla_report(sla: Sla) -> None:
     assert high["group"] == "high" and high["tickets"] == 2
     assert high["compliance_pct"]["first_response"] == 100.0
     assert high["first_response_minutes"] == {"median": 20.0, "p90": 28.0}
+    assert high["first_response_seconds"] == {"median": 1200.0, "p90": 1680.0}
+    assert high["resolution_seconds"] == {"median": 3000.0, "p90": 3000.0}  # one met
     assert high["replies_before_resolution"] == 1.0
     assert high["first_contact_resolution_pct"] == 50.0
     assert high["reopen_pct"] == 50.0
@@ -521,3 +528,66 @@ async def test_webhooks_are_signed_retried_and_logged(sla: Sla) -> None:
     assert (
         await sla.client.delete(f"/v1/webhook-subscriptions/{subscription['id']}")
     ).status_code == 204
+
+
+async def test_first_response_never_pauses_by_default_and_customer_reply_reopens(
+    sla: Sla,
+) -> None:
+    """Pending before anyone answered still waits for a first reply; a customer's reply to a
+    solved ticket starts next response, resumes resolution and counts as a reopen."""
+    ticket = "api:reopen-1"
+    sla.clock.current = T0
+    await sla.deliver(ev.TicketCreated(ticket=sla.snapshot(ticket)))
+    sla.clock.advance(minutes=5)
+    pending = sla.snapshot(ticket, status="pending")
+    await sla.deliver(ev.TicketStatusChanged(ticket=pending, previous_status="open"))
+    timers = await sla.timers(ticket)
+    assert timers["first_response"]["status"] == "running"
+    assert timers["resolution"]["status"] == "paused"
+
+    sla.clock.advance(minutes=5)
+    reply = ev.MessageInfo(id="a1", author="agent", created_at=sla.clock.now())
+    await sla.deliver(
+        ev.TicketMessageAdded(ticket=sla.snapshot(ticket, status="pending"), message=reply)
+    )
+    sla.clock.advance(minutes=5)
+    solved = sla.snapshot(ticket, status="solved", solved_at=sla.clock.now())
+    await sla.deliver(ev.TicketSolved(ticket=solved))
+    assert (await sla.timers(ticket))["resolution"]["status"] == "met"
+
+    # Router's order for a customer's reply to a solved ticket: the message (still solved),
+    # then the reopen (open), all with the ticket's snapshot.
+    sla.clock.advance(minutes=5)
+    said = ev.MessageInfo(id="c1", author="customer", created_at=sla.clock.now())
+    await sla.deliver(
+        ev.TicketMessageAdded(
+            ticket=sla.snapshot(ticket, status="solved", solved_at=solved.solved_at),
+            message=said,
+        )
+    )
+    reopened = sla.snapshot(ticket, status="open")
+    await sla.deliver(ev.TicketStatusChanged(ticket=reopened, previous_status="solved"))
+    await sla.deliver(ev.TicketReopened(ticket=reopened, previous_status="solved"))
+    timers = await sla.timers(ticket)
+    assert timers["next_response"]["status"] == "running"
+    assert timers["resolution"]["status"] == "running"
+
+    response = await sla.client.get(
+        "/v1/reports/sla", params={"from": T0.isoformat(), "group_by": "priority"}
+    )
+    (normal,) = response.json()["groups"]
+    assert normal["reopen_pct"] == 100.0
+
+
+async def test_pause_statuses_per_metric_are_validated(sla: Sla) -> None:
+    body = {
+        "name": "Per metric",
+        "targets": [{"priority": "normal", "metric": "resolution", "minutes": 60}],
+        "pause_statuses": {"next_response": ["pending"], "resolution": ["solved"]},
+    }
+    refused = await sla.client.post("/v1/sla-policies", json=body)
+    assert refused.status_code == 422
+    body["pause_statuses"] = {"next_response": ["pending"], "resolution": ["on_hold"]}
+    created = await sla.client.post("/v1/sla-policies", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["pause_statuses"]["resolution"] == ["on_hold"]

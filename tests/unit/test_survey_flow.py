@@ -282,3 +282,51 @@ async def test_demo_seed_creates_policies_once(
     items = (await client.get("/v1/survey-policies")).json()["items"]
     assert sorted(i["name"] for i in items) == sorted(str(p["name"]) for p in DEMO_POLICIES)
     assert {i["kind"] for i in items} == {"ces", "csat"}
+
+
+async def test_links_without_a_configured_secret_and_follow_up_names_the_agent(
+    tmp_path: Path,
+) -> None:
+    """No TICKETFLOW_SURVEY_TOKEN_SECRET: a secret is generated once and kept in the survey
+    schema, so every sent survey has its ``token_url`` on every instance; a low answer's
+    follow-up names the agent and group that solved the ticket."""
+    from sqlalchemy import select
+
+    from services.survey.models import outbox
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/tf.db"
+    await upgrade_all(url, ("survey",))
+    settings = make_settings(url, survey_sender_poll_seconds=0.1)
+    assert settings.survey_token_secret is None
+    bus = MemoryBus(partitions=2, max_retries=1)
+    await bus.start()
+    clock = ManualClock()
+    app = create_app(settings, bus=bus, clock=clock)
+    async with running(app) as client:
+        solved = ticket(assignee_id="agent-7", group="billing")
+        await publish(app, ev.TicketSolved(ticket=solved))
+        await wait_status(app, client, solved.id, "scheduled")
+        clock.advance(timedelta(minutes=61))
+        sent = await wait_status(app, client, solved.id, "sent")
+        token = token_of(sent)
+        other = create_app(settings, bus=bus, clock=clock)
+        async with running(other) as second:
+            [again] = await surveys_of(second, solved.id)
+            assert again["token_url"] == sent["token_url"]
+        answered = await client.post(f"/v1/surveys/responses/{token}", json={"score": 1})
+        assert answered.status_code == 200, answered.text
+        async with runtime_of(app).sessionmaker() as session:
+            rows = (await session.execute(select(outbox.c.value))).all()
+        follow_ups = [
+            e for e in (ev.decode(r.value) for r in rows) if e.type == "survey.follow_up_required"
+        ]
+        assert len(follow_ups) == 1
+        data = follow_ups[0].data
+        assert (data["assignee_id"], data["group"]) == ("agent-7", "billing")
+    await bus.stop()
+
+
+def test_demo_survey_delay_is_short() -> None:
+    from services.survey.demo import DEMO_POLICIES
+
+    assert all(int(str(p["delay_minutes"])) <= 1 for p in DEMO_POLICIES)

@@ -1,0 +1,70 @@
+"""router's unit of work and the ticket as events and rules see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services.router.models import RoutingDecision, Ticket
+from shared import events as ev
+from shared.runtime import UnitOfWork
+
+CLOSED_STATUSES = ("solved", "closed")
+
+
+@dataclass
+class RouterContext(UnitOfWork):
+    """router's unit of work."""
+
+    @property
+    def holds_agent_lock(self) -> bool:
+        """Whether this transaction locked an agent row: from then on it never waits for another.
+        Kept on the session, as one transaction may serve several events (a consumer batch)."""
+        return bool(self.session.info.get("holds_agent_lock"))
+
+    @holds_agent_lock.setter
+    def holds_agent_lock(self, value: bool) -> None:
+        self.session.info["holds_agent_lock"] = value
+
+
+def snapshot(ticket: Ticket) -> ev.TicketSnapshot:
+    return ev.TicketSnapshot(
+        id=ticket.id,
+        source=ticket.source,
+        external_id=ticket.external_id,
+        subject=ticket.subject,
+        status=ticket.status,
+        priority=ticket.priority,
+        channel=ticket.channel,
+        requester=ev.Requester(
+            id=ticket.requester_id,
+            email=ticket.requester_email,
+            name=ticket.requester_name,
+            tier=ticket.requester_tier,
+        ),
+        tags=list(ticket.tags or []),
+        group=ticket.group,
+        assignee_id=ticket.assignee_id,
+        custom_fields=dict(ticket.custom_fields or {}),
+        created_at=ticket.created_at,
+        updated_at=ticket.updated_at,
+        solved_at=ticket.solved_at,
+        version=ticket.version,
+    )
+
+
+def ticket_document(ticket: Ticket) -> dict[str, Any]:
+    """The ticket as the condition language sees it."""
+    doc = snapshot(ticket).model_dump(mode="json")
+    doc["description"] = ticket.description
+    return doc
+
+
+async def record(
+    ctx: RouterContext, ticket: Ticket, kind: str, changes: dict[str, Any], reason: str
+) -> None:
+    ctx.session.add(
+        RoutingDecision(
+            ticket_id=ticket.id, at=ctx.clock.now(), kind=kind, changes=changes, reason=reason
+        )
+    )

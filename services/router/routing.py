@@ -1,0 +1,260 @@
+"""Routing: the rules, then the choice of an agent with room, and the queue of waiting tickets.
+
+Functions take router's unit of work and never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from services.router import repository, rules
+from services.router.assignment import AgentView, TicketNeeds, choose_agent
+from services.router.context import RouterContext, record, snapshot, ticket_document
+from services.router.models import Agent, RoutingRule, Ticket
+from shared import events as ev
+from shared.conditions import Conditions
+from shared.errors import NotFound, Unprocessable
+from shared.runtime import ServiceRuntime
+
+# --- placing tickets ------------------------------------------------------------------------------
+
+# A returning customer's previous agent counts when their ticket is open or solved this recently.
+RETURNING_CUSTOMER_WINDOW = timedelta(days=7)
+
+
+def rule_from_row(row: RoutingRule) -> rules.Rule:
+    return rules.Rule(
+        id=row.id,
+        name=row.name,
+        position=row.position,
+        enabled=row.enabled,
+        conditions=Conditions.model_validate(row.conditions),
+        actions=rules.RuleActions.model_validate(row.actions),
+    )
+
+
+async def apply_rules(ctx: RouterContext, ticket: Ticket) -> None:
+    """Run the routing rules on a ticket; record each matching rule's changes and emit them."""
+    rows = [row for row in await repository.list_rules(ctx.session) if row.enabled]
+    if not rows:
+        return
+    outcome = rules.evaluate([rule_from_row(row) for row in rows], ticket_document(ticket))
+    for applied in outcome.applied:
+        await record(
+            ctx, ticket, "rule", applied.changes, f"rule:{applied.rule_name} ({applied.rule_id})"
+        )
+    if list(ticket.required_skills or []) != outcome.required_skills:
+        ticket.required_skills = outcome.required_skills
+    before = snapshot(ticket)
+    diff: dict[str, list[Any]] = {}
+    for name, value in (
+        ("priority", outcome.priority),
+        ("group", outcome.group),
+        ("tags", outcome.tags),
+    ):
+        if getattr(ticket, name) != value:
+            diff[name] = [getattr(ticket, name), value]
+            setattr(ticket, name, value)
+    if not diff:
+        await ctx.session.flush()
+        return
+    ticket.updated_at = ctx.clock.now()
+    ticket.version += 1
+    await ctx.session.flush()
+    after = snapshot(ticket)
+    await ctx.emit(ev.TicketUpdated(ticket=after, changes=diff))
+    if "priority" in diff:
+        by = [a for a in outcome.applied if "priority" in a.changes][-1]
+        await ctx.emit(
+            ev.TicketPrioritized(
+                ticket=after, previous_priority=before.priority, reason=f"rule:{by.rule_name}"
+            )
+        )
+
+
+async def route(ctx: RouterContext, ticket: Ticket) -> bool:
+    """Assign an unassigned active ticket to the best agent with room; False if it must wait."""
+    if not _routable(ticket):
+        return False
+    agents = await repository.online_agents(ctx.session)
+    loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
+    views = {agent.id: _view(agent, loads.get(agent.id, {})) for agent in agents}
+    return await _place(ctx, ticket, views)
+
+
+def _routable(ticket: Ticket) -> bool:
+    return (
+        ticket.assignee_id is None
+        and ticket.status in repository.ACTIVE_STATUSES
+        and not ticket.manual_assignment
+    )
+
+
+async def _place(ctx: RouterContext, ticket: Ticket, views: dict[str, AgentView]) -> bool:
+    """Choose, lock, re-check and assign; ``views`` is kept current for the next ticket."""
+    needs = TicketNeeds(
+        channel=ticket.channel,
+        group=ticket.group,
+        required_skills=frozenset(ticket.required_skills or []),
+    )
+    previous = await repository.previous_agents(
+        ctx.session, ticket, ctx.clock.now() - RETURNING_CUSTOMER_WINDOW
+    )
+    candidates = dict(views)
+    busy: dict[str, AgentView] = {}  # fitting agents locked by another transaction
+    while candidates:
+        choice = choose_agent(needs, list(candidates.values()), previous)
+        if choice is None:
+            break
+        # Lock the agent and count again: another router may have filled them meanwhile. Several
+        # transactions assigning at once would all queue on the same least-loaded agent, so a
+        # locked agent is skipped for the next best one; a returning customer's agent is worth
+        # waiting for. A transaction already holding an agent lock never waits (no deadlock).
+        wait = choice.strategy == "returning_customer" and not ctx.holds_agent_lock
+        agent = await repository.get_agent(
+            ctx.session, choice.agent_id, for_update=True, skip_locked=not wait
+        )
+        if agent is None:
+            busy[choice.agent_id] = candidates.pop(choice.agent_id)
+            continue
+        if await _assign_if_room(ctx, ticket, agent, choice.strategy, views):
+            return True
+        candidates.pop(choice.agent_id, None)
+    # Every fitting agent is busy in another transaction: wait for the best of them.
+    while busy and not ctx.holds_agent_lock:
+        choice = choose_agent(needs, list(busy.values()), previous)
+        if choice is None:
+            return False
+        busy.pop(choice.agent_id)
+        agent = await repository.get_agent(ctx.session, choice.agent_id, for_update=True)
+        if agent is not None and await _assign_if_room(ctx, ticket, agent, choice.strategy, views):
+            return True
+    return False
+
+
+async def _assign_if_room(
+    ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: str, views: dict[str, AgentView]
+) -> bool:
+    """With the agent's row locked: assign if they are online with room on the channel."""
+    ctx.holds_agent_lock = True
+    load = (await repository.agent_loads(ctx.session, [agent.id])).get(agent.id, {})
+    views[agent.id] = _view(agent, load)
+    if agent.status != "online" or not views[agent.id].has_room(ticket.channel):
+        return False
+    await _assign(ctx, ticket, agent, strategy)
+    views[agent.id] = _view(agent, {**load, ticket.channel: load.get(ticket.channel, 0) + 1})
+    return True
+
+
+async def _assign(ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: str) -> None:
+    now = ctx.clock.now()
+    previous = ticket.assignee_id
+    ticket.assignee_id = agent.id
+    ticket.manual_assignment = False
+    ticket.updated_at = now
+    ticket.version += 1
+    agent.last_assigned_at = now
+    await record(ctx, ticket, "assignment", {"assignee_id": [previous, agent.id]}, strategy)
+    await ctx.session.flush()
+    await ctx.emit(
+        ev.TicketAssigned(ticket=snapshot(ticket), previous_assignee_id=previous, reason=strategy)
+    )
+
+
+async def drain_queue(ctx: RouterContext, limit: int = 200) -> int:
+    """Assign waiting tickets, most urgent then oldest first, while agents have room."""
+    waiting = await repository.waiting_tickets(ctx.session, limit)
+    if not waiting:
+        return 0
+    agents = await repository.online_agents(ctx.session)
+    loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
+    views = {agent.id: _view(agent, loads.get(agent.id, {})) for agent in agents}
+    assigned = 0
+    for ticket in waiting:
+        if not any(view.has_room(ticket.channel) for view in views.values()):
+            continue
+        # Another router holding this ticket is routing it already: skip rather than wait.
+        locked = await repository.get_ticket(
+            ctx.session, ticket.id, for_update=True, skip_locked=True
+        )
+        if locked is None or not _routable(locked):
+            continue
+        if await _place(ctx, locked, views):
+            assigned += 1
+    return assigned
+
+
+# A safety net: a router that skipped a locked ticket or agent (another router had it) may leave
+# room unused until the next change; this sweep assigns such tickets within seconds.
+QUEUE_SWEEP_SECONDS = 5.0
+
+
+async def sweep_queue(runtime: ServiceRuntime) -> None:
+    """Background loop: drain the queue every few seconds."""
+    while True:
+        await runtime.clock.sleep(QUEUE_SWEEP_SECONDS)
+        async with runtime.transaction() as session:
+            await drain_queue(RouterContext.for_session(session, runtime))
+
+
+def _view(agent: Agent, load: dict[str, int]) -> AgentView:
+    return AgentView(
+        id=agent.id,
+        status=agent.status,
+        groups=frozenset(agent.groups or []),
+        skills=frozenset(agent.skills or []),
+        capacity=dict(agent.capacity or {}),
+        load=load,
+        last_assigned_at=agent.last_assigned_at,
+    )
+
+
+# --- routing rules ----------------------------------------------------------------------------
+
+
+async def _check_rule(ctx: RouterContext, data: rules.RoutingRuleIn) -> None:
+    groups, skills = await repository.known_groups_and_skills(ctx.session)
+    details = rules.problems(
+        data.conditions, data.actions, known_groups=groups, known_skills=skills
+    )
+    if details:
+        raise Unprocessable(f"{details[0]['field']}: {details[0]['message']}", details=details)
+
+
+def _store_rule(row: RoutingRule, data: rules.RoutingRuleIn) -> None:
+    row.name = data.name
+    row.position = data.position
+    row.enabled = data.enabled
+    row.conditions = data.conditions.model_dump(mode="json")
+    row.actions = data.actions.model_dump(mode="json", exclude_none=True)
+
+
+async def create_rule(ctx: RouterContext, data: rules.RoutingRuleIn) -> RoutingRule:
+    await _check_rule(ctx, data)
+    now = ctx.clock.now()
+    row = RoutingRule(id=uuid.uuid4().hex, created_at=now, updated_at=now)
+    _store_rule(row, data)
+    ctx.session.add(row)
+    await ctx.session.flush()
+    return row
+
+
+async def replace_rule(ctx: RouterContext, rule_id: str, data: rules.RoutingRuleIn) -> RoutingRule:
+    row = await repository.get_rule(ctx.session, rule_id)
+    if row is None:
+        raise NotFound(f"routing rule {rule_id} not found")
+    await _check_rule(ctx, data)
+    _store_rule(row, data)
+    row.updated_at = ctx.clock.now()
+    await ctx.session.flush()
+    return row
+
+
+async def delete_rule(ctx: RouterContext, rule_id: str) -> None:
+    row = await repository.get_rule(ctx.session, rule_id)
+    if row is None:
+        raise NotFound(f"routing rule {rule_id} not found")
+    await ctx.session.delete(row)
+    await ctx.session.flush()
