@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.sla.api import router
+from services.sla.goals.api import router as goals_router
+from services.sla.goals.watch import run_goal_watch
 from services.sla.handlers import CONSUMES, EVENT_HANDLERS
 from services.sla.models import metadata
 from services.sla.scheduler import run_scheduler
@@ -25,8 +27,8 @@ def create_app(
         metadata=metadata,
         handlers=EVENT_HANDLERS,
         consumes=CONSUMES,
-        background=(run_scheduler, run_webhook_deliverer),
-        routers=[router],
+        background=(run_scheduler, run_webhook_deliverer, run_goal_watch),
+        routers=[goals_router, router],
         bus=bus,
         clock=clock,
     )

@@ -1,0 +1,190 @@
+"""Every query of service goals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.sla.goals.models import Goal, GoalBucket, GoalSample, SurveyAnswer, TicketTimeline
+from services.sla.goals.projection import Totals
+from services.sla.models import Timer
+from shared.db import dialect_name
+
+STREAM_CHUNK = 2000
+goal_samples = cast(Table, GoalSample.__table__)
+goal_buckets = cast(Table, GoalBucket.__table__)
+
+
+async def list_goals(
+    session: AsyncSession, *, limit: int | None = None, after: str | None = None
+) -> Sequence[Goal]:
+    query = select(Goal).order_by(Goal.id)
+    if after is not None:
+        query = query.where(Goal.id > after)
+    if limit is not None:
+        query = query.limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def get_goal(session: AsyncSession, goal_id: str, *, for_update: bool = False) -> Goal | None:
+    query = select(Goal).where(Goal.id == goal_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.scalars(query)).one_or_none()
+
+
+async def bucket_totals(
+    session: AsyncSession, goal_id: str, first: date, last_exclusive: date
+) -> dict[date, Totals]:
+    rows = await session.execute(
+        select(
+            GoalBucket.day,
+            GoalBucket.samples,
+            GoalBucket.good,
+            GoalBucket.bad,
+            GoalBucket.value_sum,
+        ).where(
+            GoalBucket.goal_id == goal_id, GoalBucket.day >= first, GoalBucket.day < last_exclusive
+        )
+    )
+    return {r.day: Totals(r.samples, r.good, r.bad, r.value_sum) for r in rows}
+
+
+async def samples_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[GoalSample]:
+    return (
+        await session.scalars(select(GoalSample).where(GoalSample.ticket_id == ticket_id))
+    ).all()
+
+
+async def bump_bucket(
+    session: AsyncSession, goal_id: str, day: date, samples: int, good: int, bad: int, value: float
+) -> None:
+    """Add to (or, with negative numbers, take from) one day's totals, atomically."""
+    values: dict[str, Any] = {
+        "goal_id": goal_id,
+        "day": day,
+        "samples": samples,
+        "good": good,
+        "bad": bad,
+        "value_sum": value,
+    }
+    table = goal_buckets
+    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["goal_id", "day"],
+        set_={
+            "samples": table.c.samples + statement.excluded.samples,
+            "good": table.c.good + statement.excluded.good,
+            "bad": table.c.bad + statement.excluded.bad,
+            "value_sum": table.c.value_sum + statement.excluded.value_sum,
+        },
+    )
+    await session.execute(statement)
+
+
+async def clear_goal_data(session: AsyncSession, goal_id: str) -> None:
+    await session.execute(delete(GoalSample).where(GoalSample.goal_id == goal_id))
+    await session.execute(delete(GoalBucket).where(GoalBucket.goal_id == goal_id))
+
+
+async def insert_samples(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), STREAM_CHUNK):
+        await session.execute(goal_samples.insert(), rows[start : start + STREAM_CHUNK])
+
+
+async def insert_buckets(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), STREAM_CHUNK):
+        await session.execute(goal_buckets.insert(), rows[start : start + STREAM_CHUNK])
+
+
+async def get_timeline(
+    session: AsyncSession, ticket_id: str, *, for_update: bool = False
+) -> TicketTimeline | None:
+    query = select(TicketTimeline).where(TicketTimeline.ticket_id == ticket_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.scalars(query)).one_or_none()
+
+
+async def stream_timelines(
+    session: AsyncSession, created_from: datetime, created_to: datetime
+) -> AsyncIterator[Sequence[Any]]:
+    """Timelines created in ``[created_from, created_to)``, in chunks of plain rows."""
+    query = (
+        select(
+            TicketTimeline.ticket_id,
+            TicketTimeline.created_at,
+            TicketTimeline.channel,
+            TicketTimeline.group,
+            TicketTimeline.priority,
+            TicketTimeline.document,
+            TicketTimeline.events,
+        )
+        .where(TicketTimeline.created_at >= created_from, TicketTimeline.created_at < created_to)
+        .execution_options(yield_per=STREAM_CHUNK)
+    )
+    result = await session.stream(query)
+    async for chunk in result.partitions(STREAM_CHUNK):
+        yield chunk
+
+
+async def survey_answers(
+    session: AsyncSession, kind: str, answered_from: datetime, answered_to: datetime
+) -> Sequence[SurveyAnswer]:
+    return (
+        await session.scalars(
+            select(SurveyAnswer).where(
+                SurveyAnswer.kind == kind,
+                SurveyAnswer.answered_at >= answered_from,
+                SurveyAnswer.answered_at < answered_to,
+            )
+        )
+    ).all()
+
+
+async def get_survey_answer(session: AsyncSession, survey_id: str) -> SurveyAnswer | None:
+    return await session.get(SurveyAnswer, survey_id)
+
+
+async def timelines_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, TicketTimeline]:
+    found: dict[str, TicketTimeline] = {}
+    for start in range(0, len(ids), STREAM_CHUNK):
+        chunk = ids[start : start + STREAM_CHUNK]
+        rows = await session.scalars(
+            select(TicketTimeline).where(TicketTimeline.ticket_id.in_(chunk))
+        )
+        found.update({row.ticket_id: row for row in rows})
+    return found
+
+
+async def stopped_timers(
+    session: AsyncSession, metric: str, met_from: datetime, met_to: datetime
+) -> Sequence[Timer]:
+    return (
+        await session.scalars(
+            select(Timer).where(
+                Timer.metric == metric,
+                Timer.met_at >= met_from,
+                Timer.met_at < met_to,
+                Timer.status.in_(("met", "breached")),
+            )
+        )
+    ).all()
+
+
+async def stopped_timers_of(session: AsyncSession, ticket_id: str) -> Sequence[Timer]:
+    return (
+        await session.scalars(
+            select(Timer).where(
+                Timer.ticket_id == ticket_id,
+                Timer.met_at.is_not(None),
+                Timer.status.in_(("met", "breached")),
+            )
+        )
+    ).all()

@@ -1,0 +1,374 @@
+"""Scenarios for service goals, run in both modes (embedded and PostgreSQL + broker).
+
+Each scenario gets a ``Desk``: an HTTP client to sla, a way to deliver router's and survey's
+events (through the bus under test), the fake clock and the sla runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from services.sla.goals.watch import evaluate_goals
+from services.sla.models import outbox
+from shared import events as ev
+from shared.bus import EventBus
+from shared.bus.base import OutgoingMessage
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+from tests.conftest import eventually
+
+
+class FakeClock:
+    """Time moves only when the test says so."""
+
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(min(0.05, max(0.0, seconds)))
+
+
+@dataclass
+class Desk:
+    client: httpx.AsyncClient
+    runtime: ServiceRuntime
+    clock: FakeClock
+    bus: EventBus
+    settings: Settings
+    prefix: str = "api:g"
+    pending: list[OutgoingMessage] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def publish(self, topic: str, event: ev.Event, event_id: str | None) -> str:
+        """Queue an event as its producer would publish it; ``flush`` sends the queue."""
+        event_id = event_id or ev.new_event_id()
+        source = "survey" if topic == "surveys" else "router"
+        key, value, headers = ev.encode(event, source=source, event_id=event_id)
+        self.pending.append(OutgoingMessage(self.settings.topic(topic), key, value, headers))
+        return event_id
+
+    async def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        for start in range(0, len(pending), 500):
+            await self.bus.publish_batch(pending[start : start + 500])
+
+    def snapshot(self, ticket_id: str, at: datetime, **changes: Any) -> ev.TicketSnapshot:
+        version = self.versions.get(ticket_id, 0) + 1
+        self.versions[ticket_id] = version
+        state = self.state.setdefault(
+            ticket_id,
+            {
+                "id": ticket_id,
+                "source": "api",
+                "external_id": ticket_id.split(":", 1)[1],
+                "subject": "Where is my parcel?",
+                "status": "open",
+                "priority": "normal",
+                "channel": "chat",
+                "requester": {"id": "r1"},
+                "created_at": at,
+            },
+        )
+        state.update(changes)
+        return ev.TicketSnapshot.model_validate({**state, "updated_at": at, "version": version})
+
+    async def created(self, ticket_id: str, at: datetime, **fields: Any) -> str:
+        return await self.publish(
+            "tickets", ev.TicketCreated(ticket=self.snapshot(ticket_id, at, **fields)), None
+        )
+
+    async def message(
+        self, ticket_id: str, at: datetime, author: str = "agent", *, event_id: str | None = None
+    ) -> str:
+        event = ev.TicketMessageAdded(
+            ticket=self.snapshot(ticket_id, at),
+            message=ev.MessageInfo.model_validate(
+                {
+                    "id": f"{ticket_id}-{at.timestamp()}",
+                    "author": author,
+                    "public": True,
+                    "created_at": at,
+                }
+            ),
+        )
+        return await self.publish("tickets", event, event_id)
+
+    async def status(self, ticket_id: str, at: datetime, status: str) -> str:
+        previous = self.state[ticket_id]["status"]
+        changes: dict[str, Any] = {"status": status}
+        if status == "solved":
+            changes["solved_at"] = at
+        snapshot = self.snapshot(ticket_id, at, **changes)
+        event: ev.Event
+        if status == "solved":
+            event = ev.TicketSolved(ticket=snapshot)
+        elif previous in ("solved", "closed"):
+            event = ev.TicketReopened(ticket=snapshot, previous_status=previous)  # type: ignore[arg-type]
+        else:
+            event = ev.TicketStatusChanged(ticket=snapshot, previous_status=previous)  # type: ignore[arg-type]
+        return await self.publish("tickets", event, None)
+
+    async def answered(
+        self,
+        ticket_id: str,
+        survey_id: str,
+        kind: str,
+        score: int,
+        at: datetime,
+        *,
+        event_id: str | None = None,
+    ) -> str:
+        event = ev.SurveyAnswered(
+            survey_id=survey_id,
+            ticket_id=ticket_id,
+            kind=kind,
+            score=score,
+            answered_at=at,  # type: ignore[arg-type]
+        )
+        return await self.publish("surveys", event, event_id)
+
+    async def goal(self, **body: Any) -> dict[str, Any]:
+        response = await self.client.post("/v1/goals", json=body)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def attainment(self, goal_id: str, at: datetime | None = None) -> dict[str, Any]:
+        params = {"at": at.isoformat()} if at else {}
+        response = await self.client.get(f"/v1/goals/{goal_id}/attainment", params=params)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def settled(
+        self, goal_id: str, sample_size: int, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Send the queued events, then wait until the goal's period counts ``sample_size``."""
+        await self.flush()
+
+        async def probe() -> dict[str, Any] | None:
+            found = await self.attainment(goal_id, at)
+            return found if found["sample_size"] == sample_size else None
+
+        result: dict[str, Any] = await eventually(probe, within=60)
+        return result
+
+    async def goal_events(self, goal_id: str) -> list[str]:
+        async with self.runtime.sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(outbox.c.value).where(outbox.c.key == goal_id).order_by(outbox.c.id)
+                )
+            ).all()
+        return [ev.decode(row.value).type for row in rows]
+
+    async def evaluate(self) -> list[tuple[str, str]]:
+        return await evaluate_goals(self.runtime)
+
+
+def chat_goal(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "Chat first response within a minute",
+        "metric": "first_response_time",
+        "scope": {"channel": ["chat"]},
+        "threshold_seconds": 60,
+        "target": 80,
+        "period": {"kind": "week"},
+        "timezone": "UTC",
+    }
+    body.update(overrides)
+    return body
+
+
+async def feed_chats(desk: Desk, start: datetime, total: int, fast: int, tag: str) -> None:
+    """``total`` chats created at ``start`` + i minutes; the first ``fast`` answered in 30 s,
+    the others in 120 s."""
+    for i in range(total):
+        ticket = f"{desk.prefix}{tag}-{i}"
+        created = start + timedelta(minutes=i)
+        await desk.created(ticket, created)
+        await desk.message(ticket, created + timedelta(seconds=30 if i < fast else 120))
+
+
+def one_week() -> timedelta:
+    return timedelta(days=7)
+
+
+# --- scenarios (each returns nothing; asserts inside) -------------------------------------------
+
+MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
+
+
+async def scenario_known_share(desk: Desk, total: int = 1000, fast: int = 812) -> None:
+    """``fast`` of ``total`` chats answered within 60 s: the goal reads fast/total exactly,
+    counted incrementally, and a goal created afterwards (backfilled) reads the same."""
+    desk.clock.current = MONDAY
+    goal = await desk.goal(**chat_goal())
+    assert goal["assessment"] == {"periods": [], "periods_with_data": 0, "periods_met": 0}
+    await feed_chats(desk, MONDAY, total, fast, "share")
+    # Email tickets are out of the goal's scope.
+    await desk.created(f"{desk.prefix}share-email", MONDAY, channel="email")
+    await desk.message(f"{desk.prefix}share-email", MONDAY + timedelta(hours=3))
+    desk.clock.current = MONDAY + timedelta(days=2)
+    result = await desk.settled(goal["id"], total)
+    share = round(100.0 * fast / total, 2)
+    assert (result["value"], result["met_count"], result["target"]) == (share, fast, 80)
+    assert result["period"] == {"start": "2026-11-02T00:00:00Z", "end": "2026-11-09T00:00:00Z"}
+    assert sum(p["sample_size"] for p in result["trend"]) == total
+    # Next week, the same goal created anew measures last week from history: the assessment.
+    desk.clock.current = MONDAY + timedelta(days=8)
+    again = await desk.goal(**chat_goal(name="Same goal, set later"))
+    assert again["assessment"]["periods"][-1]["value"] == share
+    assert again["assessment"]["periods"][-1]["sample_size"] == total
+    assert again["assessment"]["periods"][-1]["met"] is (share >= 80)
+    last_week = await desk.attainment(again["id"], MONDAY + timedelta(days=3))
+    assert (last_week["value"], last_week["sample_size"]) == (share, total)
+    # What-if: the same goal replayed gives the same value and the threshold that met it.
+    body = {
+        "goal": chat_goal(target=share),
+        "from": "2026-11-02T00:00:00Z",
+        "to": "2026-11-09T00:00:00Z",
+    }
+    replay = (await desk.client.post("/v1/goals/what-if", json=body)).json()
+    assert replay["goal"]["periods"][0]["value"] == share
+    assert replay["goal"]["attainable_threshold_seconds"] == 30
+    body["goal"] = chat_goal(target=90)
+    replay = (await desk.client.post("/v1/goals/what-if", json=body)).json()
+    assert replay["goal"]["attainable_threshold_seconds"] == 120
+    assert replay["goal"]["periods_met"] == 0
+    # ...and an SLA policy of a one-minute first response breaches the slow ones.
+    policy = {
+        "name": "chat in a minute",
+        "conditions": {"all": [{"field": "channel", "op": "eq", "value": "chat"}]},
+        "targets": [{"priority": "normal", "metric": "first_response", "minutes": 1}],
+    }
+    body = {"sla_policy": policy, "from": "2026-11-02T00:00:00Z", "to": "2026-11-09T00:00:00Z"}
+    response = await desk.client.post("/v1/goals/what-if", json=body)
+    assert response.status_code == 200, response.text
+    first = response.json()["sla_policy"]["metrics"][0]
+    assert (first["metric"], first["timers"], first["breaches"]) == (
+        "first_response",
+        total,
+        total - fast,
+    )
+    assert first["compliance"] == share
+    assert (first["median_seconds"], first["p90_seconds"]) == (
+        30.0,
+        120.0 if fast / total < 0.9 else 30.0,
+    )
+
+
+async def scenario_redelivery_and_late_answers(desk: Desk) -> None:
+    """A redelivered event counts once; an answer after its ticket's week counts in the week
+    it was answered; a reopen turns a first-contact resolution into a miss."""
+    desk.clock.current = MONDAY
+    csat = await desk.goal(
+        name="CSAT weekly", metric="csat", target=80, period={"kind": "week"}, timezone="UTC"
+    )
+    frt = await desk.goal(**chat_goal(name="FRT for redelivery"))
+    fcr = await desk.goal(
+        name="FCR",
+        metric="first_contact_resolution",
+        target=70,
+        period={"kind": "week"},
+        timezone="UTC",
+    )
+    ticket = f"{desk.prefix}late-1"
+    await desk.created(ticket, MONDAY)
+    reply_id = await desk.message(ticket, MONDAY + timedelta(seconds=20))
+    await desk.message(ticket, MONDAY + timedelta(seconds=20), event_id=reply_id)  # redelivered
+    await desk.status(ticket, MONDAY + timedelta(hours=1), "solved")
+    answer_id = await desk.answered(ticket, "s-late-1", "csat", 5, MONDAY + timedelta(days=9))
+    await desk.answered(
+        ticket, "s-late-1", "csat", 5, MONDAY + timedelta(days=9), event_id=answer_id
+    )
+    # The same answer again under another event id (a producer retry): still one sample.
+    await desk.answered(ticket, "s-late-1", "csat", 5, MONDAY + timedelta(days=9))
+    await desk.answered(
+        f"{desk.prefix}late-unknown", "s-late-2", "csat", 2, MONDAY + timedelta(days=9, hours=1)
+    )
+    desk.clock.current = MONDAY + timedelta(days=10)
+    await desk.settled(csat["id"], 2, MONDAY + timedelta(days=9))
+    first_week = await desk.attainment(csat["id"], MONDAY + timedelta(days=1))
+    assert first_week["sample_size"] == 0 and first_week["status"] == "no_data"
+    second_week = await desk.attainment(csat["id"], MONDAY + timedelta(days=9))
+    assert (second_week["value"], second_week["met_count"]) == (50.0, 1)
+    assert (await desk.attainment(frt["id"], MONDAY))["sample_size"] == 1
+    solved = await desk.settled(fcr["id"], 1, MONDAY)
+    assert solved["value"] == 100.0
+    await desk.status(ticket, MONDAY + timedelta(days=10), "open")
+    await desk.flush()
+
+    async def reopened() -> bool:
+        return (await desk.attainment(fcr["id"], MONDAY))["value"] == 0.0
+
+    await eventually(reopened, within=60)
+    assert (await desk.attainment(fcr["id"], MONDAY))["sample_size"] == 1
+
+
+async def scenario_status_events(desk: Desk) -> None:
+    """on_track -> at_risk -> recovered -> met, each announced once, also to webhooks."""
+    desk.clock.current = MONDAY
+    subscription = await desk.client.post(
+        "/v1/webhook-subscriptions",
+        json={
+            "url": "http://127.0.0.1:9/hook",
+            "event_types": ["goal.*"],
+            "secret": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        },
+    )
+    assert subscription.status_code == 201, subscription.text
+    goal = await desk.goal(
+        **chat_goal(name="Status goal", scope={"channel": ["chat"], "group": ["status"]})
+    )
+    for i in range(10):
+        ticket = f"{desk.prefix}status-good-{i}"
+        await desk.created(ticket, MONDAY + timedelta(minutes=i), group="status")
+        await desk.message(ticket, MONDAY + timedelta(minutes=i, seconds=10))
+    desk.clock.current = MONDAY + timedelta(hours=3)
+    await desk.settled(goal["id"], 10)
+    # The watcher runs in the background too: evaluate now, then look at what was announced.
+    await desk.evaluate()
+    assert await desk.goal_events(goal["id"]) == []  # on track from the start
+    for i in range(10):
+        ticket = f"{desk.prefix}status-bad-{i}"
+        await desk.created(ticket, MONDAY + timedelta(hours=1, minutes=i), group="status")
+        await desk.message(ticket, MONDAY + timedelta(hours=1, minutes=i, seconds=300))
+    at_risk = await desk.settled(goal["id"], 20)
+    assert at_risk["status"] == "at_risk"
+    assert 80 < at_risk["needed"] <= 100
+    assert (
+        at_risk["projection"]["low"]
+        <= at_risk["projection"]["value"]
+        <= at_risk["projection"]["high"]
+    )
+    await desk.evaluate()
+    await desk.evaluate()
+    assert await desk.goal_events(goal["id"]) == ["goal.at_risk"]
+    for i in range(100):
+        ticket = f"{desk.prefix}status-more-{i}"
+        await desk.created(ticket, MONDAY + timedelta(hours=2, seconds=i), group="status")
+        await desk.message(ticket, MONDAY + timedelta(hours=2, seconds=i + 5))
+    await desk.settled(goal["id"], 120)
+    await desk.evaluate()
+    assert await desk.goal_events(goal["id"]) == ["goal.at_risk", "goal.recovered"]
+    desk.clock.current = MONDAY + timedelta(days=7, hours=1)
+    await desk.evaluate()
+    await desk.evaluate()
+    assert await desk.goal_events(goal["id"]) == ["goal.at_risk", "goal.recovered", "goal.met"]
+    deliveries = await desk.client.get(
+        f"/v1/webhook-subscriptions/{subscription.json()['id']}/deliveries"
+    )
+    assert sorted(d["event_type"] for d in deliveries.json()["items"]) == [
+        "goal.at_risk",
+        "goal.met",
+        "goal.recovered",
+    ]
