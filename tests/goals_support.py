@@ -46,6 +46,7 @@ class Desk:
     settings: Settings
     prefix: str = "api:g"
     pending: list[OutgoingMessage] = field(default_factory=list)
+    last_seen: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     state: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -113,9 +114,9 @@ class Desk:
         if status == "solved":
             event = ev.TicketSolved(ticket=snapshot)
         elif previous in ("solved", "closed"):
-            event = ev.TicketReopened(ticket=snapshot, previous_status=previous)  # type: ignore[arg-type]
+            event = ev.TicketReopened(ticket=snapshot, previous_status=previous)
         else:
-            event = ev.TicketStatusChanged(ticket=snapshot, previous_status=previous)  # type: ignore[arg-type]
+            event = ev.TicketStatusChanged(ticket=snapshot, previous_status=previous)
         return await self.publish("tickets", event, None)
 
     async def answered(
@@ -133,7 +134,7 @@ class Desk:
             ticket_id=ticket_id,
             kind=kind,
             score=score,
-            answered_at=at,  # type: ignore[arg-type]
+            answered_at=at,
         )
         return await self.publish("surveys", event, event_id)
 
@@ -156,9 +157,13 @@ class Desk:
 
         async def probe() -> dict[str, Any] | None:
             found = await self.attainment(goal_id, at)
+            self.last_seen = found
             return found if found["sample_size"] == sample_size else None
 
-        result: dict[str, Any] = await eventually(probe, within=60)
+        try:
+            result: dict[str, Any] = await eventually(probe, within=30)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last attainment {self.last_seen}") from exc
         return result
 
     async def goal_events(self, goal_id: str) -> list[str]:
@@ -372,3 +377,96 @@ async def scenario_status_events(desk: Desk) -> None:
         "goal.met",
         "goal.recovered",
     ]
+
+
+async def scenario_business_time_dst_week(desk: Desk) -> None:
+    """A first-response goal in business time (London office hours) across the week UK clocks
+    go back; weeks are London weeks."""
+    calendar = await desk.client.post(
+        "/v1/calendars",
+        json={
+            "name": "London office",
+            "timezone": "Europe/London",
+            "hours": {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+        },
+    )
+    assert calendar.status_code == 201, calendar.text
+    desk.clock.current = datetime(2026, 10, 21, tzinfo=UTC)
+    goal = await desk.goal(
+        **chat_goal(
+            name="One business hour",
+            threshold_seconds=3600,
+            calendar_id=calendar.json()["id"],
+            scope={"channel": ["email"]},
+            timezone="Europe/London",
+        )
+    )
+    cases = [  # created, replied (UTC): business minutes
+        (datetime(2026, 10, 22, 8, 0), datetime(2026, 10, 22, 8, 50)),  # Thu: 50 -> good
+        (datetime(2026, 10, 23, 15, 30), datetime(2026, 10, 25, 23, 30)),  # Fri-Sun: 30 -> good
+        (datetime(2026, 10, 23, 15, 0), datetime(2026, 10, 26, 9, 45)),  # Fri-Mon: 105 -> bad
+    ]
+    for i, (created, replied) in enumerate(cases):
+        ticket = f"{desk.prefix}dst-{i}"
+        await desk.created(ticket, created.replace(tzinfo=UTC), channel="email")
+        await desk.message(ticket, replied.replace(tzinfo=UTC))
+    desk.clock.current = datetime(2026, 10, 27, 12, tzinfo=UTC)
+    # As of the last minutes of that (169-hour) week: Sunday 23:50 GMT.
+    dst_week = await desk.settled(goal["id"], 2, datetime(2026, 10, 25, 23, 50, tzinfo=UTC))
+    assert dst_week["period"] == {
+        "start": "2026-10-19T00:00:00+01:00",
+        "end": "2026-10-26T00:00:00Z",
+    }
+    assert (dst_week["value"], dst_week["status"]) == (100.0, "on_track")
+    assert len(dst_week["trend"]) == 7
+    next_week = await desk.settled(goal["id"], 1)
+    assert (next_week["value"], next_week["met_count"]) == (0.0, 0)
+    assert [(p["value"], p["met"]) for p in next_week["previous"]] == [(100.0, True)]
+
+
+async def scenario_bad_input(desk: Desk) -> None:
+    """422 naming the field, and nothing saved."""
+    cases = [
+        (chat_goal(threshold_seconds=None), "threshold_seconds"),
+        (chat_goal(target=120), "target"),
+        (chat_goal(metric="nps", threshold_seconds=None, target=-101), "target"),
+        (chat_goal(metric="speed"), "metric"),
+        (chat_goal(calendar_id="no-such-calendar"), "calendar_id"),
+        (chat_goal(timezone="Mars/Olympus"), "timezone"),
+        (chat_goal(period={"kind": "rolling_days"}), "period.days"),
+        (chat_goal(metric="sla_compliance", threshold_seconds=None), "sla_metric"),
+    ]
+    for body, field_name in cases:
+        response = await desk.client.post("/v1/goals", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"]["details"][0]["field"] == field_name, response.text
+    assert (await desk.client.get("/v1/goals")).json()["items"] == []
+    goal = await desk.goal(**chat_goal())
+    response = await desk.client.put(f"/v1/goals/{goal['id']}", json=chat_goal(target=-5))
+    assert response.status_code == 422
+    assert (await desk.client.get(f"/v1/goals/{goal['id']}")).json()["target"] == 80
+    what_ifs = [
+        (
+            {"goal": chat_goal(), "from": "2026-11-09T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+            "from",
+        ),
+        ({"goal": chat_goal(), "from": "2025-01-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"}, "to"),
+        (
+            {
+                "goal": chat_goal(threshold_seconds=None),
+                "from": "2026-11-01T00:00:00Z",
+                "to": "2026-11-02T00:00:00Z",
+            },
+            "goal.threshold_seconds",
+        ),
+        ({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"}, "goal"),
+    ]
+    for body, field_name in what_ifs:
+        response = await desk.client.post("/v1/goals/what-if", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"]["details"][0]["field"] == field_name, response.text
+    assert (await desk.client.get("/v1/goals/nope/attainment")).status_code == 404
+    summary = (await desk.client.get("/v1/goals/summary")).json()
+    assert [(i["goal_id"], i["status"]) for i in summary["items"]] == [(goal["id"], "no_data")]
+    assert (await desk.client.delete(f"/v1/goals/{goal['id']}")).status_code == 204
+    assert (await desk.client.get(f"/v1/goals/{goal['id']}")).status_code == 404

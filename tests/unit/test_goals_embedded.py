@@ -16,6 +16,8 @@ from tests.goals_support import (
     MONDAY,
     Desk,
     FakeClock,
+    scenario_bad_input,
+    scenario_business_time_dst_week,
     scenario_known_share,
     scenario_redelivery_and_late_answers,
     scenario_status_events,
@@ -46,3 +48,11 @@ async def test_redelivered_events_once_and_late_answers(desk: Desk) -> None:
 
 async def test_status_changes_announced_once(desk: Desk) -> None:
     await scenario_status_events(desk)
+
+
+async def test_business_time_across_a_dst_week(desk: Desk) -> None:
+    await scenario_business_time_dst_week(desk)
+
+
+async def test_bad_input_names_the_field_and_saves_nothing(desk: Desk) -> None:
+    await scenario_bad_input(desk)

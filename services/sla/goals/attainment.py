@@ -104,8 +104,9 @@ def compute(
                 projected.value, projected.value, projected.value, None
             )
     else:
-        day_start = periods.local_midnight(today, zone)
-        day_end = periods.local_midnight(today + timedelta(days=1), zone)
+        # In UTC: instants in one zone subtract as wall-clock times (a 25-hour day would be 24).
+        day_start = periods.utc(periods.local_midnight(today, zone))
+        day_end = periods.utc(periods.local_midnight(today + timedelta(days=1), zone))
         fraction_left = max(0.0, min(1.0, (day_end - at) / (day_end - day_start)))
         remaining = projection.expected_remaining(
             (today - period.start).days,
