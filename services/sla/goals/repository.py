@@ -188,3 +188,9 @@ async def stopped_timers_of(session: AsyncSession, ticket_id: str) -> Sequence[T
             )
         )
     ).all()
+
+
+async def answers_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[SurveyAnswer]:
+    return (
+        await session.scalars(select(SurveyAnswer).where(SurveyAnswer.ticket_id == ticket_id))
+    ).all()

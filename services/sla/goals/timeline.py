@@ -48,10 +48,12 @@ def _append(timeline: TicketTimeline, at: datetime, code: str, value: str | None
     timeline.events = events  # a new list, so the JSON column is written
 
 
-async def record(ctx: SlaContext, event: ev.TicketEvent) -> TicketTimeline:
-    """Update the ticket's timeline from one of router's events (idempotent per change)."""
+async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline, bool]:
+    """Update the ticket's timeline from one of router's events (idempotent per change);
+    returns it and whether it is new."""
     snapshot = event.ticket
     timeline = await repository.get_timeline(ctx.session, snapshot.id, for_update=True)
+    new = timeline is None
     if timeline is None:
         timeline = TicketTimeline(
             ticket_id=snapshot.id,
@@ -86,14 +88,22 @@ async def record(ctx: SlaContext, event: ev.TicketEvent) -> TicketTimeline:
         elif message.public:
             _append(timeline, message.created_at, "a", None)
     await ctx.session.flush()
-    return timeline
+    return timeline, new
 
 
 async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     sla = SlaContext.for_event(ctx)
-    timeline = await record(sla, event)
+    timeline, new = await record(sla, event)
     goals = await service.goal_defs(sla)
-    if goals and await service.sync_ticket(sla, timeline, goals):
+    if not goals:
+        return
+    changed = await service.sync_ticket(sla, timeline, goals)
+    if new:
+        # Surveys travel on another topic: an answer may have come before its ticket, when no
+        # scoped goal could place it yet.
+        for answer in await repository.answers_of_ticket(sla.session, timeline.ticket_id):
+            changed |= await service.record_answer(sla, answer, goals)
+    if changed:
         ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
 
 
