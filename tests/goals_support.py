@@ -462,7 +462,7 @@ async def scenario_bad_input(desk: Desk) -> None:
     response = await desk.client.put(f"/v1/goals/{goal['id']}", json=chat_goal(target=-5))
     assert response.status_code == 422
     assert (await desk.client.get(f"/v1/goals/{goal['id']}")).json()["target"] == 80
-    what_ifs = [
+    what_ifs: list[tuple[dict[str, Any], str]] = [
         (
             {"goal": chat_goal(), "from": "2026-11-09T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
             "from",
@@ -478,9 +478,9 @@ async def scenario_bad_input(desk: Desk) -> None:
         ),
         ({"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"}, "goal"),
     ]
-    for body, field_name in what_ifs:
-        response = await desk.client.post("/v1/goals/what-if", json=body)
-        assert response.status_code == 422, (body, response.text)
+    for what_if, field_name in what_ifs:
+        response = await desk.client.post("/v1/goals/what-if", json=what_if)
+        assert response.status_code == 422, (what_if, response.text)
         assert response.json()["error"]["details"][0]["field"] == field_name, response.text
     assert (await desk.client.get("/v1/goals/nope/attainment")).status_code == 404
     summary = (await desk.client.get("/v1/goals/summary")).json()
