@@ -61,21 +61,45 @@ async def samples_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[G
     ).all()
 
 
-async def bump_bucket(
-    session: AsyncSession, goal_id: str, day: date, samples: int, good: int, bad: int, value: float
+BucketKey = tuple[str, date]
+
+
+def add_delta(
+    deltas: dict[BucketKey, list[float]],
+    goal_id: str,
+    day: date,
+    sign: int,
+    good: int,
+    bad: int,
+    value: float,
 ) -> None:
-    """Add to (or, with negative numbers, take from) one day's totals, atomically."""
-    values: dict[str, Any] = {
-        "goal_id": goal_id,
-        "day": day,
-        "samples": samples,
-        "good": good,
-        "bad": bad,
-        "value_sum": value,
-    }
+    """Collect a change of one day's totals; ``bump_buckets`` writes them all at once."""
+    delta = deltas.setdefault((goal_id, day), [0, 0, 0, 0.0])
+    delta[0] += sign
+    delta[1] += sign * good
+    delta[2] += sign * bad
+    delta[3] += sign * value
+
+
+async def bump_buckets(session: AsyncSession, deltas: dict[BucketKey, list[float]]) -> None:
+    """Add the collected changes to the day totals in one atomic upsert."""
+    rows = [
+        {
+            "goal_id": goal_id,
+            "day": day,
+            "samples": int(d[0]),
+            "good": int(d[1]),
+            "bad": int(d[2]),
+            "value_sum": d[3],
+        }
+        for (goal_id, day), d in sorted(deltas.items())
+        if any(d)
+    ]
+    if not rows:
+        return
     table = goal_buckets
     insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
-    statement = insert(table).values(**values)
+    statement = insert(table).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=["goal_id", "day"],
         set_={

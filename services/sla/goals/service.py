@@ -22,6 +22,7 @@ from services.sla import repository as sla_repository
 from services.sla.goals import metrics, periods, repository
 from services.sla.goals.models import Goal, GoalSample, SurveyAnswer, TicketTimeline
 from services.sla.goals.schemas import GoalWrite
+from services.sla.models import Timer
 from services.sla.service import SlaContext
 from shared.errors import NotFound, Unprocessable
 
@@ -286,9 +287,13 @@ def _answer_sample(answer: SurveyAnswer) -> metrics.Sample:
 
 
 async def expected_samples(
-    ctx: SlaContext, goal: GoalDef, timeline: TicketTimeline | None, ticket_id: str
+    ctx: SlaContext,
+    goal: GoalDef,
+    timeline: TicketTimeline | None,
+    timers: Sequence[Timer] = (),
 ) -> list[metrics.Sample]:
-    """The samples one ticket gives ``goal`` now (survey goals are kept by ``record_answer``)."""
+    """The samples one ticket gives ``goal`` now (survey goals are kept by ``record_answer``);
+    ``timers`` are the ticket's stopped sla timers, for ``sla_compliance``."""
     if timeline is None or not _timeline_in_scope(goal, timeline):
         return []
     if goal.metric in metrics.TIMELINE_METRICS:
@@ -300,22 +305,24 @@ async def expected_samples(
     if goal.metric == "sla_compliance":
         return [
             metrics.timer_sample(t.metric, t.cycle, t.met_at, t.status == "met", t.consumed_seconds)
-            for t in await repository.stopped_timers_of(ctx.session, ticket_id)
+            for t in timers
             if t.metric == goal.sla_metric and t.met_at is not None
         ]
     return []
 
 
-async def apply_samples(
+def apply_samples(
     ctx: SlaContext,
     goal: GoalDef,
     ticket_id: str,
     stored: Iterable[GoalSample],
     wanted: Sequence[metrics.Sample],
+    deltas: dict[repository.BucketKey, list[float]],
     *,
     only_keys: set[str] | None = None,
 ) -> bool:
-    """Make the stored samples of one ticket equal ``wanted``; returns whether anything moved.
+    """Make the stored samples of one ticket equal ``wanted``, collecting the changes of the
+    day totals in ``deltas``; returns whether anything moved.
 
     ``only_keys`` limits the removal of stale samples to those keys (a survey answer touches
     only its own sample)."""
@@ -333,23 +340,17 @@ async def apply_samples(
                 sample.value,
             ):
                 continue
-            await repository.bump_bucket(
-                ctx.session, goal.id, old.day, -1, -old.good, -old.bad, -old.value
-            )
+            repository.add_delta(deltas, goal.id, old.day, -1, old.good, old.bad, old.value)
             old.day, old.good, old.bad, old.value = day, sample.good, sample.bad, sample.value
         else:
             ctx.session.add(GoalSample(**_sample_row(goal.id, ticket_id, sample, day)))
-        await repository.bump_bucket(
-            ctx.session, goal.id, day, 1, sample.good, sample.bad, sample.value
-        )
+        repository.add_delta(deltas, goal.id, day, 1, sample.good, sample.bad, sample.value)
         changed = True
     for key, old in have.items():
         if only_keys is not None and key not in only_keys:
             continue
-        await repository.bump_bucket(
-            ctx.session, goal.id, old.day, -1, -old.good, -old.bad, -old.value
-        )
-        await ctx.session.delete(old)
+        repository.add_delta(deltas, goal.id, old.day, -1, old.good, old.bad, old.value)
+        ctx.session.sync_session.delete(old)
         changed = True
     return changed
 
@@ -364,11 +365,16 @@ async def sync_ticket(ctx: SlaContext, timeline: TicketTimeline, goals: Sequence
     if not relevant:
         return False
     stored = await repository.samples_of_ticket(ctx.session, timeline.ticket_id)
+    timers: Sequence[Timer] = ()
+    if any(g.metric == "sla_compliance" for g in relevant):
+        timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
+    deltas: dict[repository.BucketKey, list[float]] = {}
     changed = False
     for goal in relevant:
-        wanted = await expected_samples(ctx, goal, timeline, timeline.ticket_id)
+        wanted = await expected_samples(ctx, goal, timeline, timers)
         mine = [s for s in stored if s.goal_id == goal.id and not s.key.startswith("survey:")]
-        changed |= await apply_samples(ctx, goal, timeline.ticket_id, mine, wanted)
+        changed |= apply_samples(ctx, goal, timeline.ticket_id, mine, wanted, deltas)
+    await repository.bump_buckets(ctx.session, deltas)
     return changed
 
 
@@ -379,10 +385,12 @@ async def record_answer(ctx: SlaContext, answer: SurveyAnswer, goals: Sequence[G
     timeline = await repository.get_timeline(ctx.session, answer.ticket_id)
     stored = await repository.samples_of_ticket(ctx.session, answer.ticket_id)
     sample = _answer_sample(answer)
+    deltas: dict[repository.BucketKey, list[float]] = {}
     changed = False
     for goal in relevant:
         wanted = [sample] if _answer_in_scope(goal, answer, timeline) else []
-        changed |= await apply_samples(
-            ctx, goal, answer.ticket_id, stored, wanted, only_keys={sample.key}
+        changed |= apply_samples(
+            ctx, goal, answer.ticket_id, stored, wanted, deltas, only_keys={sample.key}
         )
+    await repository.bump_buckets(ctx.session, deltas)
     return changed

@@ -48,12 +48,13 @@ def _append(timeline: TicketTimeline, at: datetime, code: str, value: str | None
     timeline.events = events  # a new list, so the JSON column is written
 
 
-async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline, bool]:
+async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline, bool, bool]:
     """Update the ticket's timeline from one of router's events (idempotent per change);
-    returns it and whether it is new."""
+    returns it, whether it is new, and whether anything a sample depends on changed."""
     snapshot = event.ticket
     timeline = await repository.get_timeline(ctx.session, snapshot.id, for_update=True)
     new = timeline is None
+    changed = False
     if timeline is None:
         timeline = TicketTimeline(
             ticket_id=snapshot.id,
@@ -68,15 +69,20 @@ async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline
             demo=False,
         )
         ctx.session.add(timeline)
+        changed = snapshot.status in ("solved", "closed")
     elif snapshot.version >= timeline.version:
         at = snapshot.updated_at
         if snapshot.status != timeline.status:
             when = snapshot.solved_at if snapshot.status == "solved" and snapshot.solved_at else at
             _append(timeline, when, "s", snapshot.status)
             timeline.status = snapshot.status
+            changed = True
         if snapshot.priority != timeline.priority:
             _append(timeline, at, "p", snapshot.priority)
             timeline.priority = snapshot.priority
+            changed = True
+        if (snapshot.channel, snapshot.group) != (timeline.channel, timeline.group):
+            changed = True
         timeline.channel = snapshot.channel
         timeline.group = snapshot.group
         timeline.version = snapshot.version
@@ -85,19 +91,23 @@ async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline
         message = event.message
         if message.author == "customer":
             _append(timeline, message.created_at, "c", None)
+            changed = True
         elif message.public:
             _append(timeline, message.created_at, "a", None)
+            changed = True
     await ctx.session.flush()
-    return timeline, new
+    return timeline, new, changed
 
 
 async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     sla = SlaContext.for_event(ctx)
-    timeline, new = await record(sla, event)
+    timeline, new, touched = await record(sla, event)
+    if not touched and not new:
+        return  # nothing a sample depends on moved (an assignment, a tag...)
     goals = await service.goal_defs(sla)
     if not goals:
         return
-    changed = await service.sync_ticket(sla, timeline, goals)
+    changed = touched and await service.sync_ticket(sla, timeline, goals)
     if new:
         # Surveys travel on another topic: an answer may have come before its ticket, when no
         # scoped goal could place it yet.
@@ -136,6 +146,7 @@ def with_goals(handlers: dict[type[ev.Event], EventHandler]) -> dict[type[ev.Eve
             await on_ticket_event(ctx, event)
 
         handle.__name__ = f"{getattr(first, '__name__', 'handler')}_and_goals"
+        handle.__wrapped__ = first  # type: ignore[attr-defined]  # the bench compares without
         return handle
 
     table: dict[type[ev.Event], EventHandler] = {
