@@ -22,6 +22,8 @@ from shared.clock import wait_for_wake
 from shared.runtime import ServiceRuntime
 
 WATCH_SECONDS = 30.0
+# At most one evaluation a second however busy the event stream is (wall-clock pacing).
+MIN_INTERVAL_SECONDS = 1.0
 EVENTS: dict[str, type[ev.GoalEvent]] = {
     "at_risk": ev.GoalAtRisk,
     "missed": ev.GoalMissed,
@@ -128,4 +130,5 @@ async def run_goal_watch(runtime: ServiceRuntime) -> None:
     while True:
         wake_event.clear()
         await evaluate_goals(runtime)
-        await wait_for_wake(wake_event, WATCH_SECONDS)
+        await asyncio.sleep(MIN_INTERVAL_SECONDS)
+        await wait_for_wake(wake_event, WATCH_SECONDS - MIN_INTERVAL_SECONDS)
