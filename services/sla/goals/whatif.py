@@ -80,6 +80,10 @@ def _nearest_rank(values: Sequence[float], share: float) -> float | None:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
 # --- goals --------------------------------------------------------------------------------------
 
 
@@ -292,8 +296,8 @@ async def policy_what_if(
                 "compliance": None
                 if count == 0
                 else round(100.0 * (count - breaches[metric]) / count, 2),
-                "median_seconds": _nearest_rank(taken[metric], 0.5),
-                "p90_seconds": _nearest_rank(taken[metric], 0.9),
+                "median_seconds": _rounded(_nearest_rank(taken[metric], 0.5)),
+                "p90_seconds": _rounded(_nearest_rank(taken[metric], 0.9)),
             }
         )
     return {"tickets": tickets, "tickets_matched": matched, "metrics": rows}
