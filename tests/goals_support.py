@@ -161,7 +161,7 @@ class Desk:
             return found if found["sample_size"] == sample_size else None
 
         try:
-            result: dict[str, Any] = await eventually(probe, within=120)
+            result: dict[str, Any] = await eventually(probe, within=120, interval=0.5)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last attainment {self.last_seen}") from exc
         return result

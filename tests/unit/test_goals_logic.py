@@ -142,14 +142,15 @@ def test_business_clock_matches_calendar_arithmetic(start_minutes: int, length: 
 
 
 def test_policy_replay_pauses_reopens_and_priority() -> None:
-    def target(priority: str, metric: str) -> tuple[int, str | None] | None:
-        minutes = {"normal": 10, "urgent": 1}[priority]
-        return (minutes, None)
-
+    target: dict[tuple[str, str], tuple[int, str | None]] = {
+        (priority, metric): (minutes, None)
+        for priority, minutes in (("normal", 10), ("urgent", 1))
+        for metric in whatif.SLA_METRICS
+    }
     pauses = {m: frozenset({"pending"}) for m in whatif.SLA_METRICS}
     events = [
-        (0.0, "s", "open"),
-        (0.0, "p", "normal"),
+        (0, "s", "open"),
+        (0, "p", "normal"),
         (100.0, "s", "pending"),  # first response paused from 100 s
         (1000.0, "s", "open"),  # ...to 1000 s
         (1300.0, "a", None),  # first response: 100 + 300 = 400 s
@@ -161,11 +162,11 @@ def test_policy_replay_pauses_reopens_and_priority() -> None:
         (2200.0, "s", "solved"),
     ]
     results, still_open = whatif.replay_ticket(
-        events, pauses.__getitem__, target, lambda _c, a, b: b - a
+        events, 1_000_000.0, pauses, target, lambda _c, a, b: b - a
     )
     assert sorted(results) == [
         ("first_response", 400.0, False),
         ("next_response", 100.0, True),
-        ("resolution", 100 + 1000.0 + 100.0, True),
+        ("resolution", 100 + 1000.0 + 100.0, True),  # 1200 s against normal's 600 s
     ]
     assert still_open == []

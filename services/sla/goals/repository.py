@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
+from typing import cast as type_cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, Text, cast, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.sla.goals.models import Goal, GoalBucket, GoalSample, SurveyAnswer, TicketTimeline
 from services.sla.goals.projection import Totals
@@ -16,8 +18,8 @@ from services.sla.models import Timer
 from shared.db import dialect_name
 
 STREAM_CHUNK = 2000
-goal_samples = cast(Table, GoalSample.__table__)
-goal_buckets = cast(Table, GoalBucket.__table__)
+goal_samples = type_cast(Table, GoalSample.__table__)
+goal_buckets = type_cast(Table, GoalBucket.__table__)
 
 
 async def list_goals(
@@ -218,3 +220,28 @@ async def answers_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[S
     return (
         await session.scalars(select(SurveyAnswer).where(SurveyAnswer.ticket_id == ticket_id))
     ).all()
+
+
+async def stream_replay_rows(
+    session: AsyncSession, created_from: datetime, created_to: datetime
+) -> AsyncIterator[Sequence[Any]]:
+    """For replays, the lightest rows: ``(ticket id, created epoch seconds, document JSON text,
+    events JSON text)``; no per-row JSON or datetime conversion by the driver layer."""
+    created: ColumnElement[Any]
+    if dialect_name(session) == "postgresql":
+        created = func.extract("epoch", TicketTimeline.created_at)
+    else:  # naive UTC text on SQLite
+        created = (func.julianday(TicketTimeline.created_at) - 2440587.5) * 86400.0
+    query = (
+        select(
+            TicketTimeline.ticket_id,
+            created,
+            cast(TicketTimeline.document, Text),
+            cast(TicketTimeline.events, Text),
+        )
+        .where(TicketTimeline.created_at >= created_from, TicketTimeline.created_at < created_to)
+        .execution_options(yield_per=STREAM_CHUNK * 5)
+    )
+    result = await session.stream(query)
+    async for chunk in result.partitions(STREAM_CHUNK * 5):
+        yield chunk

@@ -14,6 +14,7 @@ over days; instants outside that range fall back to ``business_seconds_between``
 from __future__ import annotations
 
 import bisect
+import json
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -159,75 +160,86 @@ Seconds = Callable[[str | None, float, float], float]
 
 
 def replay_ticket(
-    events: Sequence[tuple[float, str, str | None]],
-    pause_for: Callable[[str], frozenset[str]],
-    target_of: Callable[[str, str], Target | None],
+    events: Sequence[Sequence[Any]],
+    created: float,
+    pauses: dict[str, frozenset[str]],
+    targets: dict[tuple[str, str], Target],
     seconds: Seconds,
 ) -> tuple[list[tuple[str, float, bool]], list[str]]:
     """One ticket's timers under a policy: ``([(metric, business seconds, breached)], [metric
     of each timer still open])``.
 
-    ``events`` are ``(epoch seconds, code, value)`` sorted by time, the first ones giving the
-    status and priority at creation."""
-    status = next((v for _, c, v in events if c == "s"), "new") or "new"
-    priority = next((v for _, c, v in events if c == "p"), "normal") or "normal"
-    created = events[0][0] if events else 0.0
-    # metric -> [segments, running since or None]
-    running: dict[str, tuple[list[tuple[float, float]], float | None]] = {}
+    ``events`` are the stored ``[offset seconds, code, value]`` rows in time order, the first
+    ones giving the status and priority at creation. A timer is ``[segments, running since]``
+    (``None`` while paused): pauses, reopens and priority changes behave as sla's own timers."""
+    status = "new"
+    priority = "normal"
+    index = 0
+    while index < len(events) and events[index][0] == 0 and events[index][1] in ("s", "p"):
+        if events[index][1] == "s":
+            status = events[index][2]
+        else:
+            priority = events[index][2]
+        index += 1
+    running: dict[str, list[Any]] = {}
     stopped: list[tuple[str, list[tuple[float, float]], str]] = []
-
-    def start(metric: str, at: float) -> None:
-        running[metric] = ([], None if status in pause_for(metric) else at)
-
-    def stop(metric: str, at: float) -> None:
-        segments, since = running.pop(metric)
-        if since is not None:
-            segments.append((since, at))
-        stopped.append((metric, segments, priority))
-
     if status not in DONE:
-        start("first_response", created)
-        start("resolution", created)
-    for at, code, value in events:
-        if code == "s" and value is not None and value != status:
+        for metric in ("first_response", "resolution"):
+            running[metric] = [[], None if status in pauses[metric] else created]
+    for offset, code, value in events[index:]:
+        at = created + offset
+        if code == "a":
+            for metric in ("first_response", "next_response"):
+                timer = running.pop(metric, None)
+                if timer is not None:
+                    if timer[1] is not None:
+                        timer[0].append((timer[1], at))
+                    stopped.append((metric, timer[0], priority))
+        elif code == "c":
+            if (
+                status not in DONE
+                and "first_response" not in running
+                and "next_response" not in running
+            ):
+                paused = status in pauses["next_response"]
+                running["next_response"] = [[], None if paused else at]
+        elif code == "p":
+            priority = value
+        elif code == "s" and value != status:
             was, status = status, value
             if value in DONE and was not in DONE:
-                for metric in list(running):
-                    stop(metric, at)
+                for metric, timer in running.items():
+                    if timer[1] is not None:
+                        timer[0].append((timer[1], at))
+                    stopped.append((metric, timer[0], priority))
+                running.clear()
             elif value not in DONE and was in DONE:
-                previous = [i for i, s in enumerate(stopped) if s[0] == "resolution"]
-                segments = stopped.pop(previous[-1])[1] if previous else []
-                running["resolution"] = (segments, None if value in pause_for("resolution") else at)
+                segments: list[tuple[float, float]] = []
+                for i in range(len(stopped) - 1, -1, -1):
+                    if stopped[i][0] == "resolution":
+                        segments = stopped.pop(i)[1]
+                        break
+                paused = value in pauses["resolution"]
+                running["resolution"] = [segments, None if paused else at]
             else:
-                for metric, (segments, since) in list(running.items()):
-                    paused = value in pause_for(metric)
-                    if paused and since is not None:
-                        segments.append((since, at))
-                        running[metric] = (segments, None)
-                    elif not paused and since is None:
-                        running[metric] = (segments, at)
-        elif code == "p" and value is not None:
-            priority = value
-        elif code == "a":
-            for metric in ("first_response", "next_response"):
-                if metric in running:
-                    stop(metric, at)
-        elif (
-            code == "c"
-            and status not in DONE
-            and "first_response" not in running
-            and "next_response" not in running
-        ):
-            start("next_response", at)
+                for metric, timer in running.items():
+                    paused = value in pauses[metric]
+                    if paused and timer[1] is not None:
+                        timer[0].append((timer[1], at))
+                        timer[1] = None
+                    elif not paused and timer[1] is None:
+                        timer[1] = at
     results = []
     for metric, segments, at_priority in stopped:
-        target = target_of(at_priority, metric)
+        target = targets.get((at_priority, metric))
         if target is None:
             continue
         minutes, calendar_id = target
-        took = sum(seconds(calendar_id, a, b) for a, b in segments)
+        took = 0.0
+        for a, b in segments:
+            took += seconds(calendar_id, a, b)
         results.append((metric, took, took > minutes * 60 + 1e-6))
-    return results, [m for m in running if target_of(priority, m) is not None]
+    return results, [m for m in running if (priority, m) in targets]
 
 
 async def policy_what_if(
@@ -256,6 +268,7 @@ async def policy_what_if(
         return frozenset(raw_pause)
 
     pauses = {m: pause_for(m) for m in SLA_METRICS}
+    conditional = bool(body.conditions.all or body.conditions.any)
 
     def seconds(calendar_id: str | None, a: float, b: float) -> float:
         clock = clocks.get(calendar_id) if calendar_id else None
@@ -265,16 +278,14 @@ async def policy_what_if(
     taken: dict[str, list[float]] = {m: [] for m in SLA_METRICS}
     breaches = dict.fromkeys(SLA_METRICS, 0)
     still_open = dict.fromkeys(SLA_METRICS, 0)
-    async for chunk in repository.stream_timelines(ctx.session, start, end):
-        for row in chunk:
+    async for chunk in repository.stream_replay_rows(ctx.session, start, end):
+        for _ticket_id, created, document, events in chunk:
             tickets += 1
-            if not matches(body.conditions, row.document or {}):
+            if conditional and not matches(body.conditions, json.loads(document or "{}")):
                 continue
             matched += 1
-            base = row.created_at.timestamp()
-            events = [(base + float(e[0]), str(e[1]), e[2]) for e in row.events]
             results, open_timers = replay_ticket(
-                events, pauses.__getitem__, lambda p, m: targets.get((p, m)), seconds
+                json.loads(events), float(created), pauses, targets, seconds
             )
             for metric in open_timers:
                 still_open[metric] += 1
