@@ -11,16 +11,15 @@ import pytest
 from services.sla.app import create_app
 from shared.bus import KafkaBus
 from tests.conftest import make_settings, running
-from tests.goals_support import (
+from tests.goals_scenarios import (
     MONDAY,
-    Desk,
-    FakeClock,
     scenario_bad_input,
     scenario_business_time_dst_week,
     scenario_known_share,
     scenario_redelivery_and_late_answers,
     scenario_status_events,
 )
+from tests.goals_support import Desk, FakeClock
 
 
 @pytest.fixture
