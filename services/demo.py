@@ -10,6 +10,8 @@ import logging
 
 import httpx
 
+from shared.runtime import ServiceRuntime
+
 log = logging.getLogger("ticketflow.demo")
 
 AGENTS = [
@@ -46,7 +48,15 @@ AGENTS = [
 ]
 
 
-async def seed(router_url: str, sla_url: str, survey_url: str, api_key: str) -> None:
+async def seed(
+    router_url: str,
+    sla_url: str,
+    survey_url: str,
+    api_key: str,
+    sla_runtime: ServiceRuntime | None = None,
+) -> None:
+    """Seed every service; with the in-process ``sla_runtime`` (``ticketflow dev``) also the
+    service goals and their generated past tickets."""
     from services.router import demo as router_demo
     from services.sla import demo as sla_demo
     from services.survey import demo as survey_demo
@@ -60,4 +70,8 @@ async def seed(router_url: str, sla_url: str, survey_url: str, api_key: str) -> 
         await router_demo.seed(client, router_url)
         await sla_demo.seed(client, sla_url)
         await survey_demo.seed(client, survey_url)
+    if sla_runtime is not None:
+        from services.sla.goals import demo as goals_demo
+
+        await goals_demo.seed(sla_runtime)
     log.info("demo data seeded: agents, routing rules, a calendar, SLA and survey policies")

@@ -105,6 +105,7 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
             f"http://127.0.0.1:{ports['sla']}",
             f"http://127.0.0.1:{ports['survey']}",
             _admin_key(settings),
+            sla_runtime=apps[SERVICES.index("sla")].state.runtime,
         )
         for app in apps:
             app.state.not_ready_reason = None

@@ -279,6 +279,48 @@ class SlaEscalated(SlaEvent):
     actions: dict[str, Any] = Field(default_factory=dict)
 
 
+class GoalEvent(Event):
+    """A service goal changed status (sla). Key and subject are the goal id."""
+
+    goal_id: str
+    name: str
+    metric: str
+    status: str
+    previous_status: str | None = None
+    period_start: datetime
+    period_end: datetime
+    value: float | None = None
+    target: float
+    sample_size: int = 0
+    projection: dict[str, float | None] | None = None
+    needed: float | None = None
+    evaluated_at: datetime
+
+    @property
+    def subject(self) -> str:
+        return self.goal_id
+
+
+@event_type("goal.at_risk", "sla")
+class GoalAtRisk(GoalEvent):
+    pass
+
+
+@event_type("goal.missed", "sla")
+class GoalMissed(GoalEvent):
+    pass
+
+
+@event_type("goal.met", "sla")
+class GoalMet(GoalEvent):
+    pass
+
+
+@event_type("goal.recovered", "sla")
+class GoalRecovered(GoalEvent):
+    pass
+
+
 # --- surveys ----------------------------------------------------------------------------------
 
 

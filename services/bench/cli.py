@@ -17,7 +17,7 @@ from shared.settings import Settings
 # The scenario modules (asyncpg, aiokafka, the load generator) load only when ``bench`` runs, so
 # that ``ticketflow dev`` and ``serve`` start no slower for having the subcommand.
 
-SCENARIOS = ("intake", "pipeline", "timers", "all")
+SCENARIOS = ("intake", "pipeline", "timers", "goals", "all")
 
 
 def add_parser(commands: Any) -> None:
@@ -53,6 +53,13 @@ def add_parser(commands: Any) -> None:
     group.add_argument("--spread-seconds", type=float, default=20.0, help="over this window (20)")
     group.add_argument("--storm", type=int, default=10_000, help="timers due at one instant")
     group.add_argument("--timers-timeout", type=float, default=120.0, help="drain limit (120 s)")
+    group = bench.add_argument_group("goals (not part of 'all')")
+    group.add_argument(
+        "--goal-tickets", type=int, default=1_000_000, help="past samples (1,000,000)"
+    )
+    group.add_argument("--goal-count", type=int, default=20, help="goals read (20)")
+    group.add_argument("--replay-tickets", type=int, default=100_000, help="timelines (100,000)")
+    group.add_argument("--handled-tickets", type=int, default=300, help="per handling round (300)")
 
 
 def _positive(args: argparse.Namespace) -> str | None:
@@ -61,6 +68,10 @@ def _positive(args: argparse.Namespace) -> str | None:
         "duration",
         "rounds",
         "tickets",
+        "goal_tickets",
+        "goal_count",
+        "replay_tickets",
+        "handled_tickets",
         "rate",
         "agents",
         "spread_seconds",
@@ -93,7 +104,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from services.bench import intake, pipeline, report, timers
+    from services.bench import goals, intake, pipeline, report, timers
     from services.bench.runner import bench_env, progress
 
     chosen = ("intake", "pipeline", "timers") if args.scenario == "all" else (args.scenario,)
@@ -122,6 +133,16 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 timeout=args.timers_timeout,
             ),
             timers.rows,
+        ),
+        "goals": (
+            goals.run_goals,
+            goals.GoalsOptions(
+                tickets=args.goal_tickets,
+                goals=args.goal_count,
+                replay=args.replay_tickets,
+                handled=args.handled_tickets,
+            ),
+            goals.rows,
         ),
     }
     if args.profile is not None:
@@ -157,7 +178,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def summary(scenarios: dict[str, dict[str, Any]]) -> list[str]:
-    from services.bench import intake, pipeline
+    from services.bench import goals, intake, pipeline
 
     lines = []
     if "intake" in scenarios:
@@ -179,5 +200,16 @@ def summary(scenarios: dict[str, dict[str, Any]]) -> list[str]:
             + ("met" if figures["met_p99"] else "MISSED")
             + f"; storm drained in {figures['storm_drain_s']} s (target <= 5 s): "
             + ("met" if figures["met_storm"] else "MISSED")
+        )
+    if "goals" in scenarios:
+        figures = scenarios["goals"]
+        lines.append(
+            f"goals: attainment read p99 {figures['read_p99_ms']} ms (target < "
+            f"{goals.TARGET_READ_P99_MS:g} ms): "
+            + ("met" if figures["met_reads"] else "MISSED")
+            + f"; what-if {figures['replay_s']} s (target < {goals.TARGET_REPLAY_S:g} s): "
+            + ("met" if figures["met_replay"] else "MISSED")
+            + f"; handling overhead {figures['overhead']} (target <= {goals.TARGET_OVERHEAD}): "
+            + ("met" if figures["met_overhead"] else "MISSED")
         )
     return lines

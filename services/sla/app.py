@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.sla.api import router
+from services.sla.goals.api import router as goals_router
+from services.sla.goals.watch import run_goal_watch
 from services.sla.handlers import CONSUMES, EVENT_HANDLERS
 from services.sla.models import metadata
 from services.sla.scheduler import run_scheduler
@@ -26,9 +28,9 @@ def create_app(
         metadata=metadata,
         handlers=EVENT_HANDLERS,
         consumes=CONSUMES,
-        background=(run_scheduler, run_webhook_deliverer),
+        background=(run_scheduler, run_webhook_deliverer, run_goal_watch),
         unit_of_work=SlaContext,
-        routers=[router],
+        routers=[goals_router, router],
         bus=bus,
         clock=clock,
     )

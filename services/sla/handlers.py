@@ -8,6 +8,7 @@ drops an event id seen before.
 from __future__ import annotations
 
 from services.sla import service
+from services.sla.goals.timeline import with_goals
 from services.sla.scheduler import wake_scheduler
 from shared import events as ev
 from shared.runtime import EventHandler, HandlerContext
@@ -96,17 +97,20 @@ async def on_ticket_reopened(ctx: HandlerContext, event: ev.TicketReopened) -> N
     _wake(ctx)
 
 
-EVENT_HANDLERS: dict[type[ev.Event], EventHandler] = {
-    ev.TicketCreated: on_ticket_created,
-    ev.TicketMessageAdded: on_message_added,
-    ev.TicketStatusChanged: on_ticket_changed,
-    ev.TicketSolved: on_ticket_solved,
-    ev.TicketClosed: on_ticket_solved,
-    ev.TicketReopened: on_ticket_reopened,
-    ev.TicketPrioritized: on_ticket_changed,
-    ev.TicketUpdated: on_ticket_changed,
-    ev.TicketAssigned: on_ticket_changed,
-    ev.TicketUnassigned: on_ticket_changed,
-}
+EVENT_HANDLERS: dict[type[ev.Event], EventHandler] = with_goals(
+    {
+        ev.TicketCreated: on_ticket_created,
+        ev.TicketMessageAdded: on_message_added,
+        ev.TicketStatusChanged: on_ticket_changed,
+        ev.TicketSolved: on_ticket_solved,
+        ev.TicketClosed: on_ticket_solved,
+        ev.TicketReopened: on_ticket_reopened,
+        ev.TicketPrioritized: on_ticket_changed,
+        ev.TicketUpdated: on_ticket_changed,
+        ev.TicketAssigned: on_ticket_changed,
+        ev.TicketUnassigned: on_ticket_changed,
+    }
+)
 
-CONSUMES = ("tickets",)
+# surveys: survey.answered feeds csat, nps and ces goals (services/sla/goals).
+CONSUMES = ("tickets", "surveys")

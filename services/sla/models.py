@@ -148,3 +148,7 @@ class WebhookDelivery(Base):
 
 
 Index("ix_webhook_deliveries_next_attempt_at", WebhookDelivery.next_attempt_at)
+
+
+# Service goals keep their tables in this schema too (registered on ``metadata`` by import).
+from services.sla.goals import models as _goal_models  # noqa: E402,F401

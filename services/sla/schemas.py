@@ -160,6 +160,10 @@ SLA_EVENT_TYPES = (
     "sla.warning",
     "sla.breached",
     "sla.escalated",
+    "goal.at_risk",
+    "goal.missed",
+    "goal.met",
+    "goal.recovered",
 )
 
 
@@ -174,9 +178,10 @@ class WebhookSubscriptionCreate(BaseModel):
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
         for event_type in value:
-            if event_type not in (*SLA_EVENT_TYPES, "sla.*", "*"):
+            if event_type not in (*SLA_EVENT_TYPES, "sla.*", "goal.*", "*"):
                 raise ValueError(
-                    f"unknown event type {event_type!r}; use sla.* or one of {SLA_EVENT_TYPES}"
+                    f"unknown event type {event_type!r}; use sla.*, goal.* or one of "
+                    f"{SLA_EVENT_TYPES}"
                 )
         return value
 

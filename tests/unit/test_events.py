@@ -32,6 +32,10 @@ CONTRACT_TYPES = {
         "sla.warning",
         "sla.breached",
         "sla.escalated",
+        "goal.at_risk",
+        "goal.missed",
+        "goal.met",
+        "goal.recovered",
     },
     "surveys": {
         "survey.scheduled",

@@ -1,0 +1,329 @@
+"""``bench goals``: service goals at size, in-process against a fresh PostgreSQL database.
+
+- Attainment reads: 20 goals whose day buckets hold 1,000,000 past samples (tickets), written
+  in bulk with ``INSERT ... SELECT`` from ``generate_series`` (the samples of one goal, then its
+  buckets copied to every goal). Each read is ``GET /v1/goals/{id}/attainment``'s work in its own
+  session. Baseline: the same period's figures computed by scanning the samples (what a read
+  would cost without incremental aggregates).
+- What-if: one SLA policy with a business-hours calendar replayed over 100,000 recorded ticket
+  timelines. Baseline: only streaming those rows out of the database (the replay's floor).
+- Event handling: sla's handlers on the same stream of ticket events (created, agent reply,
+  solved), with the goal bookkeeping (timeline + samples for the 20 goals) and without it (sla's
+  own handlers alone), alternating rounds; each event in its own transaction, as consumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.bench.report import Row, fmt, ms, percentile, ratio
+from services.bench.runner import BenchEnv, progress
+
+TARGET_READ_P99_MS = 50.0
+TARGET_REPLAY_S = 5.0
+TARGET_OVERHEAD = 0.10
+METRICS = [
+    ("first_response_time", 60.0, None),
+    ("resolution_time", 14400.0, None),
+    ("next_response_time", 300.0, None),
+    ("first_contact_resolution", None, None),
+    ("reopen_rate", None, None),
+    ("sla_compliance", None, "first_response"),
+    ("csat", None, None),
+]
+
+_GOALS = """
+INSERT INTO sla.goals (id, name, description, metric, scope, threshold_seconds, calendar_id,
+    sla_metric, target, period_kind, period_days, timezone, demo, created_at, updated_at)
+VALUES ($1, $2, 'bench', $3, '{"channel": ["chat"]}'::jsonb, $4, NULL, $5, 80, $6, NULL,
+    'Europe/London', false, now(), now())
+"""
+_SAMPLES = """
+INSERT INTO sla.goal_samples (goal_id, ticket_id, key, day, good, bad, value)
+SELECT $1, 'bench:' || g, 'first_response', current_date - (g % 365)::int,
+    (g % 5 <> 0)::int, 0, (g % 120)::float
+FROM generate_series(1, $2::bigint) AS g
+"""
+_BUCKETS = """
+INSERT INTO sla.goal_buckets (goal_id, day, samples, good, bad, value_sum)
+SELECT goal.id, s.day, count(*), sum(s.good), sum(s.bad), sum(s.value)
+FROM sla.goal_samples s CROSS JOIN sla.goals goal
+WHERE s.goal_id = $1
+GROUP BY goal.id, s.day
+"""
+_SCAN = """
+SELECT count(*), sum(good), sum(bad), sum(value) FROM sla.goal_samples
+WHERE goal_id = $1 AND day >= $2 AND day < $3
+"""
+_TIMELINES = """
+INSERT INTO sla.ticket_timelines (ticket_id, created_at, channel, "group", priority, status,
+    document, events, version, demo)
+SELECT 'replay:' || g, $2::timestamptz - (g % 86400 * 90 / 86400) * interval '1 day'
+        - (g % 86400) * interval '1 second',
+    'chat', 'support', 'normal', 'solved',
+    jsonb_build_object('channel', 'chat', 'priority', 'normal', 'group', 'support'),
+    jsonb_build_array(
+        jsonb_build_array(0, 's', 'open'), jsonb_build_array(0, 'p', 'normal'),
+        jsonb_build_array(20 + g % 900, 'a', NULL),
+        jsonb_build_array(1000 + g % 3600, 'c', NULL),
+        jsonb_build_array(1500 + g % 3600, 's', 'pending'),
+        jsonb_build_array(9000 + g % 7200, 's', 'open'),
+        jsonb_build_array(9500 + g % 7200, 'a', NULL),
+        jsonb_build_array(20000 + g % 86400, 's', 'solved')),
+    8, false
+FROM generate_series(1, $1::bigint) AS g
+"""
+
+
+@dataclass
+class GoalsOptions:
+    tickets: int = 1_000_000
+    goals: int = 20
+    reads: int = 10  # rounds of one read per goal
+    replay: int = 100_000
+    handled: int = 300  # tickets per handling round (3 events each)
+    rounds: int = 2
+
+
+async def _load(conn: asyncpg.Connection, options: GoalsOptions) -> list[str]:
+    ids = [str(uuid.uuid4()) for _ in range(options.goals)]
+    for i, goal_id in enumerate(ids):
+        metric, threshold, sla_metric = METRICS[i % len(METRICS)]
+        kind = ("week", "month", "quarter")[i % 3]
+        await conn.execute(_GOALS, goal_id, f"bench goal {i}", metric, threshold, sla_metric, kind)
+    began = time.monotonic()
+    await conn.execute(_SAMPLES, ids[0], options.tickets)
+    await conn.execute(_BUCKETS, ids[0])
+    progress(f"{options.tickets:,} samples and their buckets in {time.monotonic() - began:.1f} s")
+    return ids
+
+
+async def _reads(
+    env: BenchEnv, conn: asyncpg.Connection, ids: list[str], options: GoalsOptions
+) -> dict[str, Any]:
+    from services.sla.goals import attainment, periods, repository
+    from services.sla.goals.service import GoalDef
+    from shared.db import create_engine, make_sessionmaker
+
+    engine = create_engine(env.database_url, "sla")
+    sessions = make_sessionmaker(engine)
+    now = datetime.now(UTC)
+    ours: list[float] = []
+    scans: list[float] = []
+    try:
+        for _ in range(options.reads):
+            for goal_id in ids:
+                began = time.perf_counter()
+                async with sessions() as session:
+                    row = await repository.get_goal(session, goal_id)
+                    assert row is not None
+                    await attainment.attainment(session, GoalDef.of(row), now)
+                ours.append(time.perf_counter() - began)
+            # Baseline: the same goal's current and previous periods scanned from the samples.
+            assert row is not None
+            goal = GoalDef.of(row)
+            period = periods.period_of(goal.period_kind, None, periods.local_day(now, goal.zone))
+            first = periods.previous_periods(goal.period_kind, None, period, attainment.PREVIOUS)[0]
+            began = time.perf_counter()
+            await conn.fetchrow(_SCAN, ids[0], first.start, period.end)
+            scans.append(time.perf_counter() - began)
+    finally:
+        await engine.dispose()
+    return {
+        "reads": len(ours),
+        "read_p50_ms": ms(percentile(ours, 0.5)),
+        "read_p99_ms": ms(percentile(ours, 0.99)),
+        "scan_p50_ms": ms(percentile(scans, 0.5)),
+        "scan_p99_ms": ms(percentile(scans, 0.99)),
+    }
+
+
+async def _replay(env: BenchEnv, conn: asyncpg.Connection, options: GoalsOptions) -> dict[str, Any]:
+    from services.sla.goals import repository, whatif
+    from services.sla.schemas import SlaPolicyWrite
+    from services.sla.service import SlaContext
+    from shared.clock import SystemClock
+    from shared.db import create_engine, make_sessionmaker
+
+    now = datetime.now(UTC)
+    began = time.monotonic()
+    await conn.execute(_TIMELINES, options.replay, now)
+    progress(f"{options.replay:,} timelines in {time.monotonic() - began:.1f} s")
+    calendar_id = str(uuid.uuid4())
+    await conn.execute(
+        "INSERT INTO sla.calendars (id, name, timezone, hours, holidays, created_at, updated_at)"
+        " VALUES ($1, 'bench office', 'Europe/London', $2::jsonb, '[\"2026-12-25\"]'::jsonb,"
+        " now(), now())",
+        calendar_id,
+        '{"mon": [["09:00","17:00"]], "tue": [["09:00","17:00"]], "wed": [["09:00","17:00"]],'
+        ' "thu": [["09:00","17:00"]], "fri": [["09:00","17:00"]]}',
+    )
+    policy = SlaPolicyWrite.model_validate(
+        {
+            "name": "bench",
+            "targets": [
+                {"priority": "normal", "metric": m, "minutes": minutes, "calendar_id": calendar_id}
+                for m, minutes in (
+                    ("first_response", 10),
+                    ("next_response", 60),
+                    ("resolution", 480),
+                )
+            ],
+        }
+    )
+    start, end = now - timedelta(days=91), now + timedelta(days=1)
+    engine = create_engine(env.database_url, "sla")
+    sessions = make_sessionmaker(engine)
+    try:
+        async with sessions() as session:
+            began = time.perf_counter()
+            rows = 0
+            async for chunk in repository.stream_replay_rows(session, start, end):
+                rows += len(chunk)
+            load_s = time.perf_counter() - began
+        async with sessions() as session:
+            ctx = SlaContext(session, None, SystemClock())  # type: ignore[arg-type]
+            began = time.perf_counter()
+            result = await whatif.policy_what_if(ctx, policy, start, end)
+            replay_s = time.perf_counter() - began
+    finally:
+        await engine.dispose()
+    return {
+        "replayed_tickets": result["tickets_matched"],
+        "loaded_rows": rows,
+        "replay_s": round(replay_s, 2),
+        "load_only_s": round(load_s, 2),
+        "compliance": {m["metric"]: m["compliance"] for m in result["metrics"]},
+    }
+
+
+async def _handle_round(runtime: Any, tag: str, count: int) -> float:
+    from shared import events as ev
+    from shared.bus import Message
+
+    base = datetime.now(UTC) - timedelta(hours=1)
+    messages: list[Message] = []
+    for i in range(count):
+        ticket = f"bench:{tag}-{i}"
+        values: dict[str, Any] = {
+            "id": ticket, "source": "bench", "external_id": f"{tag}-{i}", "subject": "bench",
+            "status": "open", "priority": "normal", "channel": "chat", "requester": {"id": "r"},
+            "created_at": base, "updated_at": base, "version": 1,
+        }  # fmt: skip
+        reply_at = base + timedelta(seconds=20 + i % 90)
+        solved_at = reply_at + timedelta(minutes=5)
+        events: list[ev.Event] = [
+            ev.TicketCreated(ticket=ev.TicketSnapshot.model_validate(values)),
+            ev.TicketMessageAdded(
+                ticket=ev.TicketSnapshot.model_validate(
+                    {**values, "updated_at": reply_at, "version": 2}
+                ),
+                message=ev.MessageInfo(id=f"m{i}", author="agent", created_at=reply_at),
+            ),
+            ev.TicketSolved(
+                ticket=ev.TicketSnapshot.model_validate(
+                    {
+                        **values,
+                        "status": "solved",
+                        "solved_at": solved_at,
+                        "updated_at": solved_at,
+                        "version": 3,
+                    }
+                )
+            ),
+        ]
+        for event in events:
+            key, value, _ = ev.encode(event, source="bench")
+            messages.append(Message(topic="tickets", partition=0, offset=0, key=key, value=value))
+    began = time.perf_counter()
+    for message in messages:
+        await runtime.handle_message(message)
+    return time.perf_counter() - began
+
+
+async def _handling(env: BenchEnv, options: GoalsOptions) -> dict[str, Any]:
+    from services.sla.handlers import EVENT_HANDLERS
+    from services.sla.models import metadata
+    from shared.bus import MemoryBus
+    from shared.runtime import ServiceRuntime
+    from shared.settings import Settings
+
+    settings = Settings(database_url=env.database_url, topic_prefix=env.topic_prefix)
+    plain = {model: getattr(h, "__wrapped__", h) for model, h in EVENT_HANDLERS.items()}
+    bus = MemoryBus()
+    await bus.start()
+    runtimes = {
+        "with_goals": ServiceRuntime(name="sla", settings=settings, metadata=metadata, handlers=EVENT_HANDLERS, consumes=(), bus=bus),
+        "without": ServiceRuntime(name="sla", settings=settings, metadata=metadata, handlers=plain, consumes=(), bus=bus),
+    }  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in runtimes}
+    try:
+        for runtime in runtimes.values():
+            await runtime.start()
+        for n in range(options.rounds):
+            for name, runtime in runtimes.items():
+                seconds = await _handle_round(
+                    runtime, f"{name}-{n}-{uuid.uuid4().hex[:4]}", options.handled
+                )
+                times[name].append(seconds / (3 * options.handled))
+    finally:
+        for runtime in runtimes.values():
+            await runtime.stop()
+        await bus.stop()
+    ours = statistics.median(times["with_goals"])
+    baseline = statistics.median(times["without"])
+    return {
+        "events_per_round": 3 * options.handled,
+        "with_goals_ms_per_event": ms(ours),
+        "without_ms_per_event": ms(baseline),
+        "overhead": round(ours / baseline - 1.0, 3) if baseline else None,
+    }
+
+
+async def run_goals(env: BenchEnv, options: GoalsOptions) -> dict[str, Any]:
+    conn = await asyncpg.connect(env.dsn)
+    try:
+        ids = await _load(conn, options)
+        await conn.execute("ANALYZE sla.goal_buckets; ANALYZE sla.goal_samples")
+        progress("attainment reads")
+        reads = await _reads(env, conn, ids, options)
+        progress("what-if replay")
+        replay = await _replay(env, conn, options)
+    finally:
+        await conn.close()
+    progress("event handling with and without goal bookkeeping")
+    handling = await _handling(env, options)
+    figures: dict[str, Any] = {
+        "tickets": options.tickets,
+        "goals": options.goals,
+        **reads,
+        **replay,
+        **handling,
+    }
+    figures["met_reads"] = (figures["read_p99_ms"] or 0) < TARGET_READ_P99_MS
+    figures["met_replay"] = figures["replay_s"] < TARGET_REPLAY_S
+    figures["met_overhead"] = (
+        handling["overhead"] is not None and handling["overhead"] <= TARGET_OVERHEAD
+    )
+    await asyncio.sleep(0)
+    return figures
+
+
+def rows(figures: dict[str, Any]) -> list[Row]:
+    def met(flag: bool) -> str:
+        return "met" if flag else "MISSED"
+
+    return [
+        ("goals", "attainment read p50", fmt(figures["read_p50_ms"], " ms"), fmt(figures["scan_p50_ms"], " ms"), fmt(ratio(figures["read_p50_ms"], figures["scan_p50_ms"])), ""),
+        ("goals", "attainment read p99", fmt(figures["read_p99_ms"], " ms"), fmt(figures["scan_p99_ms"], " ms"), fmt(ratio(figures["read_p99_ms"], figures["scan_p99_ms"])), f"< {TARGET_READ_P99_MS:g} ms: {met(figures['met_reads'])}"),
+        ("goals", "what-if replay (policy)", fmt(figures["replay_s"], " s"), fmt(figures["load_only_s"], " s"), fmt(ratio(figures["replay_s"], figures["load_only_s"])), f"< {TARGET_REPLAY_S:g} s: {met(figures['met_replay'])}"),
+        ("goals", "handling per event", fmt(figures["with_goals_ms_per_event"], " ms"), fmt(figures["without_ms_per_event"], " ms"), fmt(figures["overhead"]), f"overhead <= {TARGET_OVERHEAD:.0%}: {met(figures['met_overhead'])}"),
+    ]  # fmt: skip

@@ -1,0 +1,141 @@
+"""What a sample of each goal metric is: pure functions over a ticket's timeline or an answer.
+
+A sample has a key (unique per goal and ticket, so a redelivery replaces it), the instant it
+completes (the period it counts in), whether it is good (meets the goal's threshold or is a
+satisfied answer), whether it is bad (NPS detractors only) and its raw value (seconds or score).
+
+- ``first_response_time``: creation to the first public agent reply (completes at the reply).
+- ``next_response_time``: each customer message after the first reply, to the next public
+  agent reply (one sample per such wait, completing at the reply).
+- ``resolution_time``: creation to the first solve (completes at the solve).
+- ``first_contact_resolution``: at the first solve; good when exactly one public agent reply
+  came before it and the ticket is never reopened.
+- ``reopen_rate``: at the first solve; good while the ticket is never reopened (the value is the
+  share that is reopened).
+- ``csat`` (1-5, good = 4-5), ``ces`` (1-7, good = 5-7), ``nps`` (0-10, good = 9-10,
+  bad = 0-6): one sample per answer, completing when it is answered.
+- ``sla_compliance``: one sample per sla timer of ``sla_metric`` when it stops; good when met.
+
+Times are business seconds in the goal's calendar when it has one, else elapsed seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.sla.calendar import Calendar, business_seconds_between
+
+TIME_METRICS = ("first_response_time", "next_response_time", "resolution_time")
+SURVEY_METRICS = ("csat", "nps", "ces")
+TIMELINE_METRICS = (*TIME_METRICS, "first_contact_resolution", "reopen_rate")
+METRICS = (*TIMELINE_METRICS, "sla_compliance", *SURVEY_METRICS)
+DONE = ("solved", "closed")
+# A ticket may complete samples well after it was created: backfills and replays also read
+# tickets created this long before the range they measure.
+CREATED_SLACK = timedelta(days=60)
+
+TimelineEvent = tuple[datetime, str, str | None]
+SecondsBetween = Callable[[datetime, datetime], float]
+
+
+@dataclass(frozen=True)
+class Sample:
+    key: str
+    completed_at: datetime
+    good: int
+    bad: int
+    value: float
+
+
+def in_scope(scope: dict[str, Any], channel: str, group: str | None, priority: str) -> bool:
+    """Empty or absent lists match everything."""
+    for name, actual in (("channel", channel), ("group", group), ("priority", priority)):
+        wanted = scope.get(name)
+        if wanted and actual not in wanted:
+            return False
+    return True
+
+
+def decode_events(created_at: datetime, raw: Sequence[Sequence[Any]]) -> list[TimelineEvent]:
+    """Stored ``[offset seconds, code, value]`` rows as absolute instants."""
+    return [(created_at + timedelta(seconds=float(e[0])), str(e[1]), e[2]) for e in raw]
+
+
+def seconds_function(calendar: Calendar) -> SecondsBetween:
+    if calendar is None:
+        return lambda a, b: (b - a).total_seconds()
+    return lambda a, b: business_seconds_between(calendar, a, b)
+
+
+def timeline_samples(
+    metric: str,
+    threshold_seconds: float | None,
+    created_at: datetime,
+    events: Sequence[TimelineEvent],
+    seconds: SecondsBetween,
+) -> list[Sample]:
+    """The samples a ticket's timeline gives for one timeline metric."""
+    status: str | None = None
+    first_reply: datetime | None = None
+    first_solve: datetime | None = None
+    replies_before_solve = 0
+    reopened = False
+    waiting_since: datetime | None = None
+    waits: list[tuple[datetime, datetime]] = []
+    for at, code, value in events:
+        if code == "a":
+            if first_reply is None:
+                first_reply = at
+            elif waiting_since is not None:
+                waits.append((waiting_since, at))
+                waiting_since = None
+            if first_solve is None:
+                replies_before_solve += 1
+        elif code == "c":
+            if first_reply is not None and waiting_since is None and status not in DONE:
+                waiting_since = at
+        elif code == "s":
+            if value in DONE and status not in DONE and first_solve is None:
+                first_solve = at
+            elif value not in DONE and status in DONE and first_solve is not None:
+                reopened = True
+            status = value
+    limit = threshold_seconds if threshold_seconds is not None else float("inf")
+
+    def timed(key: str, start: datetime, end: datetime) -> Sample:
+        took = max(0.0, seconds(start, end))
+        return Sample(key, end, int(took <= limit), 0, took)
+
+    if metric == "first_response_time":
+        return [] if first_reply is None else [timed("first_response", created_at, first_reply)]
+    if metric == "next_response_time":
+        return [timed(f"next_response:{i}", start, end) for i, (start, end) in enumerate(waits)]
+    if metric == "resolution_time":
+        return [] if first_solve is None else [timed("resolution", created_at, first_solve)]
+    if first_solve is None:
+        return []
+    if metric == "first_contact_resolution":
+        good = replies_before_solve == 1 and not reopened
+        return [Sample("first_contact_resolution", first_solve, int(good), 0, float(good))]
+    if metric == "reopen_rate":
+        return [Sample("reopen", first_solve, int(not reopened), 0, float(reopened))]
+    raise ValueError(f"{metric} is not a timeline metric")
+
+
+def survey_sample(kind: str, survey_id: str, score: int, answered_at: datetime) -> Sample:
+    if kind == "csat":
+        good, bad = score >= 4, False
+    elif kind == "ces":
+        good, bad = score >= 5, False
+    elif kind == "nps":
+        good, bad = score >= 9, score <= 6
+    else:
+        raise ValueError(f"unknown survey kind {kind!r}")
+    return Sample(f"survey:{survey_id}", answered_at, int(good), int(bad), float(score))
+
+
+def timer_sample(metric: str, cycle: int, met_at: datetime, met: bool, seconds: float) -> Sample:
+    return Sample(f"sla:{metric}:{cycle}", met_at, int(met), 0, seconds)

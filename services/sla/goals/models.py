@@ -1,0 +1,102 @@
+"""Tables of service goals, in the ``sla`` schema.
+
+- ``goals``: the definitions, with the last status announced (for ``goal.*`` events).
+- ``ticket_timelines``: each ticket's compact history (created, messages by author, status and
+  priority changes), fed by router's events; what-if replays and backfills read it.
+- ``survey_answers``: survey answers as ``survey.answered`` reported them.
+- ``goal_samples``: one row per goal and sample (ticket + metric, or survey), so that a
+  redelivered or corrected event replaces its sample instead of counting it twice.
+- ``goal_buckets``: per goal and local day (in the goal's time zone) the running totals that
+  attainment reads, so a read never scans tickets.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Date, Float, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.sla.models import Base
+from shared.db import JSONType
+
+
+class Goal(Base):
+    __tablename__ = "goals"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(2000))
+    metric: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    threshold_seconds: Mapped[float | None]
+    calendar_id: Mapped[str | None] = mapped_column(String(64))
+    sla_metric: Mapped[str | None] = mapped_column(String(32))
+    target: Mapped[float]
+    period_kind: Mapped[str] = mapped_column(String(16))
+    period_days: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The status last announced with a goal.* event, and the start of the period it was for.
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    last_period_start: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TicketTimeline(Base):
+    """``events`` is a list of ``[seconds since created, code, value]``: ``a`` public agent reply,
+    ``c`` customer message, ``s`` status change (value = new status), ``p`` priority change."""
+
+    __tablename__ = "ticket_timelines"
+
+    ticket_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    group: Mapped[str | None] = mapped_column(String(100))
+    priority: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    document: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    events: Mapped[list[Any]] = mapped_column(JSONType)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SurveyAnswer(Base):
+    __tablename__ = "survey_answers"
+
+    survey_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    score: Mapped[int] = mapped_column(Integer)
+    answered_at: Mapped[datetime] = mapped_column(index=True)
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class GoalSample(Base):
+    __tablename__ = "goal_samples"
+
+    goal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    good: Mapped[int] = mapped_column(Integer)
+    bad: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float]
+
+
+Index("ix_goal_samples_ticket_id", GoalSample.ticket_id)
+
+
+class GoalBucket(Base):
+    """Totals of one goal's samples completed on one local day."""
+
+    __tablename__ = "goal_buckets"
+
+    goal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    samples: Mapped[int] = mapped_column(Integer)
+    good: Mapped[int] = mapped_column(Integer)
+    bad: Mapped[int] = mapped_column(Integer)
+    value_sum: Mapped[float] = mapped_column(Float)

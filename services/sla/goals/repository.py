@@ -1,0 +1,246 @@
+"""Every query of service goals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime
+from typing import Any
+from typing import cast as type_cast
+
+from sqlalchemy import Table, Text, cast, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from services.sla.goals.models import Goal, GoalBucket, GoalSample, SurveyAnswer, TicketTimeline
+from services.sla.goals.projection import Totals
+from services.sla.models import Timer
+from shared.db import dialect_name
+from shared.pagination import Slice, paginate
+
+STREAM_CHUNK = 2000
+goal_samples = type_cast(Table, GoalSample.__table__)
+goal_buckets = type_cast(Table, GoalBucket.__table__)
+
+
+async def list_goals(session: AsyncSession) -> Sequence[Goal]:
+    """Every goal, in id order."""
+    return (await session.scalars(select(Goal).order_by(Goal.id))).all()
+
+
+async def page_goals(session: AsyncSession, *, limit: int, cursor: str | None) -> Slice[Goal]:
+    return await paginate(session, select(Goal), keys=(Goal.id,), limit=limit, cursor=cursor)
+
+
+async def get_goal(session: AsyncSession, goal_id: str, *, for_update: bool = False) -> Goal | None:
+    query = select(Goal).where(Goal.id == goal_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.scalars(query)).one_or_none()
+
+
+async def bucket_totals(
+    session: AsyncSession, goal_id: str, first: date, last_exclusive: date
+) -> dict[date, Totals]:
+    rows = await session.execute(
+        select(
+            GoalBucket.day,
+            GoalBucket.samples,
+            GoalBucket.good,
+            GoalBucket.bad,
+            GoalBucket.value_sum,
+        ).where(
+            GoalBucket.goal_id == goal_id, GoalBucket.day >= first, GoalBucket.day < last_exclusive
+        )
+    )
+    return {r.day: Totals(r.samples, r.good, r.bad, r.value_sum) for r in rows}
+
+
+async def samples_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[GoalSample]:
+    return (
+        await session.scalars(select(GoalSample).where(GoalSample.ticket_id == ticket_id))
+    ).all()
+
+
+BucketKey = tuple[str, date]
+
+
+def add_delta(
+    deltas: dict[BucketKey, list[float]],
+    goal_id: str,
+    day: date,
+    sign: int,
+    good: int,
+    bad: int,
+    value: float,
+) -> None:
+    """Collect a change of one day's totals; ``bump_buckets`` writes them all at once."""
+    delta = deltas.setdefault((goal_id, day), [0, 0, 0, 0.0])
+    delta[0] += sign
+    delta[1] += sign * good
+    delta[2] += sign * bad
+    delta[3] += sign * value
+
+
+async def bump_buckets(session: AsyncSession, deltas: dict[BucketKey, list[float]]) -> None:
+    """Add the collected changes to the day totals in one atomic upsert."""
+    rows = [
+        {
+            "goal_id": goal_id,
+            "day": day,
+            "samples": int(d[0]),
+            "good": int(d[1]),
+            "bad": int(d[2]),
+            "value_sum": d[3],
+        }
+        for (goal_id, day), d in sorted(deltas.items())
+        if any(d)
+    ]
+    if not rows:
+        return
+    table = goal_buckets
+    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    statement = insert(table).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["goal_id", "day"],
+        set_={
+            "samples": table.c.samples + statement.excluded.samples,
+            "good": table.c.good + statement.excluded.good,
+            "bad": table.c.bad + statement.excluded.bad,
+            "value_sum": table.c.value_sum + statement.excluded.value_sum,
+        },
+    )
+    await session.execute(statement)
+
+
+async def clear_goal_data(session: AsyncSession, goal_id: str) -> None:
+    await session.execute(delete(GoalSample).where(GoalSample.goal_id == goal_id))
+    await session.execute(delete(GoalBucket).where(GoalBucket.goal_id == goal_id))
+
+
+async def insert_samples(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), STREAM_CHUNK):
+        await session.execute(goal_samples.insert(), rows[start : start + STREAM_CHUNK])
+
+
+async def insert_buckets(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), STREAM_CHUNK):
+        await session.execute(goal_buckets.insert(), rows[start : start + STREAM_CHUNK])
+
+
+async def get_timeline(
+    session: AsyncSession, ticket_id: str, *, for_update: bool = False
+) -> TicketTimeline | None:
+    query = select(TicketTimeline).where(TicketTimeline.ticket_id == ticket_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.scalars(query)).one_or_none()
+
+
+async def stream_timelines(
+    session: AsyncSession, created_from: datetime, created_to: datetime
+) -> AsyncIterator[Sequence[Any]]:
+    """Timelines created in ``[created_from, created_to)``, in chunks of plain rows."""
+    query = (
+        select(
+            TicketTimeline.ticket_id,
+            TicketTimeline.created_at,
+            TicketTimeline.channel,
+            TicketTimeline.group,
+            TicketTimeline.priority,
+            TicketTimeline.document,
+            TicketTimeline.events,
+        )
+        .where(TicketTimeline.created_at >= created_from, TicketTimeline.created_at < created_to)
+        .execution_options(yield_per=STREAM_CHUNK)
+    )
+    result = await session.stream(query)
+    async for chunk in result.partitions(STREAM_CHUNK):
+        yield chunk
+
+
+async def survey_answers(
+    session: AsyncSession, kind: str, answered_from: datetime, answered_to: datetime
+) -> Sequence[SurveyAnswer]:
+    return (
+        await session.scalars(
+            select(SurveyAnswer).where(
+                SurveyAnswer.kind == kind,
+                SurveyAnswer.answered_at >= answered_from,
+                SurveyAnswer.answered_at < answered_to,
+            )
+        )
+    ).all()
+
+
+async def get_survey_answer(session: AsyncSession, survey_id: str) -> SurveyAnswer | None:
+    return await session.get(SurveyAnswer, survey_id)
+
+
+async def timelines_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, TicketTimeline]:
+    found: dict[str, TicketTimeline] = {}
+    for start in range(0, len(ids), STREAM_CHUNK):
+        chunk = ids[start : start + STREAM_CHUNK]
+        rows = await session.scalars(
+            select(TicketTimeline).where(TicketTimeline.ticket_id.in_(chunk))
+        )
+        found.update({row.ticket_id: row for row in rows})
+    return found
+
+
+async def stopped_timers(
+    session: AsyncSession, metric: str, met_from: datetime, met_to: datetime
+) -> Sequence[Timer]:
+    return (
+        await session.scalars(
+            select(Timer).where(
+                Timer.metric == metric,
+                Timer.met_at >= met_from,
+                Timer.met_at < met_to,
+                Timer.status.in_(("met", "breached")),
+            )
+        )
+    ).all()
+
+
+async def stopped_timers_of(session: AsyncSession, ticket_id: str) -> Sequence[Timer]:
+    return (
+        await session.scalars(
+            select(Timer).where(
+                Timer.ticket_id == ticket_id,
+                Timer.met_at.is_not(None),
+                Timer.status.in_(("met", "breached")),
+            )
+        )
+    ).all()
+
+
+async def answers_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[SurveyAnswer]:
+    return (
+        await session.scalars(select(SurveyAnswer).where(SurveyAnswer.ticket_id == ticket_id))
+    ).all()
+
+
+async def stream_replay_rows(
+    session: AsyncSession, created_from: datetime, created_to: datetime
+) -> AsyncIterator[Sequence[Any]]:
+    """For replays, the lightest rows: ``(ticket id, created epoch seconds, document JSON text,
+    events JSON text)``; no per-row JSON or datetime conversion by the driver layer."""
+    created: ColumnElement[Any]
+    if dialect_name(session) == "postgresql":
+        created = func.extract("epoch", TicketTimeline.created_at)
+    else:  # naive UTC text on SQLite
+        created = (func.julianday(TicketTimeline.created_at) - 2440587.5) * 86400.0
+    query = (
+        select(
+            TicketTimeline.ticket_id,
+            created,
+            cast(TicketTimeline.document, Text),
+            cast(TicketTimeline.events, Text),
+        )
+        .where(TicketTimeline.created_at >= created_from, TicketTimeline.created_at < created_to)
+        .execution_options(yield_per=STREAM_CHUNK * 5)
+    )
+    result = await session.stream(query)
+    async for chunk in result.partitions(STREAM_CHUNK * 5):
+        yield chunk

@@ -1,0 +1,396 @@
+"""Goal rules: validation, saving with a backfill and assessment, and sample bookkeeping.
+
+Bookkeeping is incremental: each ticket or survey event recomputes that ticket's samples for
+the goals it concerns (pure functions in ``metrics``), compares them with the stored ones and
+moves only the difference into the per-day buckets. So a redelivered event changes nothing, a
+correction (a reopen turning a first-contact resolution into a miss) replaces its sample, and a
+late answer counts on the day it was answered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.sla import repository as sla_repository
+from services.sla.goals import metrics, periods, repository
+from services.sla.goals.models import Goal, GoalSample, SurveyAnswer, TicketTimeline
+from services.sla.goals.schemas import GoalWrite
+from services.sla.models import Timer
+from services.sla.service import SlaContext
+from shared.errors import NotFound, Unprocessable
+
+# Periods measured when a goal is saved (its assessment), and so backfilled from history.
+ASSESSED_PERIODS = {"week": 12, "month": 12, "quarter": 4, "rolling_days": 12}
+MAX_BACKFILL_DAYS = 400
+
+
+def invalid(field: str, message: str) -> Unprocessable:
+    return Unprocessable(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+@dataclass(frozen=True)
+class GoalDef:
+    """What sample bookkeeping needs of a goal."""
+
+    id: str
+    metric: str
+    scope: dict[str, Any]
+    threshold_seconds: float | None
+    calendar_id: str | None
+    sla_metric: str | None
+    target: float
+    period_kind: str
+    period_days: int | None
+    timezone: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def of(cls, row: Goal) -> GoalDef:
+        return cls(
+            row.id,
+            row.metric,
+            dict(row.scope or {}),
+            row.threshold_seconds,
+            row.calendar_id,
+            row.sla_metric,
+            row.target,
+            row.period_kind,
+            row.period_days,
+            row.timezone,
+        )
+
+    @classmethod
+    def of_body(cls, body: GoalWrite, goal_id: str = "what-if") -> GoalDef:
+        return cls(
+            goal_id,
+            body.metric,
+            body.scope.model_dump(exclude_none=True),
+            body.threshold_seconds,
+            body.calendar_id,
+            body.sla_metric,
+            body.target,
+            body.period.kind,
+            body.period.days,
+            body.timezone,
+        )
+
+
+async def validate(session: AsyncSession, body: GoalWrite) -> None:
+    """Raise a 422 naming the field for a goal that could not be measured."""
+    if body.metric in metrics.TIME_METRICS and body.threshold_seconds is None:
+        raise invalid("threshold_seconds", f"{body.metric} needs threshold_seconds")
+    if body.metric not in metrics.TIME_METRICS and body.threshold_seconds is not None:
+        raise invalid("threshold_seconds", f"{body.metric} has no threshold")
+    if body.metric == "sla_compliance" and body.sla_metric is None:
+        raise invalid("sla_metric", "sla_compliance needs sla_metric")
+    if body.metric != "sla_compliance" and body.sla_metric is not None:
+        raise invalid("sla_metric", "only sla_compliance goals take sla_metric")
+    low, high = (-100.0, 100.0) if body.metric == "nps" else (0.0, 100.0)
+    if not low <= body.target <= high:
+        raise invalid("target", f"{body.metric} target must be between {low:g} and {high:g}")
+    if body.period.kind == "rolling_days" and body.period.days is None:
+        raise invalid("period.days", "rolling_days needs days")
+    if body.period.kind != "rolling_days" and body.period.days is not None:
+        raise invalid("period.days", f"a {body.period.kind} period has no days")
+    try:
+        ZoneInfo(body.timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise invalid("timezone", f"unknown IANA time zone {body.timezone!r}") from exc
+    if body.calendar_id is not None:
+        if body.metric not in metrics.TIME_METRICS:
+            raise invalid("calendar_id", f"{body.metric} is not measured in time")
+        if await sla_repository.get_calendar(session, body.calendar_id) is None:
+            raise invalid("calendar_id", f"unknown calendar {body.calendar_id}")
+
+
+def _fields(body: GoalWrite) -> dict[str, Any]:
+    return {
+        "name": body.name,
+        "description": body.description,
+        "metric": body.metric,
+        "scope": body.scope.model_dump(exclude_none=True),
+        "threshold_seconds": body.threshold_seconds,
+        "calendar_id": body.calendar_id,
+        "sla_metric": body.sla_metric,
+        "target": body.target,
+        "period_kind": body.period.kind,
+        "period_days": body.period.days,
+        "timezone": body.timezone,
+    }
+
+
+async def create_goal(ctx: SlaContext, body: GoalWrite, *, demo: bool = False) -> Goal:
+    await validate(ctx.session, body)
+    now = ctx.clock.now()
+    row = Goal(id=str(uuid.uuid4()), demo=demo, created_at=now, updated_at=now, **_fields(body))
+    ctx.session.add(row)
+    await ctx.session.flush()
+    await backfill(ctx, GoalDef.of(row))
+    return row
+
+
+async def update_goal(ctx: SlaContext, goal_id: str, body: GoalWrite) -> Goal:
+    row = await repository.get_goal(ctx.session, goal_id, for_update=True)
+    if row is None:
+        raise NotFound(f"goal {goal_id} not found")
+    await validate(ctx.session, body)
+    before = GoalDef.of(row)
+    for name, value in _fields(body).items():
+        setattr(row, name, value)
+    row.updated_at = ctx.clock.now()
+    await ctx.session.flush()
+    after = GoalDef.of(row)
+    if (
+        before.metric,
+        before.scope,
+        before.threshold_seconds,
+        before.calendar_id,
+        before.sla_metric,
+        before.timezone,
+    ) != (
+        after.metric,
+        after.scope,
+        after.threshold_seconds,
+        after.calendar_id,
+        after.sla_metric,
+        after.timezone,
+    ):
+        await repository.clear_goal_data(ctx.session, goal_id)
+        await backfill(ctx, after)
+    if (before.period_kind, before.period_days) != (after.period_kind, after.period_days):
+        row.last_status, row.last_period_start = None, None
+    return row
+
+
+async def delete_goal(ctx: SlaContext, goal_id: str) -> None:
+    row = await repository.get_goal(ctx.session, goal_id, for_update=True)
+    if row is None:
+        raise NotFound(f"goal {goal_id} not found")
+    await repository.clear_goal_data(ctx.session, goal_id)
+    await ctx.session.delete(row)
+
+
+def backfill_start(goal: GoalDef, now: datetime) -> datetime:
+    zone = goal.zone
+    current = periods.period_of(goal.period_kind, goal.period_days, periods.local_day(now, zone))
+    count = ASSESSED_PERIODS[goal.period_kind]
+    first = periods.previous_periods(goal.period_kind, goal.period_days, current, count)[0]
+    start = first.start_at(zone)
+    floor = now - timedelta(days=MAX_BACKFILL_DAYS)
+    return max(start, floor)
+
+
+async def measure(
+    ctx: SlaContext, goal: GoalDef, start: datetime, end: datetime
+) -> list[tuple[str, metrics.Sample]]:
+    """Every ``(ticket id, sample)`` of ``goal`` completing in ``[start, end)``, from the
+    recorded history (timelines, survey answers, stopped sla timers)."""
+    found: list[tuple[str, metrics.Sample]] = []
+    if goal.metric in metrics.SURVEY_METRICS:
+        answers = await repository.survey_answers(ctx.session, goal.metric, start, end)
+        timelines = await repository.timelines_by_id(ctx.session, [a.ticket_id for a in answers])
+        for answer in answers:
+            if _answer_in_scope(goal, answer, timelines.get(answer.ticket_id)):
+                found.append((answer.ticket_id, _answer_sample(answer)))
+        return found
+    if goal.metric == "sla_compliance":
+        assert goal.sla_metric is not None
+        timers = await repository.stopped_timers(ctx.session, goal.sla_metric, start, end)
+        timelines = await repository.timelines_by_id(ctx.session, [t.ticket_id for t in timers])
+        for timer in timers:
+            timeline = timelines.get(timer.ticket_id)
+            if timeline is None or _timeline_in_scope(goal, timeline):
+                assert timer.met_at is not None
+                sample = metrics.timer_sample(
+                    timer.metric,
+                    timer.cycle,
+                    timer.met_at,
+                    timer.status == "met",
+                    timer.consumed_seconds,
+                )
+                found.append((timer.ticket_id, sample))
+        return found
+    seconds = metrics.seconds_function(await ctx.calendar(goal.calendar_id))
+    async for chunk in repository.stream_timelines(ctx.session, start - metrics.CREATED_SLACK, end):
+        for row in chunk:
+            if not metrics.in_scope(goal.scope, row.channel, row.group, row.priority):
+                continue
+            events = metrics.decode_events(row.created_at, row.events)
+            for sample in metrics.timeline_samples(
+                goal.metric, goal.threshold_seconds, row.created_at, events, seconds
+            ):
+                if start <= sample.completed_at < end:
+                    found.append((row.ticket_id, sample))
+    return found
+
+
+async def backfill(ctx: SlaContext, goal: GoalDef) -> None:
+    """Measure the assessed periods from history into a new goal's samples and buckets."""
+    now = ctx.clock.now()
+    measured = await measure(ctx, goal, backfill_start(goal, now), now)
+    zone = goal.zone
+    rows: list[dict[str, Any]] = []
+    buckets: dict[Any, dict[str, Any]] = {}
+    for ticket_id, sample in measured:
+        day = periods.local_day(sample.completed_at, zone)
+        rows.append(_sample_row(goal.id, ticket_id, sample, day))
+        bucket = buckets.setdefault(
+            day,
+            {"goal_id": goal.id, "day": day, "samples": 0, "good": 0, "bad": 0, "value_sum": 0.0},
+        )
+        bucket["samples"] += 1
+        bucket["good"] += sample.good
+        bucket["bad"] += sample.bad
+        bucket["value_sum"] += sample.value
+    await repository.insert_samples(ctx.session, rows)
+    await repository.insert_buckets(ctx.session, list(buckets.values()))
+
+
+def _sample_row(goal_id: str, ticket_id: str, sample: metrics.Sample, day: Any) -> dict[str, Any]:
+    return {
+        "goal_id": goal_id,
+        "ticket_id": ticket_id,
+        "key": sample.key,
+        "day": day,
+        "good": sample.good,
+        "bad": sample.bad,
+        "value": sample.value,
+    }
+
+
+def _timeline_in_scope(goal: GoalDef, timeline: TicketTimeline) -> bool:
+    return metrics.in_scope(goal.scope, timeline.channel, timeline.group, timeline.priority)
+
+
+def _answer_in_scope(goal: GoalDef, answer: SurveyAnswer, timeline: TicketTimeline | None) -> bool:
+    # An answer for a ticket sla never saw counts only for goals without a scope.
+    if timeline is None:
+        return not any(goal.scope.get(k) for k in ("channel", "group", "priority"))
+    return _timeline_in_scope(goal, timeline)
+
+
+def _answer_sample(answer: SurveyAnswer) -> metrics.Sample:
+    return metrics.survey_sample(answer.kind, answer.survey_id, answer.score, answer.answered_at)
+
+
+# --- incremental bookkeeping ------------------------------------------------------------------
+
+
+async def expected_samples(
+    ctx: SlaContext,
+    goal: GoalDef,
+    timeline: TicketTimeline | None,
+    timers: Sequence[Timer] = (),
+) -> list[metrics.Sample]:
+    """The samples one ticket gives ``goal`` now (survey goals are kept by ``record_answer``);
+    ``timers`` are the ticket's stopped sla timers, for ``sla_compliance``."""
+    if timeline is None or not _timeline_in_scope(goal, timeline):
+        return []
+    if goal.metric in metrics.TIMELINE_METRICS:
+        seconds = metrics.seconds_function(await ctx.calendar(goal.calendar_id))
+        events = metrics.decode_events(timeline.created_at, timeline.events)
+        return metrics.timeline_samples(
+            goal.metric, goal.threshold_seconds, timeline.created_at, events, seconds
+        )
+    if goal.metric == "sla_compliance":
+        return [
+            metrics.timer_sample(t.metric, t.cycle, t.met_at, t.status == "met", t.consumed_seconds)
+            for t in timers
+            if t.metric == goal.sla_metric and t.met_at is not None
+        ]
+    return []
+
+
+def apply_samples(
+    ctx: SlaContext,
+    goal: GoalDef,
+    ticket_id: str,
+    stored: Iterable[GoalSample],
+    wanted: Sequence[metrics.Sample],
+    deltas: dict[repository.BucketKey, list[float]],
+    *,
+    only_keys: set[str] | None = None,
+) -> bool:
+    """Make the stored samples of one ticket equal ``wanted``, collecting the changes of the
+    day totals in ``deltas``; returns whether anything moved.
+
+    ``only_keys`` limits the removal of stale samples to those keys (a survey answer touches
+    only its own sample)."""
+    zone = goal.zone
+    have = {s.key: s for s in stored if s.goal_id == goal.id}
+    changed = False
+    for sample in wanted:
+        day = periods.local_day(sample.completed_at, zone)
+        old = have.pop(sample.key, None)
+        if old is not None:
+            if (old.day, old.good, old.bad, old.value) == (
+                day,
+                sample.good,
+                sample.bad,
+                sample.value,
+            ):
+                continue
+            repository.add_delta(deltas, goal.id, old.day, -1, old.good, old.bad, old.value)
+            old.day, old.good, old.bad, old.value = day, sample.good, sample.bad, sample.value
+        else:
+            ctx.session.add(GoalSample(**_sample_row(goal.id, ticket_id, sample, day)))
+        repository.add_delta(deltas, goal.id, day, 1, sample.good, sample.bad, sample.value)
+        changed = True
+    for key, old in have.items():
+        if only_keys is not None and key not in only_keys:
+            continue
+        repository.add_delta(deltas, goal.id, old.day, -1, old.good, old.bad, old.value)
+        ctx.session.sync_session.delete(old)
+        changed = True
+    return changed
+
+
+async def goal_defs(ctx: SlaContext) -> list[GoalDef]:
+    return [GoalDef.of(row) for row in await repository.list_goals(ctx.session)]
+
+
+async def sync_ticket(ctx: SlaContext, timeline: TicketTimeline, goals: Sequence[GoalDef]) -> bool:
+    """Bring every non-survey goal's samples of this ticket up to date."""
+    relevant = [g for g in goals if g.metric not in metrics.SURVEY_METRICS]
+    if not relevant:
+        return False
+    stored = await repository.samples_of_ticket(ctx.session, timeline.ticket_id)
+    timers: Sequence[Timer] = ()
+    if any(g.metric == "sla_compliance" for g in relevant):
+        timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
+    deltas: dict[repository.BucketKey, list[float]] = {}
+    changed = False
+    for goal in relevant:
+        wanted = await expected_samples(ctx, goal, timeline, timers)
+        mine = [s for s in stored if s.goal_id == goal.id and not s.key.startswith("survey:")]
+        changed |= apply_samples(ctx, goal, timeline.ticket_id, mine, wanted, deltas)
+    await repository.bump_buckets(ctx.session, deltas)
+    return changed
+
+
+async def record_answer(ctx: SlaContext, answer: SurveyAnswer, goals: Sequence[GoalDef]) -> bool:
+    relevant = [g for g in goals if g.metric == answer.kind]
+    if not relevant:
+        return False
+    timeline = await repository.get_timeline(ctx.session, answer.ticket_id)
+    stored = await repository.samples_of_ticket(ctx.session, answer.ticket_id)
+    sample = _answer_sample(answer)
+    deltas: dict[repository.BucketKey, list[float]] = {}
+    changed = False
+    for goal in relevant:
+        wanted = [sample] if _answer_in_scope(goal, answer, timeline) else []
+        changed |= apply_samples(
+            ctx, goal, answer.ticket_id, stored, wanted, deltas, only_keys={sample.key}
+        )
+    await repository.bump_buckets(ctx.session, deltas)
+    return changed

@@ -1,0 +1,172 @@
+"""Pure logic of service goals: periods, samples, projection, status, policy replay."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.sla.calendar import business_seconds_between, parse_calendar
+from services.sla.goals import metrics, periods, projection, whatif
+from services.sla.goals.projection import Totals
+
+LONDON = ZoneInfo("Europe/London")
+OFFICE = parse_calendar(
+    "Europe/London", {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+)
+
+
+def test_periods_in_the_goal_timezone_across_dst() -> None:
+    # UK clocks go back on Sunday 25 October 2026: that ISO week is 169 hours long.
+    week = periods.period_of("week", None, date(2026, 10, 25))
+    assert (week.start, week.end) == (date(2026, 10, 19), date(2026, 10, 26))
+    assert periods.utc(week.end_at(LONDON)) - periods.utc(week.start_at(LONDON)) == timedelta(
+        hours=169
+    )
+    assert week.start_at(LONDON).isoformat() == "2026-10-19T00:00:00+01:00"
+    # 23:30 UTC on Sunday is still Sunday in London (GMT) but Monday in Berlin (CET).
+    late = datetime(2026, 10, 25, 23, 30, tzinfo=UTC)
+    assert periods.local_day(late, LONDON) == date(2026, 10, 25)
+    assert periods.local_day(late, ZoneInfo("Europe/Berlin")) == date(2026, 10, 26)
+    assert periods.period_of("quarter", None, date(2026, 11, 30)).start == date(2026, 10, 1)
+    assert periods.period_of("month", None, date(2026, 12, 31)).end == date(2027, 1, 1)
+    rolling = periods.period_of("rolling_days", 7, date(2026, 11, 30))
+    assert (rolling.start, rolling.end) == (date(2026, 11, 24), date(2026, 12, 1))
+    assert periods.previous_periods("week", None, week, 2)[0].start == date(2026, 10, 5)
+
+
+def _events(created: datetime, *rows: tuple[float, str, str | None]) -> list[metrics.TimelineEvent]:
+    return metrics.decode_events(created, [[0, "s", "open"], [0, "p", "normal"], *rows])
+
+
+def test_business_time_first_response_across_the_dst_weekend() -> None:
+    created = datetime(2026, 10, 23, 15, 30, tzinfo=UTC)  # Friday 16:30 BST
+    reply = datetime(2026, 10, 26, 9, 20, tzinfo=UTC)  # Monday 09:20 GMT
+    events = _events(created, ((reply - created).total_seconds(), "a", None))
+    business = metrics.timeline_samples(
+        "first_response_time", 3600, created, events, metrics.seconds_function(OFFICE)
+    )
+    assert [(s.value, s.good) for s in business] == [(50 * 60, 1)]
+    wall = metrics.timeline_samples(
+        "first_response_time", 3600, created, events, metrics.seconds_function(None)
+    )
+    assert [(s.value, s.good) for s in wall] == [((reply - created).total_seconds(), 0)]
+
+
+def test_timeline_metrics() -> None:
+    t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    events = _events(
+        t0,
+        (60, "a", None),
+        (120, "c", None),
+        (180, "c", None),
+        (300, "a", None),
+        (400, "s", "solved"),
+        (500, "s", "open"),
+        (600, "s", "solved"),
+    )
+    seconds = metrics.seconds_function(None)
+
+    def run(metric: str) -> list[tuple[str, float, int]]:
+        samples = metrics.timeline_samples(metric, 100, t0, events, seconds)
+        return [(s.key, s.value, s.good) for s in samples]
+
+    assert run("first_response_time") == [("first_response", 60, 1)]
+    assert run("next_response_time") == [("next_response:0", 180, 0)]
+    assert run("resolution_time") == [("resolution", 400, 0)]
+    assert run("first_contact_resolution") == [("first_contact_resolution", 0.0, 0)]
+    assert run("reopen_rate") == [("reopen", 1.0, 0)]
+    detractor = metrics.survey_sample("nps", "s", 3, t0)
+    assert (detractor.good, detractor.bad) == (0, 1)
+    assert metrics.survey_sample("ces", "s", 5, t0).good == 1
+    assert metrics.survey_sample("csat", "s", 3, t0).good == 0
+
+
+def test_values_match_the_survey_definitions() -> None:
+    # NPS: 3 promoters, 1 passive, 1 detractor -> (3 - 1) / 5 = 40.
+    scores = [10, 9, 9, 8, 2]
+    totals = Totals()
+    for score in scores:
+        sample = metrics.survey_sample("nps", "x", score, datetime(2026, 1, 1, tzinfo=UTC))
+        totals.add(Totals(1, sample.good, sample.bad, sample.value))
+    assert projection.value_of("nps", totals) == 40.0
+    assert projection.value_of("reopen_rate", Totals(10, 9, 0, 0)) == 10.0
+    assert projection.is_met("reopen_rate", 90.0, 10.0)
+    assert not projection.is_met("reopen_rate", 89.0, 10.0)
+
+
+def test_expected_remaining_from_the_same_weekdays() -> None:
+    history = [[10, 10, 10, 10, 10, 0, 0], [20, 20, 20, 20, 20, 0, 0]]
+    # Wednesday, half the day left: half of Wednesday plus Thursday and Friday.
+    assert projection.expected_remaining(2, 0.5, 7, history, 0) == pytest.approx(37.5)
+    # Without history the current pace goes on: 30 samples in 1.5 days, 5.5 days to go.
+    assert projection.expected_remaining(1, 0.5, 7, [], 30) == pytest.approx(110)
+
+
+def test_projection_needed_and_status() -> None:
+    current = Totals(20, 10, 0, 0)
+    result = projection.project("first_response_time", 80, current, Totals(), 80)
+    # 50 % so far, rate 0.5 going on: projected 50, and 87.5 % of the next 80 must meet.
+    assert result.value == 50.0
+    assert result.needed == pytest.approx(87.5)
+    assert result.low is not None and result.high is not None
+    assert result.low < 50 < result.high
+    assert projection.status_of("first_response_time", 80, current, False, result) == "at_risk"
+    hopeless = projection.project("first_response_time", 80, current, Totals(), 10)
+    assert projection.status_of("first_response_time", 80, current, False, hopeless) == "missed"
+    good = projection.project("first_response_time", 80, Totals(20, 19, 0, 0), Totals(), 80)
+    assert (
+        projection.status_of("first_response_time", 80, Totals(20, 19), False, good) == "on_track"
+    )
+    assert projection.status_of("csat", 80, Totals(), False, good) == "no_data"
+    assert projection.status_of("csat", 80, Totals(10, 8), True, good) == "met"
+    assert projection.status_of("csat", 80, Totals(10, 7), True, good) == "missed"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=60 * 24 * 40),
+    st.integers(min_value=0, max_value=60 * 24 * 20),
+)
+def test_business_clock_matches_calendar_arithmetic(start_minutes: int, length: int) -> None:
+    origin = datetime(2026, 10, 1, tzinfo=UTC)
+    clock = whatif.BusinessClock(OFFICE, origin, origin + timedelta(days=70))
+    a = origin + timedelta(minutes=start_minutes, seconds=17)
+    b = a + timedelta(minutes=length)
+    assert clock.between(a.timestamp(), b.timestamp()) == pytest.approx(
+        business_seconds_between(OFFICE, a, b), abs=1e-3
+    )
+
+
+def test_policy_replay_pauses_reopens_and_priority() -> None:
+    target: dict[tuple[str, str], tuple[int, str | None]] = {
+        (priority, metric): (minutes, None)
+        for priority, minutes in (("normal", 10), ("urgent", 1))
+        for metric in whatif.SLA_METRICS
+    }
+    pauses = {m: frozenset({"pending"}) for m in whatif.SLA_METRICS}
+    events = [
+        (0, "s", "open"),
+        (0, "p", "normal"),
+        (100.0, "s", "pending"),  # first response paused from 100 s
+        (1000.0, "s", "open"),  # ...to 1000 s
+        (1300.0, "a", None),  # first response: 100 + 300 = 400 s
+        (1400.0, "c", None),  # next response starts
+        (1500.0, "p", "urgent"),
+        (1500.0, "a", None),  # next response 100 s against urgent's 60 s: breached
+        (2000.0, "s", "solved"),
+        (2100.0, "s", "open"),  # reopened: resolution runs again
+        (2200.0, "s", "solved"),
+    ]
+    results, still_open = whatif.replay_ticket(
+        events, 1_000_000.0, pauses, target, lambda _c, a, b: b - a
+    )
+    assert sorted(results) == [
+        ("first_response", 400.0, False),
+        ("next_response", 100.0, True),
+        ("resolution", 100 + 1000.0 + 100.0, True),  # 1200 s against normal's 600 s
+    ]
+    assert still_open == []
