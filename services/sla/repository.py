@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sla.models import (
     CalendarRow,
+    Delivery,
     SlaPolicy,
     Timer,
     TrackedTicket,
-    WebhookDelivery,
     WebhookSubscription,
 )
 from shared.db import is_postgres
@@ -210,13 +210,19 @@ async def list_deliveries(
     *,
     limit: int,
     before: tuple[datetime, str] | None,
-) -> Sequence[WebhookDelivery]:
-    statement = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+) -> Sequence[Delivery]:
+    statement = select(Delivery).where(Delivery.subscription_id == subscription_id)
     if before is not None:
-        statement = statement.where(
-            tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(*before)
-        )
-    statement = statement.order_by(
-        WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()
-    ).limit(limit)
+        statement = statement.where(tuple_(Delivery.created_at, Delivery.id) < tuple_(*before))
+    statement = statement.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
     return (await session.execute(statement)).scalars().all()
+
+
+async def get_subscription(
+    session: AsyncSession, subscription_id: str
+) -> WebhookSubscription | None:
+    return await session.get(WebhookSubscription, subscription_id)
+
+
+async def all_subscriptions(session: AsyncSession) -> Sequence[WebhookSubscription]:
+    return (await session.execute(select(WebhookSubscription))).scalars().all()

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.conditions import Conditions
+from shared.delivery import DeliveryRead
 from shared.events import Metric, Priority, Status
 
 
@@ -167,15 +168,6 @@ class WebhookSubscriptionRead(BaseModel):
     created_at: datetime
 
 
-class WebhookDeliveryRead(BaseModel):
-    id: str
-    event_id: str
-    event_type: str
-    ticket_id: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    last_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    delivered_at: datetime | None
+class WebhookDeliveryRead(DeliveryRead):
+    """A delivery to a subscription: ``id`` is also its ``webhook-id``; ``attempt_log`` has one
+    entry per attempt (``attempt``, ``at``, ``status_code``, ``error``, ``next_attempt_at``)."""

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 
 from services.survey import delivery, reports, repository, service
-from services.survey.models import Survey, SurveyPolicy
+from services.survey.models import Survey, SurveyDelivery, SurveyPolicy
 from services.survey.schemas import (
     DEFAULT_DELAY_MINUTES,
     AnswerRead,
@@ -23,6 +23,7 @@ from services.survey.schemas import (
 from shared.app import Runtime, Session
 from shared.auth import Admin, Reader
 from shared.conditions import Conditions, unknown_fields
+from shared.delivery import DeliveryRead, delivery_read
 from shared.errors import NotFound, Unprocessable
 from shared.events import SurveyKind
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
@@ -35,7 +36,7 @@ GroupBy = Literal["agent", "group", "channel"]
 PathId = Annotated[str, Path(max_length=64)]
 
 
-def _read(survey: Survey, settings: Settings) -> SurveyRead:
+def _read(survey: Survey, settings: Settings, deliveries: list[SurveyDelivery]) -> SurveyRead:
     token = service.recover_token(settings.survey_token_secret, survey)
     return SurveyRead(
         id=survey.id,
@@ -58,6 +59,7 @@ def _read(survey: Survey, settings: Settings) -> SurveyRead:
         comment=survey.comment,
         delivery_status=survey.delivery_status,
         token_url=service.token_url(settings.public_base_url, token) if token else None,
+        deliveries=[DeliveryRead.model_validate(delivery_read(d)) for d in deliveries],
     )
 
 
@@ -88,7 +90,8 @@ async def list_surveys(
     if len(surveys) > limit:
         last = surveys[limit - 1]
         next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
-    items = [_read(s, runtime.settings) for s in surveys[:limit]]
+    deliveries = await repository.deliveries_of(session, [s.id for s in surveys[:limit]])
+    items = [_read(s, runtime.settings, deliveries[s.id]) for s in surveys[:limit]]
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -99,7 +102,8 @@ async def get_survey(
     survey = await repository.get_survey(session, survey_id)
     if survey is None:
         raise NotFound(f"survey {survey_id} not found")
-    return _read(survey, runtime.settings)
+    deliveries = await repository.deliveries_of(session, [survey.id])
+    return _read(survey, runtime.settings, deliveries[survey.id])
 
 
 @router.post("/surveys/responses/{token}", response_model=AnswerRead, tags=["surveys"])

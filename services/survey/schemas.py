@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from shared.conditions import Conditions
+from shared.delivery import DeliveryRead
 from shared.events import SurveyKind
 
 MAX_COMMENT_LENGTH = 5000
@@ -79,6 +80,8 @@ class SurveyRead(BaseModel):
     comment: str | None
     delivery_status: str | None = None
     token_url: str | None = None
+    # Each delivery of the link (webhook, e-mail) with the log of its attempts.
+    deliveries: list[DeliveryRead] = Field(default_factory=list)
 
 
 class SurveyAnswer(BaseModel):
