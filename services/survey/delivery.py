@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,8 @@ from services.survey import repository
 from services.survey.models import Survey, SurveyDelivery
 from shared.delivery import DeliverySpec, background, email_body, new_delivery
 from shared.delivery import check_secret as _check_secret
+
+TOKEN_IN_LINK = re.compile(r"/s/[A-Za-z0-9_\-]+")
 
 
 def new_webhook_secret() -> str:
@@ -107,6 +110,7 @@ def enqueue(
         if not survey.requester_email:
             row.status, row.next_attempt_at = "failed", None
             row.last_error = "the requester has no e-mail address"
+            row.payload = _redact(row.payload)
         rows.append(row)
     session.add_all(rows)
     survey.delivery_status = _status([r.status for r in rows])
@@ -129,8 +133,15 @@ async def _secret_for(session: AsyncSession, row: SurveyDelivery) -> str | None:
     return str(secret) if secret else None
 
 
+def _redact(payload: str) -> str:
+    """The payload without the link's token: only its hash is kept once nothing will resend it."""
+    return TOKEN_IN_LINK.sub("/s/<redacted>", payload)
+
+
 async def _on_outcome(session: AsyncSession, row: SurveyDelivery) -> None:
     """Keep the survey's ``delivery_status`` in step with its deliveries."""
+    if row.status != "pending":
+        row.payload = _redact(row.payload)
     survey = await repository.get_survey(session, row.survey_id)
     if survey is None:
         return
