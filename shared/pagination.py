@@ -13,6 +13,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from shared.errors import Unprocessable
+from shared.types import INT32, json_problem
 
 T = TypeVar("T")
 
@@ -42,8 +43,15 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
         raise Unprocessable(
             "cursor: not a cursor returned by this API", details=[{"field": "cursor"}]
         ) from exc
-    if not isinstance(values, list) or len(values) != size:
+    if not isinstance(values, list) or len(values) != size or not _storable(values):
         raise Unprocessable(
             "cursor: not a cursor returned by this API", details=[{"field": "cursor"}]
         )
     return values
+
+
+def _storable(values: list[Any]) -> bool:
+    """Whether a cursor's values can be compared in a query (no NUL, integers within 32 bits)."""
+    if json_problem(values):
+        return False
+    return all(abs(v) <= INT32 for v in values if isinstance(v, int) and not isinstance(v, bool))

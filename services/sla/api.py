@@ -33,6 +33,7 @@ from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import Metric, Priority
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.runtime import ServiceRuntime
+from shared.types import QueryTime
 
 router = APIRouter(prefix="/v1")
 
@@ -297,8 +298,8 @@ async def _recompute_open_timers(session: AsyncSession, runtime: ServiceRuntime)
 async def list_breaches(
     session: Session,
     _: Reader,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[QueryTime | None, Query(alias="from")] = None,
+    until: Annotated[QueryTime | None, Query(alias="to")] = None,
     metric: Metric | None = None,
     priority: Priority | None = None,
     limit: Limit = 100,
@@ -379,8 +380,8 @@ async def at_risk(
 async def sla_report(
     session: Session,
     _: Reader,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[QueryTime | None, Query(alias="from")] = None,
+    until: Annotated[QueryTime | None, Query(alias="to")] = None,
     group_by: reports.GroupBy = "priority",
 ) -> dict[str, Any]:
     """Compliance and response figures per group of the tickets created in ``[from, to)``."""

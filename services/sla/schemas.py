@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.conditions import Conditions
 from shared.delivery import DeliveryRead
 from shared.events import Metric, Priority, Status
+from shared.types import StrictInput, WebhookUrl
 
 
 class TimerRead(BaseModel):
@@ -29,7 +30,7 @@ class TicketSlaRead(BaseModel):
     timers: list[TimerRead]
 
 
-class CalendarWrite(BaseModel):
+class CalendarWrite(StrictInput):
     """``POST`` / ``PUT`` body of ``/v1/calendars``; intervals and zone are checked in service."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,24 +47,28 @@ class CalendarRead(CalendarWrite):
     updated_at: datetime
 
 
-class Target(BaseModel):
+class Target(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
     priority: Priority
     metric: Metric
     minutes: int = Field(gt=0, le=366 * 24 * 60)
-    calendar_id: str | None = None
+    calendar_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class EscalationActions(BaseModel):
+Recipient = Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class EscalationActions(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
-    notify: list[str] | str | None = None
+    # Who to tell: e-mail addresses (mailed when SMTP is set) or names; all in the webhook.
+    notify: Annotated[list[Recipient], Field(max_length=50)] | Recipient | None = None
     set_group: str | None = Field(default=None, max_length=100)
     set_priority: Priority | None = None
 
 
-class Escalation(BaseModel):
+class Escalation(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
     metric: Metric
@@ -75,7 +80,7 @@ class Escalation(BaseModel):
 DEFAULT_PAUSE_STATUSES: tuple[Status, ...] = ("pending", "on_hold")
 
 
-class SlaPolicyWrite(BaseModel):
+class SlaPolicyWrite(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
@@ -143,10 +148,10 @@ SLA_EVENT_TYPES = (
 )
 
 
-class WebhookSubscriptionCreate(BaseModel):
+class WebhookSubscriptionCreate(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl
+    url: WebhookUrl
     event_types: list[str] = Field(min_length=1, max_length=20)
     secret: str = Field(min_length=10, max_length=200)
 

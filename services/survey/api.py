@@ -28,6 +28,7 @@ from shared.errors import NotFound, Unprocessable
 from shared.events import SurveyKind
 from shared.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from shared.settings import Settings
+from shared.types import QueryTime
 
 router = APIRouter(prefix="/v1")
 
@@ -260,8 +261,8 @@ async def delete_policy(policy_id: PathId, session: Session, _: Admin) -> Respon
 async def satisfaction_report(
     session: Session,
     _: Reader,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: Annotated[datetime | None, Query()] = None,
+    from_: Annotated[QueryTime | None, Query(alias="from")] = None,
+    to: Annotated[QueryTime | None, Query()] = None,
     kind: Annotated[SurveyKind | None, Query()] = None,
     group_by: Annotated[GroupBy | None, Query()] = None,
 ) -> SatisfactionReport:
