@@ -27,7 +27,8 @@ from pydantic import (
     Field,
     HttpUrl,
     UrlConstraints,
-    model_validator,
+    ValidatorFunctionWrapHandler,
+    field_validator,
 )
 
 MAX_JSON_DEPTH = 16
@@ -38,7 +39,7 @@ INT64 = 2**63 - 1
 
 def json_problem(value: Any, path: str = "", depth: int = 0) -> str | None:
     """What makes ``value`` unfit to store as text or JSONB, with where it is; None if fit."""
-    where = path or "body"
+    where = path or "value"
     if depth > MAX_JSON_DEPTH:
         return f"{where}: nested deeper than {MAX_JSON_DEPTH} levels"
     if isinstance(value, str):
@@ -66,17 +67,22 @@ def json_problem(value: Any, path: str = "", depth: int = 0) -> str | None:
 
 
 class StrictInput(BaseModel):
-    """Base of request bodies: no unknown fields; nothing the database cannot store."""
+    """Base of request bodies: no unknown fields; nothing the database cannot store.
+
+    Every field is checked after its own validation (so a nested model reports its own fields
+    first); the error names the field, and the place inside it for a JSON value.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="before")
+    @field_validator("*", mode="wrap")
     @classmethod
-    def _storable(cls, data: Any) -> Any:
-        problem = json_problem(data)
+    def _storable(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        validated = handler(value)
+        problem = json_problem(value)
         if problem:
-            raise ValueError(problem)
-        return data
+            raise ValueError(problem.removeprefix("value: "))
+        return validated
 
 
 def _no_nul(value: str) -> str:

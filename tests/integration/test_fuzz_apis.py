@@ -35,7 +35,7 @@ APPS: dict[str, Callable[..., FastAPI]] = {
     "survey": create_survey,
 }
 # TICKETFLOW_FUZZ_EXAMPLES=200 for a longer hunt.
-SCALE = int(os.environ.get("TICKETFLOW_FUZZ_EXAMPLES", "12"))
+SCALE = int(os.environ.get("TICKETFLOW_FUZZ_EXAMPLES", "20"))
 EXAMPLES = {GenerationMode.POSITIVE: SCALE, GenerationMode.NEGATIVE: max(1, SCALE * 2 // 3)}
 
 
