@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.router.webhooks import jira_signature, standard_webhook, zendesk_signature
+from services.router.signatures import jira_signature, standard_webhook, zendesk_signature
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 SECRETS = {

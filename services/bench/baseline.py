@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services.router.webhooks import standard_webhook
+from services.router.signatures import standard_webhook
 
 TABLE = "bench_baseline_deliveries"
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
-from services.router.webhooks import standard_webhook
+from services.router.signatures import standard_webhook
 
 
 def ticket_body(external_id: str, index: int) -> bytes:

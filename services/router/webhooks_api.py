@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.router import intake, providers, webhooks
+from services.router import intake, providers, signatures
 from shared.app import Runtime, Session
 from shared.auth import Reader
 from shared.errors import Unprocessable, validation_details
@@ -138,9 +138,9 @@ async def zendesk_webhook(
 ) -> JSONResponse:
     """Zendesk event-subscription (``zen:event-type:ticket.*``) or trigger-template bodies."""
     _limiter(request, settings).take(_source(request, "zendesk"))
-    secret = webhooks.require_secret("zendesk", settings.webhook_secret("zendesk"))
+    secret = signatures.require_secret("zendesk", settings.webhook_secret("zendesk"))
     body = await request.body()
-    webhooks.verify_zendesk(secret, request.headers, body, runtime.clock.now())
+    signatures.verify_zendesk(secret, request.headers, body, runtime.clock.now())
     data = read_json(body)
     parsed = _parse(lambda: providers.parse_zendesk(data))
     return await _accept(runtime, "zendesk", parsed, body)
@@ -152,8 +152,8 @@ async def freshdesk_webhook(
 ) -> JSONResponse:
     """Freshdesk automation webhooks (``{"freshdesk_webhook": {...}}``)."""
     _limiter(request, settings).take(_source(request, "freshdesk"))
-    secret = webhooks.require_secret("freshdesk", settings.webhook_secret("freshdesk"))
-    webhooks.verify_freshdesk(secret, request.headers)
+    secret = signatures.require_secret("freshdesk", settings.webhook_secret("freshdesk"))
+    signatures.verify_freshdesk(secret, request.headers)
     body = await request.body()
     data = read_json(body)
     now = runtime.clock.now()
@@ -165,13 +165,13 @@ async def freshdesk_webhook(
 async def jira_webhook(request: Request, runtime: Runtime, settings: AppSettings) -> JSONResponse:
     """Jira / JSM webhooks: ``jira:issue_created``, ``jira:issue_updated``, ``comment_created``."""
     _limiter(request, settings).take(_source(request, "jira"))
-    secret = webhooks.require_secret("jira", settings.webhook_secret("jira"))
+    secret = signatures.require_secret("jira", settings.webhook_secret("jira"))
     body = await request.body()
-    webhooks.verify_jira(secret, request.headers, body)
+    signatures.verify_jira(secret, request.headers, body)
     data = read_json(body)
     delivery_id = request.headers.get("x-atlassian-webhook-identifier")
     parsed = _parse(lambda: providers.parse_jira(data, delivery_id))
-    webhooks.check_window(parsed.events[0].occurred_at, runtime.clock.now(), "timestamp")
+    signatures.check_window(parsed.events[0].occurred_at, runtime.clock.now(), "timestamp")
     return await _accept(runtime, "jira", parsed, body)
 
 
@@ -181,9 +181,9 @@ async def generic_webhook(
 ) -> JSONResponse:
     """One canonical inbound event (``ticket.upsert`` / ``ticket.message``), Standard Webhooks."""
     _limiter(request, settings).take(_source(request, "generic"))
-    secret = webhooks.require_secret("generic", settings.webhook_secret("generic"))
+    secret = signatures.require_secret("generic", settings.webhook_secret("generic"))
     body = await request.body()
-    delivery_id = webhooks.verify_generic(secret, request.headers, body)
+    delivery_id = signatures.verify_generic(secret, request.headers, body)
     data = read_json(body)
     parsed = _parse(lambda: providers.parse_generic(data, delivery_id))
     return await _accept(runtime, "generic", parsed, body)
