@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -90,6 +91,7 @@ def create_service_app(
     app.dependency_overrides[get_settings] = _settings
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(MetricsMiddleware, service=service)
 
     @app.get("/healthz", tags=["ops"], summary="Process is up")
@@ -196,6 +198,39 @@ class BodyLimitMiddleware:
             status_code=413,
         )
         await body({"type": "http"}, _empty_receive, send)
+
+
+class NulInUrlMiddleware:
+    """Answers 422 for a NUL character in the path or a query parameter: PostgreSQL can neither
+    store nor compare one, so it must never reach a query (bodies: ``shared.types``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            field = _nul_in_url(scope)
+            if field is not None:
+                message = f"{field}: must not contain NUL characters"
+                details = [{"field": field, "message": "must not contain NUL characters"}]
+                response = JSONResponse(
+                    error_body("validation_error", message, details), status_code=422
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _nul_in_url(scope: Scope) -> str | None:
+    if "\x00" in scope.get("path", ""):
+        return "path"
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "%00" not in query and "\x00" not in query:
+        return None
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if "\x00" in key or "\x00" in value:
+            return key.replace("\x00", "") or "query"
+    return None
 
 
 class _BodyTooLarge(Exception):

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.errors import DomainError
+from shared.types import INT32, json_problem
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -85,11 +86,18 @@ def decode_cursor(cursor: str, keys: Sequence[InstrumentedAttribute[Any]]) -> li
             raise ValueError("too long")
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(values, list) or len(values) != len(keys):
+        if not isinstance(values, list) or len(values) != len(keys) or not _storable(values):
             raise ValueError("not a sort key")
         return [_value(_python_type(key), value) for key, value in zip(keys, values, strict=True)]
     except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as exc:
         raise BadCursor() from exc
+
+
+def _storable(values: list[Any]) -> bool:
+    """Whether a cursor's values can be compared in a query (no NUL, integers within 32 bits)."""
+    if json_problem(values):
+        return False
+    return all(abs(v) <= INT32 for v in values if isinstance(v, int) and not isinstance(v, bool))
 
 
 @dataclass(frozen=True)

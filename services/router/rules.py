@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.conditions import TICKET_FIELDS, Conditions, matches, unknown_fields
 from shared.events import Priority
+from shared.types import StrictInput
 
 # What a routing rule may look at: the ticket fields of the shared language (custom_fields.* is
 # always open).
@@ -41,7 +42,7 @@ def _clean_names(values: list[str], what: str) -> list[str]:
     return cleaned
 
 
-class RuleActions(BaseModel):
+class RuleActions(StrictInput):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     set_priority: Priority | None = None
@@ -169,7 +170,7 @@ def evaluate(rules: Sequence[Rule], document: Mapping[str, Any]) -> Outcome:
     return outcome
 
 
-class RoutingRuleIn(BaseModel):
+class RoutingRuleIn(StrictInput):
     """Body of ``POST /v1/routing-rules`` and ``PUT /v1/routing-rules/{id}``."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

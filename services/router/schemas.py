@@ -8,11 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events import Author, Channel, Priority, Status, Tier
+from shared.types import StrictInput
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/+-]*$"
 
 
-class _In(BaseModel):
+class _In(StrictInput):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 

@@ -1,4 +1,4 @@
-"""Webhook authentication per provider: constant-time, over the raw body, 5-minute window.
+"""Webhook signature checks per provider: constant-time, over the raw body, 5-minute window.
 
 Every check raises ``Unauthorized`` with a reason; a provider without a configured secret
 refuses everything rather than accepting unsigned deliveries.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -27,6 +27,7 @@ from shared.auth import Admin, Reader
 from shared.errors import NotFound
 from shared.events import Metric, Priority
 from shared.pagination import Cursor, Limit, Page
+from shared.types import QueryTime
 
 router = APIRouter(prefix="/v1")
 
@@ -173,8 +174,8 @@ async def delete_policy(policy_id: ItemId, ctx: Context, _: Admin) -> Response:
 async def list_breaches(
     session: Session,
     _: Reader,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[QueryTime | None, Query(alias="from")] = None,
+    until: Annotated[QueryTime | None, Query(alias="to")] = None,
     metric: Metric | None = None,
     priority: Priority | None = None,
     limit: Limit = 100,
@@ -242,8 +243,8 @@ async def at_risk(
 async def sla_report(
     session: Session,
     _: Reader,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[QueryTime | None, Query(alias="from")] = None,
+    until: Annotated[QueryTime | None, Query(alias="to")] = None,
     group_by: reports.GroupBy = "priority",
 ) -> dict[str, Any]:
     """Compliance and response figures per group of the tickets created in ``[from, to)``."""

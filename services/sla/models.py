@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import JSONType, UTCDateTime, make_metadata
+from shared.delivery import DeliveryMixin
 from shared.outbox import inbox_table, outbox_table
 
 metadata = make_metadata("sla")
@@ -124,30 +125,13 @@ class WebhookSubscription(Base):
     created_at: Mapped[datetime]
 
 
-class WebhookDelivery(Base):
-    """One event for one subscription, and the log of trying to deliver it."""
+class Delivery(DeliveryMixin, Base):
+    """One outbound message (an event to a subscription, an escalation e-mail) and its log."""
 
-    __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("subscription_id", "event_id"),)
+    __tablename__ = "deliveries"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    subscription_id: Mapped[str] = mapped_column(String(64), index=True)
-    event_id: Mapped[str] = mapped_column(String(64))
-    event_type: Mapped[str] = mapped_column(String(64))
-    ticket_id: Mapped[str] = mapped_column(String(255))
-    payload: Mapped[str] = mapped_column(Text)
-    # pending -> delivered | failed (gave up after MAX_ATTEMPTS, spread over hours)
-    status: Mapped[str] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None]
-    last_attempt_at: Mapped[datetime | None]
-    last_status_code: Mapped[int | None] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(String(1000))
-    created_at: Mapped[datetime]
-    delivered_at: Mapped[datetime | None]
-
-
-Index("ix_webhook_deliveries_next_attempt_at", WebhookDelivery.next_attempt_at)
+    # The webhook subscription; NULL for an escalation e-mail.
+    subscription_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 # Service goals keep their tables in this schema too (registered on ``metadata`` by import).

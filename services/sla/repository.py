@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sla.models import (
     CalendarRow,
+    Delivery,
     SlaPolicy,
     Timer,
     TrackedTicket,
-    WebhookDelivery,
     WebhookSubscription,
 )
 from shared.db import is_postgres
@@ -210,10 +210,14 @@ async def page_subscriptions(
 
 async def page_deliveries(
     session: AsyncSession, subscription_id: str, *, limit: int, cursor: str | None
-) -> Slice[WebhookDelivery]:
+) -> Slice[Delivery]:
     """A subscription's delivery log, newest first."""
-    statement = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
-    keys = (WebhookDelivery.created_at, WebhookDelivery.id)
+    statement = select(Delivery).where(Delivery.subscription_id == subscription_id)
+    keys = (Delivery.created_at, Delivery.id)
     return await paginate(
         session, statement, keys=keys, limit=limit, cursor=cursor, descending=True
     )
+
+
+async def all_subscriptions(session: AsyncSession) -> Sequence[WebhookSubscription]:
+    return (await session.execute(select(WebhookSubscription))).scalars().all()

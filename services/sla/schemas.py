@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.conditions import Conditions
+from shared.delivery import DeliveryRead
 from shared.events import Metric, Priority, Status
+from shared.types import StrictInput, WebhookUrl
 
 
 class TimerRead(BaseModel):
@@ -28,7 +30,7 @@ class TicketSlaRead(BaseModel):
     timers: list[TimerRead]
 
 
-class CalendarWrite(BaseModel):
+class CalendarWrite(StrictInput):
     """``POST`` / ``PUT`` body of ``/v1/calendars``; intervals and zone are checked in service."""
 
     model_config = ConfigDict(extra="forbid")
@@ -45,24 +47,28 @@ class CalendarRead(CalendarWrite):
     updated_at: datetime
 
 
-class Target(BaseModel):
+class Target(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
     priority: Priority
     metric: Metric
     minutes: int = Field(gt=0, le=366 * 24 * 60)
-    calendar_id: str | None = None
+    calendar_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class EscalationActions(BaseModel):
+Recipient = Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class EscalationActions(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
-    notify: list[str] | str | None = None
+    # Who to tell: e-mail addresses (mailed when SMTP is set) or names; all in the webhook.
+    notify: Annotated[list[Recipient], Field(max_length=50)] | Recipient | None = None
     set_group: str | None = Field(default=None, max_length=100)
     set_priority: Priority | None = None
 
 
-class Escalation(BaseModel):
+class Escalation(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
     metric: Metric
@@ -74,18 +80,16 @@ class Escalation(BaseModel):
 DEFAULT_PAUSE_STATUSES: tuple[Status, ...] = ("pending", "on_hold")
 
 
-class PauseStatuses(BaseModel):
+class PauseStatuses(StrictInput):
     """Per-metric pause statuses; a metric left out keeps its default (first response: none,
     next response and resolution: pending and on-hold)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     first_response: list[Status] | None = None
     next_response: list[Status] | None = None
     resolution: list[Status] | None = None
 
 
-class SlaPolicyWrite(BaseModel):
+class SlaPolicyWrite(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
@@ -167,10 +171,10 @@ SLA_EVENT_TYPES = (
 )
 
 
-class WebhookSubscriptionCreate(BaseModel):
+class WebhookSubscriptionCreate(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl
+    url: WebhookUrl
     event_types: list[str] = Field(min_length=1, max_length=20)
     secret: str = Field(min_length=10, max_length=200)
 
@@ -193,15 +197,6 @@ class WebhookSubscriptionRead(BaseModel):
     created_at: datetime
 
 
-class WebhookDeliveryRead(BaseModel):
-    id: str
-    event_id: str
-    event_type: str
-    ticket_id: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    last_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    delivered_at: datetime | None
+class WebhookDeliveryRead(DeliveryRead):
+    """A delivery to a subscription: ``id`` is also its ``webhook-id``; ``attempt_log`` has one
+    entry per attempt (``attempt``, ``at``, ``status_code``, ``error``, ``next_attempt_at``)."""

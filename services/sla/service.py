@@ -36,7 +36,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sla import repository, webhooks
 from services.sla.calendar import (
@@ -48,7 +50,7 @@ from services.sla.calendar import (
 from services.sla.models import SlaPolicy, Timer, TrackedTicket, WebhookSubscription
 from shared import events as ev
 from shared.conditions import Conditions, matches
-from shared.runtime import UnitOfWork
+from shared.runtime import HandlerContext, ServiceRuntime, UnitOfWork
 
 DEFAULT_POLICY_ID = "default"
 # Minutes per priority, around the clock, used when no policy matches.
@@ -135,17 +137,38 @@ def choose_policy(rows: Iterable[SlaPolicy], document: dict[str, Any]) -> Policy
 
 @dataclass
 class SlaContext(UnitOfWork):
-    """sla's unit of work; its events also go to the outbound webhook subscriptions."""
+    """sla's unit of work; its events also go to the outbound webhook subscriptions (and an
+    escalation to the e-mail addresses it notifies, when ``email_notify``: SMTP is set)."""
 
     _calendars: dict[str, Calendar] = field(default_factory=dict)
     _subscriptions: Sequence[WebhookSubscription] | None = None
+    email_notify: bool = False
+
+    @classmethod
+    def for_event(cls, ctx: HandlerContext) -> Self:
+        context = super().for_event(ctx)
+        context.email_notify = bool(ctx.runtime.settings.smtp_host)
+        return context
+
+    @classmethod
+    def for_session(cls, session: AsyncSession, runtime: ServiceRuntime) -> Self:
+        context = super().for_session(session, runtime)
+        context.email_notify = bool(runtime.settings.smtp_host)
+        return context
 
     async def emit(self, event: ev.Event) -> str:
-        """Publish through the outbox and queue its webhook deliveries, in this transaction."""
+        """Publish through the outbox and queue its outbound deliveries, in this transaction."""
         event_id = await super().emit(event)
         if self._subscriptions is None:
-            self._subscriptions = await webhooks.subscriptions(self.session)
-        await webhooks.enqueue(self.session, self._subscriptions, event, event_id, self.clock.now())
+            self._subscriptions = await repository.all_subscriptions(self.session)
+        await webhooks.enqueue(
+            self.session,
+            self._subscriptions,
+            event,
+            event_id,
+            self.clock.now(),
+            email=self.email_notify,
+        )
         return event_id
 
     async def calendar(self, calendar_id: str | None) -> Calendar:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.survey import reports, repository, service
-from services.survey.models import Survey, SurveyPolicy
+from services.survey.models import Survey, SurveyDelivery, SurveyPolicy
 from services.survey.schemas import (
     AnswerRead,
     Delivery,
@@ -21,10 +20,12 @@ from services.survey.schemas import (
 from shared.app import Runtime, Session, context
 from shared.auth import Admin, Reader
 from shared.conditions import Conditions
+from shared.delivery import DeliveryRead, delivery_read
 from shared.errors import Unprocessable, found
 from shared.events import SurveyKind
 from shared.pagination import Cursor, Limit, Page
 from shared.settings import Settings
+from shared.types import QueryTime
 
 router = APIRouter(prefix="/v1")
 
@@ -40,7 +41,9 @@ async def _secret(session: Session, runtime: Runtime) -> str:
     )
 
 
-def _read(survey: Survey, settings: Settings, secret: str) -> SurveyRead:
+def _read(
+    survey: Survey, settings: Settings, secret: str, deliveries: list[SurveyDelivery]
+) -> SurveyRead:
     token = service.recover_token(secret, survey)
     return SurveyRead(
         id=survey.id,
@@ -63,6 +66,7 @@ def _read(survey: Survey, settings: Settings, secret: str) -> SurveyRead:
         comment=survey.comment,
         delivery_status=survey.delivery_status,
         token_url=service.token_url(settings.public_base_url, token) if token else None,
+        deliveries=[DeliveryRead.model_validate(delivery_read(d)) for d in deliveries],
     )
 
 
@@ -83,7 +87,8 @@ async def list_surveys(
         session, ticket_id=ticket_id, status=status, limit=limit, cursor=cursor
     )
     secret = await _secret(session, runtime)
-    return surveys.page(lambda s: _read(s, runtime.settings, secret))
+    deliveries = await repository.deliveries_of(session, [s.id for s in surveys.rows])
+    return surveys.page(lambda s: _read(s, runtime.settings, secret, deliveries[s.id]))
 
 
 @router.get("/surveys/{survey_id}", response_model=SurveyRead, tags=["surveys"])
@@ -91,7 +96,9 @@ async def get_survey(
     survey_id: PathId, session: Session, runtime: Runtime, _: Reader
 ) -> SurveyRead:
     survey = found(await repository.get_survey(session, survey_id), f"survey {survey_id}")
-    return _read(survey, runtime.settings, await _secret(session, runtime))
+    deliveries = await repository.deliveries_of(session, [survey.id])
+    secret = await _secret(session, runtime)
+    return _read(survey, runtime.settings, secret, deliveries[survey.id])
 
 
 @router.post("/surveys/responses/{token}", response_model=AnswerRead, tags=["surveys"])
@@ -187,8 +194,8 @@ async def delete_policy(policy_id: PathId, ctx: Context, _: Admin) -> Response:
 async def satisfaction_report(
     session: Session,
     _: Reader,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: Annotated[datetime | None, Query()] = None,
+    from_: Annotated[QueryTime | None, Query(alias="from")] = None,
+    to: Annotated[QueryTime | None, Query()] = None,
     kind: Annotated[SurveyKind | None, Query()] = None,
     group_by: Annotated[GroupBy | None, Query()] = None,
 ) -> SatisfactionReport:

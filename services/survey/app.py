@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.survey.api import router
+from services.survey.delivery import run_deliverer
 from services.survey.handlers import CONSUMES, EVENT_HANDLERS
 from services.survey.models import metadata
 from services.survey.pages import router as pages_router
@@ -26,7 +27,7 @@ def create_app(
         metadata=metadata,
         handlers=EVENT_HANDLERS,
         consumes=CONSUMES,
-        background=(run_sender,),
+        background=(run_sender, run_deliverer),
         unit_of_work=SurveyContext,
         routers=[router, pages_router],
         bus=bus,

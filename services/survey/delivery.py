@@ -1,43 +1,28 @@
-"""Getting a sent survey's link to the requester: a signed webhook or an email.
+"""Getting a sent survey's link to the requester: a signed webhook and/or an e-mail.
 
-Runs off the event pipeline: the sender commits ``survey.sent`` first, then delivery happens in
-its own task with retries, and its outcome is recorded on the survey (``delivery_status``).
+When the sender marks a survey sent, it records here, in the same transaction, one delivery row
+per channel of the survey's policy (``delivery.webhook_url``, ``delivery.email``).
+``shared.delivery`` sends them durably (retries with backoff, a stable ``webhook-id``, a log
+of every attempt) and each outcome updates the survey's ``delivery_status``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
+import re
 import secrets
-from datetime import UTC, datetime
-from email.message import EmailMessage
+from datetime import datetime
 from typing import Any
 
-import aiosmtplib
-import httpx
-from standardwebhooks.webhooks import Webhook
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.survey.models import Survey
-from shared.settings import Settings
+from services.survey import repository
+from services.survey.models import Survey, SurveyDelivery
+from shared.delivery import DeliverySpec, background, email_body, new_delivery
+from shared.delivery import check_secret as _check_secret
 
-log = logging.getLogger(__name__)
-
-MAX_ATTEMPTS = 5
-
-
-class DeliveryError(Exception):
-    """A delivery failed; ``retryable`` says whether trying again may help."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+TOKEN_IN_LINK = re.compile(r"/s/[A-Za-z0-9_\-]+")
 
 
 def new_webhook_secret() -> str:
@@ -46,8 +31,8 @@ def new_webhook_secret() -> str:
 
 def valid_webhook_secret(secret: str) -> bool:
     try:
-        Webhook(secret)
-    except Exception:
+        _check_secret(secret)
+    except ValueError:
         return False
     return True
 
@@ -79,76 +64,90 @@ def payload(survey: Survey, link: str) -> dict[str, Any]:
     }
 
 
-def signed_headers(secret: str, message_id: str, body: str, now: datetime) -> dict[str, str]:
-    """Standard Webhooks headers: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``."""
-    return {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, now, body),
-        "content-type": "application/json",
-    }
-
-
-async def send_webhook(
-    client: httpx.AsyncClient, url: str, secret: str, survey: Survey, link: str
-) -> None:
-    body = json.dumps(payload(survey, link), separators=(",", ":"))
-    # The same id on every retry, so the receiver can drop duplicates.
-    headers = signed_headers(secret, f"survey_{survey.id}", body, datetime.now(UTC))
-    try:
-        response = await client.post(url, content=body, headers=headers, timeout=10)
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"webhook {url}: {exc!r}", retryable=True) from exc
-    if response.status_code >= 500 or response.status_code in (408, 429):
-        raise DeliveryError(f"webhook {url}: HTTP {response.status_code}", retryable=True)
-    if response.status_code >= 300:
-        raise DeliveryError(f"webhook {url}: HTTP {response.status_code}", retryable=False)
-
-
-async def send_email(settings: Settings, survey: Survey, link: str) -> None:
-    if not settings.smtp_host:
-        raise DeliveryError("email delivery needs TICKETFLOW_SMTP_HOST", retryable=False)
-    if not survey.requester_email:
-        raise DeliveryError("the requester has no email address", retryable=False)
-    message = EmailMessage()
-    message["From"] = settings.smtp_sender
-    message["To"] = survey.requester_email
-    message["Subject"] = f"How did we do? {survey.subject or survey.ticket_id}"[:200]
+def _mail(survey: Survey, link: str) -> str:
     greeting = f"Hello {survey.requester_name}," if survey.requester_name else "Hello,"
-    message.set_content(
+    return email_body(
+        f"How did we do? {survey.subject or survey.ticket_id}",
         f"{greeting}\n\n{survey.question}\n\nAnswer here (one click, no login): {link}\n\n"
-        f"Ticket: {survey.ticket_id}\n"
+        f"Ticket: {survey.ticket_id}\n",
     )
-    try:
-        await aiosmtplib.send(
-            message, hostname=settings.smtp_host, port=settings.smtp_port, timeout=10
+
+
+def enqueue(
+    session: AsyncSession, survey: Survey, link: str, event_id: str, now: datetime
+) -> list[SurveyDelivery]:
+    """Record the deliveries of a survey just sent (the sender's transaction)."""
+    channels = survey.delivery or {}
+    common: dict[str, Any] = {
+        "event_id": event_id,
+        "event_type": "survey.sent",
+        "ticket_id": survey.ticket_id,
+        "now": now,
+        "survey_id": survey.id,
+    }
+    rows: list[SurveyDelivery] = []
+    if channels.get("webhook_url"):
+        # The body keeps the ``{"type", "survey", "ticket", "requester"}`` shape integrators
+        # already parse.
+        body = json.dumps(payload(survey, link), separators=(",", ":"))
+        rows.append(
+            new_delivery(
+                SurveyDelivery,
+                channel="webhook",
+                target=str(channels["webhook_url"]),
+                payload=body,
+                **common,
+            )
         )
-    except aiosmtplib.SMTPResponseException as exc:
-        raise DeliveryError(f"SMTP: {exc.code} {exc.message}", retryable=exc.code < 500) from exc
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(f"SMTP: {exc!r}", retryable=True) from exc
+    if channels.get("email"):
+        row = new_delivery(
+            SurveyDelivery,
+            channel="email",
+            target=survey.requester_email or "",
+            payload=_mail(survey, link),
+            **common,
+        )
+        if not survey.requester_email:
+            row.status, row.next_attempt_at = "failed", None
+            row.last_error = "the requester has no e-mail address"
+            row.payload = _redact(row.payload)
+        rows.append(row)
+    session.add_all(rows)
+    survey.delivery_status = _status([r.status for r in rows])
+    return rows
 
 
-async def deliver(settings: Settings, client: httpx.AsyncClient, survey: Survey, link: str) -> None:
-    """Deliver through every channel of the survey's policy, retrying with backoff."""
-    delivery = survey.delivery or {}
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(MAX_ATTEMPTS),
-        wait=wait_exponential(multiplier=0.5, max=60),
-        retry=retry_if_exception(lambda e: isinstance(e, DeliveryError) and e.retryable),
-        reraise=True,
-    )
-    if delivery.get("webhook_url"):
-        async for attempt in retrying:
-            with attempt:
-                await send_webhook(
-                    client,
-                    str(delivery["webhook_url"]),
-                    str(delivery.get("webhook_secret") or ""),
-                    survey,
-                    link,
-                )
-    if delivery.get("email"):
-        async for attempt in retrying.copy():
-            with attempt:
-                await send_email(settings, survey, link)
+def _status(statuses: list[str]) -> str:
+    if not statuses:
+        return "none"
+    if "pending" in statuses:
+        return "pending"
+    return "failed" if "failed" in statuses else "delivered"
+
+
+async def _secret_for(session: AsyncSession, row: SurveyDelivery) -> str | None:
+    survey = await repository.get_survey(session, row.survey_id)
+    if survey is None or not survey.delivery:
+        return None
+    secret = survey.delivery.get("webhook_secret")
+    return str(secret) if secret else None
+
+
+def _redact(payload: str) -> str:
+    """The payload without the link's token: only its hash is kept once nothing will resend it."""
+    return TOKEN_IN_LINK.sub("/s/<redacted>", payload)
+
+
+async def _on_outcome(session: AsyncSession, row: SurveyDelivery) -> None:
+    """Keep the survey's ``delivery_status`` in step with its deliveries."""
+    if row.status != "pending":
+        row.payload = _redact(row.payload)
+    survey = await repository.get_survey(session, row.survey_id)
+    if survey is None:
+        return
+    rows = await repository.deliveries_of(session, [survey.id])
+    survey.delivery_status = _status([r.status for r in rows.get(survey.id, [])])
+
+
+DELIVERIES = DeliverySpec(model=SurveyDelivery, secret_for=_secret_for, on_outcome=_on_outcome)
+run_deliverer = background(DELIVERIES)

@@ -9,6 +9,7 @@ from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import JSONType, UTCDateTime, make_metadata
+from shared.delivery import DeliveryMixin
 from shared.outbox import inbox_table, outbox_table
 
 metadata = make_metadata("survey")
@@ -55,7 +56,7 @@ class Survey(Base):
     requester_tier: Mapped[str | None] = mapped_column(String(16))
     solved_at: Mapped[datetime | None]
     delivery: Mapped[dict[str, Any] | None]
-    # pending | delivered | failed | none (no channel configured)
+    # pending | delivered | failed | none (no channel configured); the log is in ``deliveries``
     delivery_status: Mapped[str | None] = mapped_column(String(16))
     delivery_error: Mapped[str | None] = mapped_column(Text)
 
@@ -92,3 +93,11 @@ class TokenSecret(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     secret: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime]
+
+
+class SurveyDelivery(DeliveryMixin, Base):
+    """One message carrying a sent survey's link (a webhook or an e-mail) and its log."""
+
+    __tablename__ = "deliveries"
+
+    survey_id: Mapped[str] = mapped_column(String(64), index=True)

@@ -10,7 +10,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from services.survey.models import Survey, SurveyPolicy, TokenSecret
+from services.survey.models import Survey, SurveyDelivery, SurveyPolicy, TokenSecret
 from shared.db import dialect_name, insert_ignoring_conflicts, is_postgres
 from shared.pagination import Slice, paginate
 
@@ -95,14 +95,21 @@ async def claim_expired(session: AsyncSession, now: datetime, limit: int) -> Seq
     return await _claim(session, "sent", Survey.expires_at, now, limit)
 
 
-async def pending_deliveries(
-    session: AsyncSession, exclude: set[str], limit: int
-) -> Sequence[Survey]:
-    statement = select(Survey).where(Survey.delivery_status == "pending")
-    if exclude:
-        statement = statement.where(Survey.id.not_in(exclude))
-    statement = statement.order_by(Survey.sent_at, Survey.id).limit(limit)
-    return (await session.execute(statement)).scalars().all()
+async def deliveries_of(
+    session: AsyncSession, survey_ids: Sequence[str]
+) -> dict[str, list[SurveyDelivery]]:
+    """The deliveries of these surveys, oldest first, by survey id."""
+    found: dict[str, list[SurveyDelivery]] = {survey_id: [] for survey_id in survey_ids}
+    if not survey_ids:
+        return found
+    statement = (
+        select(SurveyDelivery)
+        .where(SurveyDelivery.survey_id.in_(list(survey_ids)))
+        .order_by(SurveyDelivery.created_at, SurveyDelivery.id)
+    )
+    for row in (await session.execute(statement)).scalars().all():
+        found.setdefault(row.survey_id, []).append(row)
+    return found
 
 
 async def answered_or_sent_between(

@@ -5,29 +5,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.conditions import Conditions
+from shared.delivery import DeliveryRead
 from shared.events import SurveyKind
+from shared.types import StrictInput, WebhookUrl
 
 MAX_COMMENT_LENGTH = 5000
 # Defaults when a policy does not say: CES right away (the effort is fresh), others shortly after.
 DEFAULT_DELAY_MINUTES: dict[str, int] = {"csat": 60, "nps": 60, "ces": 0}
 
 
-class Delivery(BaseModel):
+class Delivery(StrictInput):
     """How the survey link reaches the requester. Neither set: only ``GET /v1/surveys`` shows it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    webhook_url: HttpUrl | None = None
+    webhook_url: WebhookUrl | None = None
     # Standard Webhooks secret (``whsec_`` + base64); generated when a webhook_url comes without.
     webhook_secret: str | None = Field(default=None, max_length=200)
     # Send the link to the requester's email address through SMTP (TICKETFLOW_SMTP_*).
     email: bool = False
 
 
-class SurveyPolicyWrite(BaseModel):
+class SurveyPolicyWrite(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
@@ -79,9 +81,11 @@ class SurveyRead(BaseModel):
     comment: str | None
     delivery_status: str | None = None
     token_url: str | None = None
+    # Each delivery of the link (webhook, e-mail) with the log of its attempts.
+    deliveries: list[DeliveryRead] = Field(default_factory=list)
 
 
-class SurveyAnswer(BaseModel):
+class SurveyAnswer(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
     score: int = Field(strict=True)

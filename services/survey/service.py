@@ -221,9 +221,15 @@ async def cancel_scheduled(
 
 
 async def send_due(
-    ctx: SurveyContext, token_secret: str | None, policy_expiry: dict[str, int], limit: int = 100
+    ctx: SurveyContext,
+    token_secret: str | None,
+    policy_expiry: dict[str, int],
+    limit: int = 100,
+    *,
+    base_url: str,
 ) -> list[tuple[Survey, str]]:
-    """Send the surveys whose time has come; returns them with their fresh tokens."""
+    """Send the surveys whose time has come, and record the deliveries of their links in the
+    same transaction; returns them with their fresh tokens."""
     now = ctx.clock.now()
     sent: list[tuple[Survey, str]] = []
     for survey in await repository.claim_due(ctx.session, now, limit):
@@ -233,10 +239,7 @@ async def send_due(
         survey.sent_at = now
         survey.expires_at = now + timedelta(hours=hours)
         survey.token_hash = hash_token(token)
-        delivery = survey.delivery or {}
-        has_channel = bool(delivery.get("webhook_url") or delivery.get("email"))
-        survey.delivery_status = "pending" if has_channel else "none"
-        await ctx.emit(
+        event_id = await ctx.emit(
             ev.SurveySent(
                 survey_id=survey.id,
                 ticket_id=survey.ticket_id,
@@ -246,6 +249,7 @@ async def send_due(
                 expires_at=survey.expires_at,
             )
         )
+        delivery.enqueue(ctx.session, survey, token_url(base_url, token), event_id, now)
         sent.append((survey, token))
     return sent
 

@@ -14,21 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from standardwebhooks.webhooks import Webhook
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from services.launcher import free_port
 from services.survey.app import create_app
 from shared import events as ev
 from shared.settings import Settings
 from tests.conftest import eventually, make_settings, running
+from tests.delivery_support import Mailbox, WebhookReceiver
 from tests.unit.test_survey_flow import (
     ManualClock,
     publish,
@@ -103,37 +99,6 @@ async def survey_events(settings: Settings, ticket_id: str, until: set[str]) -> 
     finally:
         await consumer.stop()
     return found
-
-
-class WebhookReceiver:
-    """A real HTTP server recording what it receives; fails the first ``failures`` requests."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-
-    async def hook(self, request: Request) -> Response:
-        self.received.append((dict(request.headers), await request.body()))
-        if self.failures > 0:
-            self.failures -= 1
-            return Response(status_code=503)
-        return Response(status_code=204)
-
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[WebhookReceiver]:
-        app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        task = asyncio.create_task(server.serve())
-        await eventually(lambda: asyncio.sleep(0, server.started))
-        try:
-            yield self
-        finally:
-            server.should_exit = True
-            await task
 
 
 async def test_schedules_once_on_duplicate_solved_and_events_reach_the_broker(
@@ -226,6 +191,13 @@ async def test_restart_between_schedule_and_send_sends_once_by_signed_webhook(
         async with survey_app(settings, clock) as (app, client):
             sent = await wait_status(app, client, solved.id, "sent")
 
+            async def attempts() -> int:
+                shown = (await client.get(f"/v1/surveys/{sent['id']}")).json()["deliveries"]
+                return int(shown[0]["attempts"]) if shown else 0
+
+            await eventually(attempts)  # the first attempt (503) is recorded
+            clock.advance(timedelta(seconds=10))  # past the first retry's backoff
+
             async def delivered() -> bool:
                 survey = (await surveys_of(client, solved.id))[0]
                 return bool(survey["delivery_status"] == "delivered")
@@ -233,6 +205,12 @@ async def test_restart_between_schedule_and_send_sends_once_by_signed_webhook(
             await eventually(delivered)
             # One survey, sent once; delivered on the second try after a 503, same webhook-id.
             assert len(receiver.received) == 2
+            shown = (await client.get(f"/v1/surveys/{sent['id']}")).json()["deliveries"]
+            assert [(d["channel"], d["status"], d["attempts"]) for d in shown] == [
+                ("webhook", "delivered", 2)
+            ]
+            assert shown[0]["webhook_id"] == receiver.ids[0]
+            assert [a["status_code"] for a in shown[0]["attempt_log"]] == [503, 204]
             assert len({h["webhook-id"] for h, _ in receiver.received}) == 1
             headers, body = receiver.received[-1]
             payload = Webhook(policy["delivery"]["webhook_secret"]).verify(body, headers)
@@ -241,15 +219,6 @@ async def test_restart_between_schedule_and_send_sends_once_by_signed_webhook(
             assert payload["requester"]["email"] == "pat@example.com"
             events = await survey_events(settings, solved.id, {"survey.sent"})
             assert [e["type"] for e in events].count("survey.sent") == 1
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope.content)
-        return "250 OK"
 
 
 async def test_email_delivery_through_a_real_smtp_server(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from shared import events as ev
 from shared.bus import MemoryBus, Message
 from shared.migrate import upgrade
 from shared.runtime import ServiceRuntime
-from tests.conftest import eventually, make_settings, running
+from tests.conftest import make_settings, running
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, 08:00 in London (GMT)
 
@@ -464,70 +463,6 @@ async def test_sla_report(sla: Sla) -> None:
     assert high["escalation_pct"] == 0.0
     bad = await sla.client.get("/v1/reports/sla", params={"group_by": "planet"})
     assert bad.status_code == 422
-
-
-async def test_webhooks_are_signed_retried_and_logged(sla: Sla) -> None:
-    from standardwebhooks.webhooks import Webhook
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode()
-    received: list[dict[str, Any]] = []
-
-    async def hook(request: Request) -> Response:
-        body = (await request.body()).decode()
-        payload = Webhook(secret).verify(body, dict(request.headers))
-        received.append(payload)
-        return Response(status_code=500 if len(received) == 1 else 204)
-
-    receiver = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-
-    sla.runtime.state["webhook_http"] = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=receiver)
-    )
-    bad = await sla.client.post(
-        "/v1/webhook-subscriptions",
-        json={"url": "http://hooks/hook", "event_types": ["sla.*"], "secret": "not base64!!"},
-    )
-    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "secret"
-    unknown = await sla.client.post(
-        "/v1/webhook-subscriptions",
-        json={"url": "http://hooks/hook", "event_types": ["sla.exploded"], "secret": secret},
-    )
-    assert unknown.status_code == 422
-    created = await sla.client.post(
-        "/v1/webhook-subscriptions",
-        json={"url": "http://hooks/hook", "event_types": ["sla.started"], "secret": secret},
-    )
-    assert created.status_code == 201, created.text
-    subscription = created.json()
-    assert "secret" not in subscription
-
-    async def log() -> list[dict[str, Any]]:
-        response = await sla.client.get(
-            f"/v1/webhook-subscriptions/{subscription['id']}/deliveries"
-        )
-        return list(response.json()["items"])
-
-    async def attempted(minimum: int) -> bool:
-        return sum(d["attempts"] for d in await log()) >= minimum
-
-    # The running deliverer sends both; the receiver fails the first attempt, which is retried
-    # after 5 s of the service's clock.
-    await sla.deliver(ev.TicketCreated(ticket=sla.snapshot("api:hook-1")))
-    await eventually(lambda: attempted(2))
-    sla.clock.advance(seconds=5)
-    await eventually(lambda: attempted(3))
-    deliveries = await log()
-    assert len(deliveries) == 2, deliveries  # first_response and resolution started
-    assert {d["status"] for d in deliveries} == {"delivered"}
-    assert sorted(d["attempts"] for d in deliveries) == [1, 2]
-    assert all(p["type"] == "sla.started" for p in received) and len(received) == 3
-    assert (
-        await sla.client.delete(f"/v1/webhook-subscriptions/{subscription['id']}")
-    ).status_code == 204
 
 
 async def test_first_response_never_pauses_by_default_and_customer_reply_reopens(
