@@ -46,6 +46,8 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
     updates: dict[str, object] = {
         "database_url": f"sqlite+aiosqlite:///{data_dir / 'ticketflow.db'}",
         "public_base_url": f"http://127.0.0.1:{ports['survey']}",
+        "router_url": f"http://127.0.0.1:{ports['router']}",
+        "survey_url": f"http://127.0.0.1:{ports['survey']}",
     }
     if not settings.api_keys:
         updates["api_keys"] = DEV_API_KEYS
@@ -66,6 +68,8 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
                 port=ports[service],
                 log_config=None,
                 lifespan="on",
+                # open console streams (SSE) must not hold shutdown forever
+                timeout_graceful_shutdown=3,
             )
         )
         for service, app in zip(SERVICES, apps, strict=True)

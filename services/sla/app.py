@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.sla.api import router
+from services.sla.console import router as console_router
+from services.sla.console import run_stream_feed
 from services.sla.handlers import CONSUMES, EVENT_HANDLERS
 from services.sla.models import metadata
 from services.sla.scheduler import run_scheduler
@@ -25,8 +27,8 @@ def create_app(
         metadata=metadata,
         handlers=EVENT_HANDLERS,
         consumes=CONSUMES,
-        background=(run_scheduler, run_webhook_deliverer),
-        routers=[router],
+        background=(run_scheduler, run_webhook_deliverer, run_stream_feed),
+        routers=[router, console_router],
         bus=bus,
         clock=clock,
     )
