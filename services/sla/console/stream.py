@@ -23,7 +23,7 @@ import socket
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.bus import Message
@@ -159,7 +159,8 @@ class StreamHub:
 def hub_of(runtime: ServiceRuntime) -> StreamHub:
     hub: StreamHub | None = runtime.state.get("console_hub")
     if hub is None:
-        hub = StreamHub(runtime.clock.now())
+        # Producers stamp events with their wall clock; a test clock set in the past still works.
+        hub = StreamHub(min(datetime.now(UTC), runtime.clock.now()))
         runtime.state["console_hub"] = hub
     return hub
 

@@ -46,7 +46,9 @@
     if (h) return h + "h " + m + "m " + pad(sec) + "s";
     return m + "m " + pad(sec) + "s";
   }
-  const now = () => Date.now();
+  // Server time minus this browser's clock, measured at each snapshot: countdowns follow sla.
+  let skew = 0;
+  const now = () => Date.now() + skew;
 
   // --- applying the snapshot and the deltas ------------------------------------------------
   function seqOf(id) {
@@ -117,6 +119,7 @@
     let snap;
     try { snap = await getJSON("/v1/console/snapshot"); } catch (err) { state.needSnapshot = true; return; }
     if (run !== snapshotRun) return;
+    skew = Date.parse(snap.now) - Date.now();
     state.tickets = new Map();
     state.timers = new Map();
     snap.tickets.forEach(setTicket);
@@ -436,8 +439,9 @@
     if (!d.router.available) html += '<p class="empty">Routing history unavailable (' + esc(d.router.reason) + ").</p>";
     else {
       const hist = tk.routing_history || [];
-      html += hist.length ? "<ol>" + hist.map((h) => "<li>" + fmtTime(h.at || h.created_at || h.time, true) + " — " +
-        esc(h.reason || h.why || "") + " " + esc(JSON.stringify(h.changes || h.changed || h.action || "")) + "</li>").join("") + "</ol>"
+      html += hist.length ? "<ol>" + hist.map((h) => "<li>" + fmtTime(h.at, true) + " — <strong>" + esc(h.kind) +
+        "</strong>: " + esc(Object.entries(h.changes || {}).map(([k, v]) => k + " → " + JSON.stringify(v)).join(", ")) +
+        " <em>(" + esc(h.reason) + ")</em></li>").join("") + "</ol>"
         : '<p class="empty">No routing decisions.</p>';
     }
     html += "<h3>Survey</h3>";
