@@ -49,6 +49,7 @@ AGENTS = [
 async def seed(router_url: str, sla_url: str, survey_url: str, api_key: str) -> None:
     from services.router import demo as router_demo
     from services.sla import demo as sla_demo
+    from services.sla.console import demo as console_demo
     from services.survey import demo as survey_demo
 
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -60,4 +61,5 @@ async def seed(router_url: str, sla_url: str, survey_url: str, api_key: str) -> 
         await router_demo.seed(client, router_url)
         await sla_demo.seed(client, sla_url)
         await survey_demo.seed(client, survey_url)
+        await console_demo.seed_tickets(client, router_url)  # live data for the ops console
     log.info("demo data seeded: agents, routing rules, a calendar, SLA and survey policies")
