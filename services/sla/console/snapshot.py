@@ -59,7 +59,6 @@ async def open_timers(session: AsyncSession) -> list[dict[str, Any]]:
             Timer.status,
             Timer.due_at,
             Timer.breached_at,
-            Timer.started_at,
         ).where(Timer.status.in_(("running", "paused")))
     )
     return [
@@ -70,7 +69,6 @@ async def open_timers(session: AsyncSession) -> list[dict[str, Any]]:
             "status": r[3],
             "due_at": _iso(r[4]),
             "breached_at": _iso(r[5]),
-            "started_at": _iso(r[6]),
         }
         for r in rows
     ]

@@ -11,6 +11,7 @@
     breached: "Breached", online: "Online", away: "Away", offline: "Offline",
   };
   const FEED_MAX = 100;
+  const MAX_ROWS = 500; // per table: the most urgent first; the count says how many in all
 
   const state = {
     tickets: new Map(), timers: new Map(), feed: [], agents: null, agentsNote: "",
@@ -55,11 +56,21 @@
     const [epoch, seq] = String(id || "").split(".");
     return { epoch, seq: Number(seq) || 0 };
   }
+  // Timestamps are parsed once, when a timer or ticket arrives: rendering compares numbers.
+  const ms = (iso) => (iso ? Date.parse(iso) : null);
+  function putTimer(t) {
+    t.due = ms(t.due_at);
+    t.breached = ms(t.breached_at);
+    state.timers.set(t.timer_id, t);
+    return t;
+  }
   function setTicket(t) {
     if (DONE.has(t.status)) { state.tickets.delete(t.id); return; }
     const old = state.tickets.get(t.id);
     if (old && old.version && t.version && t.version < old.version) return;
-    state.tickets.set(t.id, Object.assign({}, old || {}, t));
+    const merged = Object.assign({}, old || {}, t);
+    merged.created = ms(merged.created_at);
+    state.tickets.set(t.id, merged);
   }
   function addFeed(item) {
     state.feed.unshift(item);
@@ -69,24 +80,24 @@
     let t = state.timers.get(e.timer_id);
     switch (e.type) {
       case "sla.started":
-        state.timers.set(e.timer_id, { timer_id: e.timer_id, ticket_id: e.ticket_id, metric: e.metric,
+        putTimer({ timer_id: e.timer_id, ticket_id: e.ticket_id, metric: e.metric,
           status: "running", due_at: e.due_at, breached_at: null });
         break;
       case "sla.paused": if (t) t.status = "paused"; break;
       case "sla.resumed":
-        if (t) { t.status = "running"; t.due_at = e.due_at; }
-        else state.timers.set(e.timer_id, { timer_id: e.timer_id, ticket_id: e.ticket_id,
+        if (t) { t.status = "running"; t.due_at = e.due_at; putTimer(t); }
+        else putTimer({ timer_id: e.timer_id, ticket_id: e.ticket_id,
           metric: e.metric, status: "running", due_at: e.due_at, breached_at: null });
         break;
       case "sla.met": state.timers.delete(e.timer_id); break;
       case "sla.warning":
-        if (!t) state.timers.set(e.timer_id, { timer_id: e.timer_id, ticket_id: e.ticket_id,
+        if (!t) putTimer({ timer_id: e.timer_id, ticket_id: e.ticket_id,
           metric: e.metric, status: "running", due_at: e.due_at, breached_at: null });
         break;
       case "sla.breached":
-        if (!t) { t = { timer_id: e.timer_id, ticket_id: e.ticket_id, metric: e.metric,
-          status: "running", due_at: e.due_at }; state.timers.set(e.timer_id, t); }
+        if (!t) t = { timer_id: e.timer_id, ticket_id: e.ticket_id, metric: e.metric, status: "running", due_at: e.due_at };
         t.breached_at = e.due_at;
+        putTimer(t);
         addFeed(e);
         break;
       case "sla.escalated": addFeed(e); break;
@@ -123,7 +134,7 @@
     state.tickets = new Map();
     state.timers = new Map();
     snap.tickets.forEach(setTicket);
-    snap.timers.forEach((t) => state.timers.set(t.timer_id, t));
+    snap.timers.forEach(putTimer);
     const live = state.feed.filter((f) => f.type !== "sla.breached");
     state.feed = live.concat(snap.feed).slice(0, FEED_MAX);
     state.position = snap.position;
@@ -206,11 +217,11 @@
       const ticket = state.tickets.get(t.ticket_id);
       if (!ticket) continue; // solved or unknown: not open
       let level = 0;
-      if (t.breached_at) { breached.push(t); level = 2; }
-      else if (t.status === "running" && t.due_at && Date.parse(t.due_at) - t0 <= win) { risk.push(t); level = 1; }
+      if (t.breached) { breached.push(t); level = 2; }
+      else if (t.status === "running" && t.due && t.due - t0 <= win) { risk.push(t); level = 1; }
       worst.set(t.ticket_id, Math.max(worst.get(t.ticket_id) || 0, level));
     }
-    risk.sort((a, b) => Date.parse(a.due_at) - Date.parse(b.due_at));
+    risk.sort((a, b) => a.due - b.due);
     return { breached, risk, worst };
   }
   function sortBreached(rows) {
@@ -224,38 +235,41 @@
         case "group": return tk.group || "";
         case "channel": return tk.channel || "";
         case "assignee": return tk.assignee_id || "";
-        default: return -Date.parse(t.breached_at || t.due_at);
+        default: return -(t.breached || t.due);
       }
     };
     return rows.sort((a, b) => { const x = val(a), y = val(b); return (x < y ? -1 : x > y ? 1 : 0) * dir; });
   }
+  function countText(sec, n) {
+    $("[data-count]", sec).textContent = "(" + n + (n > MAX_ROWS ? ", the first " + MAX_ROWS + " shown" : "") + ")";
+  }
   function renderBreached(rows) {
     const sec = $("#breached");
     sortBreached(rows);
-    $("[data-count]", sec).textContent = "(" + rows.length + ")";
+    countText(sec, rows.length);
     $(".empty", sec).hidden = rows.length > 0;
     const t0 = now();
-    $("tbody", sec).innerHTML = rows.map((t) => {
+    $("tbody", sec).innerHTML = rows.slice(0, MAX_ROWS).map((t) => {
       const tk = state.tickets.get(t.ticket_id) || {};
       return '<tr data-ticket-id="' + esc(t.ticket_id) + '" data-metric="' + esc(t.metric) + '"><td>' +
         ticketLink(t.ticket_id) + "</td><td>" + esc(t.metric) + '</td><td class="p-' + esc(tk.priority) + '">' +
         esc(tk.priority) + "</td><td>" + esc(tk.group || "—") + "</td><td>" + esc(tk.channel) + "</td><td>" +
-        esc(tk.assignee_id || "unassigned") + '</td><td class="time over" data-since="' + esc(t.breached_at || t.due_at) +
-        '">' + fmtSpan((t0 - Date.parse(t.breached_at || t.due_at)) / 1000) + " over</td></tr>";
+        esc(tk.assignee_id || "unassigned") + '</td><td class="time over" data-since="' + (t.breached || t.due) +
+        '">' + fmtSpan((t0 - (t.breached || t.due)) / 1000) + " over</td></tr>";
     }).join("");
   }
   function renderRisk(rows) {
     const sec = $("#at-risk");
-    $("[data-count]", sec).textContent = "(" + rows.length + ")";
+    countText(sec, rows.length);
     $(".empty", sec).hidden = rows.length > 0;
     const t0 = now();
-    $("tbody", sec).innerHTML = rows.map((t) => {
+    $("tbody", sec).innerHTML = rows.slice(0, MAX_ROWS).map((t) => {
       const tk = state.tickets.get(t.ticket_id) || {};
       return '<tr data-ticket-id="' + esc(t.ticket_id) + '" data-metric="' + esc(t.metric) + '"><td>' +
         ticketLink(t.ticket_id) + "</td><td>" + esc(t.metric) + '</td><td class="p-' + esc(tk.priority) + '">' +
         esc(tk.priority) + "</td><td>" + esc(tk.group || "—") + "</td><td>" + esc(tk.assignee_id || "unassigned") +
-        '</td><td class="time">' + fmtTime(t.due_at) + '</td><td class="time" data-due="' + esc(t.due_at) + '">' +
-        fmtSpan((Date.parse(t.due_at) - t0) / 1000) + "</td></tr>";
+        '</td><td class="time">' + fmtTime(t.due) + '</td><td class="time" data-due="' + t.due + '">' +
+        fmtSpan((t.due - t0) / 1000) + "</td></tr>";
     }).join("");
   }
   function renderCounts(worst) {
@@ -288,7 +302,7 @@
       if (!tk.assignee_id && WAITING.has(tk.status)) {
         const g = groups.get(tk.group || "(no group)") || { n: 0, oldest: null };
         g.n++;
-        if (!g.oldest || tk.created_at < g.oldest) g.oldest = tk.created_at;
+        if (!g.oldest || tk.created < g.oldest) g.oldest = tk.created;
         groups.set(tk.group || "(no group)", g);
       }
       if (tk.assignee_id && LOADING.has(tk.status)) {
@@ -302,7 +316,7 @@
     $("#queue-body").innerHTML = keys.map((k) => {
       const g = groups.get(k);
       return '<tr data-group="' + esc(k) + '"><td>' + esc(k) + '</td><td class="num">' + g.n +
-        '</td><td class="time" data-since="' + esc(g.oldest) + '">' + fmtSpan((t0 - Date.parse(g.oldest)) / 1000) + "</td></tr>";
+        '</td><td class="time" data-since="' + g.oldest + '">' + fmtSpan((t0 - g.oldest) / 1000) + "</td></tr>";
     }).join("");
     $("#queue-empty").hidden = keys.length > 0;
     const agents = state.agents || [];
@@ -335,7 +349,13 @@
       return '<li data-type="' + esc(f.type) + '"><time datetime="' + esc(at) + '">' + fmtTime(at) + "</time>" + what + "</li>";
     }).join("");
   }
+  // performance entries for `python -m services.sla.console.bench` (last render, last tick)
+  function measured(name, start) {
+    performance.clearMeasures(name);
+    performance.measure(name, { start });
+  }
   function render() {
+    const started = performance.now();
     const { breached, risk, worst } = classify();
     state.riskKeys = risk.map((t) => t.timer_id).join(",") + "|" + breached.length;
     renderBreached(breached);
@@ -343,20 +363,26 @@
     renderCounts(worst);
     renderQueue();
     renderFeed();
+    measured("tf-render", started);
+    if (state.ready && !performance.getEntriesByName("tf-first-render").length) {
+      performance.mark("tf-first-render");
+    }
   }
   function tick() {
     if (!state.ready) return;
+    const started = performance.now();
     const { breached, risk } = classify();
     const keys = risk.map((t) => t.timer_id).join(",") + "|" + breached.length;
     if (keys !== state.riskKeys) { render(); return; }
     const t0 = now();
     document.querySelectorAll("td[data-due]").forEach((td) => {
-      td.textContent = fmtSpan((Date.parse(td.dataset.due) - t0) / 1000);
+      td.textContent = fmtSpan((Number(td.dataset.due) - t0) / 1000);
     });
     document.querySelectorAll("td[data-since]").forEach((td) => {
       const over = td.classList.contains("over") ? " over" : "";
-      td.textContent = fmtSpan((t0 - Date.parse(td.dataset.since)) / 1000) + over;
+      td.textContent = fmtSpan((t0 - Number(td.dataset.since)) / 1000) + over;
     });
+    measured("tf-tick", started);
   }
 
   // --- goals --------------------------------------------------------------------------------
