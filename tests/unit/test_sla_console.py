@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -143,7 +143,7 @@ async def test_snapshot_and_goals_without_a_goals_api(served: Served) -> None:
         assert {t["metric"] for t in found} == {"first_response", "resolution"}
         body = (await client.get("/v1/console/snapshot")).json()
         ticket = next(t for t in body["tickets"] if t["id"] == ticket_id)
-        assert ticket["group"] == "billing" and ticket["subject"] == "Card declined"
+        assert ticket["group"] == "billing" and ticket["priority"] == "urgent"
         goals = (await client.get("/v1/console/goals")).json()
         summary = await client.get("/v1/goals/summary")
         if summary.status_code == 404:
@@ -223,3 +223,24 @@ def test_hub_drops_history_duplicates_and_unchanged_tickets() -> None:
     assert hub.replay_after(f"{hub.epoch}.2") == []
     assert hub.replay_after("other.1") is None
     assert hub.replay_after(None) == []
+
+
+class _GoalAtRisk(ev.Event):
+    """A goal event as sla's goals emit it (key and subject = goal id); not registered here."""
+
+    type: ClassVar[str] = "goal.at_risk"
+    topic: ClassVar[str] = "sla"
+    goal_id: str
+    name: str
+
+    @property
+    def subject(self) -> str:
+        return self.goal_id
+
+
+def test_hub_passes_goal_events_with_the_goal_id() -> None:
+    hub = StreamHub(datetime.now(UTC) - timedelta(seconds=1))
+    hub.accept(encoded(_GoalAtRisk(goal_id="g1", name="Chat first reply"), "g-e1"), "g1")
+    data = json.loads(hub.ring[-1].data)
+    assert hub.ring[-1].event == "goal"
+    assert data["type"] == "goal.at_risk" and data["goal_id"] == "g1" and data["at"]

@@ -35,7 +35,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disa
 KEY = "bench-reader-key"
 
 
-def _ticket(number: int, priority: str) -> ev.TicketCreated:
+def _ticket(number: int, priority: str, channel: str = "email") -> ev.TicketCreated:
     now = datetime.now(UTC)
     return ev.TicketCreated(
         ticket=ev.TicketSnapshot(
@@ -45,7 +45,7 @@ def _ticket(number: int, priority: str) -> ev.TicketCreated:
             subject=f"Bench ticket {number}",
             status="open",
             priority=priority,
-            channel="email",
+            channel=channel,
             group=("billing", "support", "tier2")[number % 3],
             assignee_id=("ana", "ben", None)[number % 3],
             requester=ev.Requester(id=f"r{number}"),
@@ -146,8 +146,9 @@ async def run(tickets: int, at_risk: int) -> dict[str, Any]:
                 result["tick_ms"] = round(
                     await page.evaluate("performance.getEntriesByName('tf-tick')[0].duration"), 1
                 )
-                # One new ticket: from its event to its row on the page (sla's work included).
-                fresh = _ticket(tickets + 1, "urgent")
+                # One new chat ticket (due in a minute: the top row): from its event to its row
+                # on the page, sla's work included.
+                fresh = _ticket(tickets + 1, "urgent", "chat")
                 sent = time.perf_counter()
                 await _feed(bus, settings.topic("tickets"), [fresh])
                 await page.locator(

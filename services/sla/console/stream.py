@@ -130,7 +130,9 @@ class StreamHub:
         if kind == "sla":
             self.publish("sla", {"type": envelope.type, "at": at, **data})
         elif kind == "goal":
-            self.publish("goal", {"type": envelope.type, "goal_id": envelope.subject, **data})
+            self.publish(
+                "goal", {"type": envelope.type, "goal_id": envelope.subject, "at": at, **data}
+            )
         elif kind == "ticket" and isinstance(data.get("ticket"), dict):
             self._ticket(envelope.type, data["ticket"])
 
