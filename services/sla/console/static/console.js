@@ -72,7 +72,12 @@
     merged.created = ms(merged.created_at);
     state.tickets.set(t.id, merged);
   }
+  // One line per fact: a redelivered or replayed event (after a restart) is not shown twice.
+  const feedKey = (f) => (f.timer_id ? [f.type, f.timer_id, f.level || "", f.when || ""]
+    : [f.type, f.goal_id, f.at]).join("|");
   function addFeed(item) {
+    const key = feedKey(item);
+    if (state.feed.some((f) => feedKey(f) === key)) return;
     state.feed.unshift(item);
     if (state.feed.length > FEED_MAX) state.feed.length = FEED_MAX;
   }
