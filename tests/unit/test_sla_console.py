@@ -158,6 +158,8 @@ async def test_snapshot_and_goals_without_a_goals_api(served: Served) -> None:
         assert detail["sla"]["ticket_id"] == ticket_id and detail["router"]["available"] is False
         missing = await client.get("/v1/console/tickets/api:nothing-here")
         assert missing.status_code == 404
+        odd = await client.get("/v1/console/tickets/%C2%A2%F1%B3%A1%9B%26%1FU")
+        assert odd.status_code == 404
 
 
 async def test_stream_sends_deltas_with_ids_and_resumes_from_last_event_id(
@@ -166,8 +168,12 @@ async def test_stream_sends_deltas_with_ids_and_resumes_from_last_event_id(
     ticket_id = f"api:{uuid.uuid4().hex[:10]}"
     auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with httpx.AsyncClient(base_url=served.base, timeout=10) as client:
-        refused = await client.get("/v1/stream")
+        refused = await client.get("/v1/stream", headers={"Accept": "text/event-stream"})
         assert refused.status_code == 401
+        not_a_stream_reader = await client.get("/v1/stream", headers=auth)
+        assert not_a_stream_reader.status_code == 406
+        assert "text/event-stream" in not_a_stream_reader.json()["error"]["message"]
+        auth = {**auth, "Accept": "text/event-stream"}
         got: list[dict[str, Any]] = []
         async with client.stream("GET", "/v1/stream", headers=auth) as response:
             assert response.headers["content-type"].startswith("text/event-stream")

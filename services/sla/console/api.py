@@ -26,7 +26,7 @@ from services.sla.console.session import (
 )
 from services.sla.console.stream import Delta, hub_of
 from shared.app import Runtime, Session
-from shared.errors import NotFound
+from shared.errors import DomainError, NotFound
 from shared.settings import Settings, get_settings
 
 router = APIRouter()
@@ -158,7 +158,7 @@ async def console_ticket(
 ) -> dict[str, Any]:
     """A ticket's detail: its SLA timers (sla), routing history (router), surveys (survey)."""
     async with upstream._client(viewer.key, "http://sla.internal", request.app) as client:
-        timers = await upstream._get(client, f"/v1/tickets/{ticket_id}/sla")
+        timers = await upstream._get(client, f"/v1/tickets/{upstream.segment(ticket_id)}/sla")
     routed, surveys = await upstream.ticket_and_surveys(
         settings.router_url, settings.survey_url, viewer.key, ticket_id
     )
@@ -174,7 +174,24 @@ def _sse(delta: Delta, position: str) -> ServerSentEvent:
     return ServerSentEvent(event=delta.event, id=position, raw_data=delta.data)
 
 
-@router.get("/v1/stream", response_class=EventSourceResponse, tags=["console"])
+class NotAcceptable(DomainError):
+    status_code = 406
+    code = "not_acceptable"
+
+
+async def _accepts_event_stream(request: Request) -> None:
+    # Checked before the response starts: a client that cannot read an endless stream (curl
+    # without the header, a fuzzer) gets a clear 406 instead of a connection that never ends.
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        raise NotAcceptable("this is an endless event stream: send Accept: text/event-stream")
+
+
+@router.get(
+    "/v1/stream",
+    response_class=EventSourceResponse,
+    tags=["console"],
+    dependencies=[Depends(_accepts_event_stream)],
+)
 async def stream(
     request: Request,
     runtime: Runtime,
@@ -184,7 +201,8 @@ async def stream(
     """Server-Sent Events: ``sla`` (sla.* events), ``goal`` (goal.* events) and ``ticket``
     (a ticket's status, priority, channel, group or assignee changed: queue and load) as
     deltas, each with an ``id``; ``Last-Event-ID`` resumes, ``reset`` means "reload a snapshot".
-    Keep-alive comments every 15 seconds. Auth: bearer key or the console's session cookie."""
+    Keep-alive comments every 15 seconds. Auth: bearer key or the console's session cookie.
+    The request must accept ``text/event-stream`` (EventSource does); otherwise 406."""
     hub = hub_of(runtime)
     subscriber = hub.subscribe()
     try:

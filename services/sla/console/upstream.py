@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI
@@ -29,6 +30,11 @@ class Unavailable(Exception):
     """An upstream API answered with an error or could not be reached."""
 
 
+def segment(value: str) -> str:
+    """``value`` as one URL path segment (ticket ids keep their ``:``)."""
+    return quote(value, safe=":@")
+
+
 def _client(key: str, base_url: str, app: FastAPI | None = None) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app) if app is not None else None
     return httpx.AsyncClient(
@@ -42,7 +48,7 @@ def _client(key: str, base_url: str, app: FastAPI | None = None) -> httpx.AsyncC
 async def _get(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
     try:
         response = await client.get(path, params=params or None)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise Unavailable(f"{client.base_url}{path}: {exc.__class__.__name__}") from exc
     if response.status_code == 404:
         return None
@@ -79,7 +85,7 @@ async def ticket_and_surveys(
     async def ticket() -> dict[str, Any]:
         try:
             async with _client(key, router_url) as client:
-                body = await _get(client, f"/v1/tickets/{ticket_id}")
+                body = await _get(client, f"/v1/tickets/{segment(ticket_id)}")
             return {"available": True, "ticket": body}
         except Unavailable as exc:
             return {"available": False, "reason": str(exc)}
