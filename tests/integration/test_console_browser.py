@@ -99,6 +99,8 @@ async def test_ops_console_live_in_chromium(
         )
         try:
             page = await browser.new_page(viewport={"width": 1440, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
             async with serve(sla_app(settings, clock=AheadClock()), sla_port):
                 # Sign-in: a wrong key is refused with a clear message, a reader key is enough.
                 await page.goto(f"{sla_base}/console")
@@ -183,6 +185,7 @@ async def test_ops_console_live_in_chromium(
                 await page.get_by_role("button", name="Sign out").click()
                 await page.get_by_label("API key").wait_for()
                 assert (await page.request.get(f"{sla_base}/v1/console/snapshot")).status == 401
+            assert errors == [], "the console page raised JavaScript errors"
         finally:
             await browser.close()
 
@@ -201,3 +204,81 @@ async def check_goals(page: Page, summary: Any) -> None:
         assert await card.locator("[data-goal-target]").inner_text() == target
         words = {"on_track": "On track", "at_risk": "At risk", "missed": "Missed", "met": "Met"}
         assert words.get(goal["status"], "No data") in await card.inner_text()
+
+
+GOALS = {
+    "available": True,
+    "items": [
+        {
+            "id": "g-chat",
+            "name": "Chat first reply within 60 s",
+            "metric": "first_response_time",
+            "value": 81.2,
+            "target": 80,
+            "status": "at_risk",
+            "attainment": {
+                "goal_id": "g-chat",
+                "period": {
+                    "start": "2026-11-30T00:00:00+00:00",
+                    "end": "2026-12-07T00:00:00+00:00",
+                },
+                "value": 81.2,
+                "target": 80,
+                "sample_size": 1000,
+                "met_count": 812,
+                "status": "at_risk",
+                "projection": {"value": 79.1, "low": 76.0, "high": 82.3},
+                "needed": 78.5,
+                "trend": [
+                    {"date": "2026-11-30", "value": 83.0, "sample_size": 400},
+                    {"date": "2026-12-01", "value": 80.0, "sample_size": 600},
+                ],
+                "previous": [],
+            },
+        },
+        {
+            "id": "g-nps",
+            "name": "NPS",
+            "metric": "nps",
+            "value": None,
+            "target": 30,
+            "status": "no_data",
+            "attainment": None,
+        },
+    ],
+}
+
+
+async def test_goal_cards_and_trend_chart_render(
+    fresh_database: Callable[[], Awaitable[str]], kafka_bootstrap: str
+) -> None:
+    """The goals panel against the shapes of the goals API (served here from a fixture)."""
+    port = free_port()
+    settings = make_settings(await fresh_database(), kafka_bootstrap_servers=kafka_bootstrap)
+    async with serve(sla_app(settings), port), async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.route(
+                "**/v1/console/goals", lambda route: route.fulfill(json=GOALS, status=200)
+            )
+            await page.goto(f"http://127.0.0.1:{port}/console")
+            await page.get_by_label("API key").fill(READER_KEY)
+            await page.get_by_role("button", name="Sign in").click()
+            chat = page.locator('#goals [data-goal-id="g-chat"]')
+            await chat.wait_for()
+            await check_goals(page, {"items": GOALS["items"]})
+            assert "Projected to period end: 79.1 %" in await chat.inner_text()
+            await chat.locator("canvas").wait_for()  # uPlot drew the trend
+            legend = await chat.locator(".u-legend").inner_text()
+            assert "target" in legend and "projection" in legend
+            nps = page.locator('#goals [data-goal-id="g-nps"]')
+            assert "No data" in await nps.inner_text()
+            assert await page.locator("#goals-empty").is_hidden()
+            assert errors == []
+        finally:
+            await browser.close()
