@@ -157,8 +157,8 @@ async def console_ticket(
     viewer: ConsoleViewer,
 ) -> dict[str, Any]:
     """A ticket's detail: its SLA timers (sla), routing history (router), surveys (survey)."""
-    async with upstream._client(viewer.key, "http://sla.internal", request.app) as client:
-        timers = await upstream._get(client, f"/v1/tickets/{upstream.segment(ticket_id)}/sla")
+    async with upstream.client_for(viewer.key, "http://sla.internal", request.app) as client:
+        timers = await upstream.get_json(client, f"/v1/tickets/{upstream.segment(ticket_id)}/sla")
     routed, surveys = await upstream.ticket_and_surveys(
         settings.router_url, settings.survey_url, viewer.key, ticket_id
     )

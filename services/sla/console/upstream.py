@@ -35,7 +35,7 @@ def segment(value: str) -> str:
     return quote(value, safe=":@")
 
 
-def _client(key: str, base_url: str, app: FastAPI | None = None) -> httpx.AsyncClient:
+def client_for(key: str, base_url: str, app: FastAPI | None = None) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app) if app is not None else None
     return httpx.AsyncClient(
         base_url=base_url.rstrip("/"),
@@ -45,7 +45,7 @@ def _client(key: str, base_url: str, app: FastAPI | None = None) -> httpx.AsyncC
     )
 
 
-async def _get(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
+async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
     try:
         response = await client.get(path, params=params or None)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -60,13 +60,13 @@ async def _get(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
 async def agents(router_url: str, key: str) -> list[dict[str, Any]]:
     """Every agent (paged through), as router's ``GET /v1/agents`` gives them."""
     items: list[dict[str, Any]] = []
-    async with _client(key, router_url) as client:
+    async with client_for(key, router_url) as client:
         cursor: str | None = None
         while len(items) < MAX_AGENTS:
             params: dict[str, Any] = {"limit": 500}
             if cursor:
                 params["cursor"] = cursor
-            page = await _get(client, "/v1/agents", **params)
+            page = await get_json(client, "/v1/agents", **params)
             if not page:
                 break
             items += page.get("items", [])
@@ -84,16 +84,16 @@ async def ticket_and_surveys(
 
     async def ticket() -> dict[str, Any]:
         try:
-            async with _client(key, router_url) as client:
-                body = await _get(client, f"/v1/tickets/{segment(ticket_id)}")
+            async with client_for(key, router_url) as client:
+                body = await get_json(client, f"/v1/tickets/{segment(ticket_id)}")
             return {"available": True, "ticket": body}
         except Unavailable as exc:
             return {"available": False, "reason": str(exc)}
 
     async def surveys() -> dict[str, Any]:
         try:
-            async with _client(key, survey_url) as client:
-                body = await _get(client, "/v1/surveys", ticket_id=ticket_id)
+            async with client_for(key, survey_url) as client:
+                body = await get_json(client, "/v1/surveys", ticket_id=ticket_id)
             return {"available": True, "items": (body or {}).get("items", [])}
         except Unavailable as exc:
             return {"available": False, "reason": str(exc)}
@@ -118,8 +118,8 @@ def _goal_id(item: dict[str, Any]) -> str | None:
 async def goals(app: FastAPI, key: str) -> dict[str, Any]:
     """``{"available": false}`` when sla has no goals API (404); otherwise every goal from
     ``/v1/goals/summary`` with its ``attainment`` (trend, projection) attached."""
-    async with _client(key, "http://sla.internal", app) as client:
-        summary = await _get(client, "/v1/goals/summary")
+    async with client_for(key, "http://sla.internal", app) as client:
+        summary = await get_json(client, "/v1/goals/summary")
         if summary is None:
             return {"available": False, "items": []}
         items = _goal_items(summary)[:MAX_GOALS]
@@ -129,7 +129,7 @@ async def goals(app: FastAPI, key: str) -> dict[str, Any]:
             body = None
             if goal_id is not None:
                 try:
-                    body = await _get(client, f"/v1/goals/{goal_id}/attainment")
+                    body = await get_json(client, f"/v1/goals/{goal_id}/attainment")
                 except Unavailable as exc:
                     log.warning("goal attainment unavailable: %s", exc)
             return {**item, "id": goal_id, "attainment": body}
