@@ -59,6 +59,7 @@ async def seed(
     service goals and their generated past tickets."""
     from services.router import demo as router_demo
     from services.sla import demo as sla_demo
+    from services.sla.console import demo as console_demo
     from services.survey import demo as survey_demo
 
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -70,6 +71,7 @@ async def seed(
         await router_demo.seed(client, router_url)
         await sla_demo.seed(client, sla_url)
         await survey_demo.seed(client, survey_url)
+        await console_demo.seed_tickets(client, router_url)  # live data for the ops console
     if sla_runtime is not None:
         from services.sla.goals import demo as goals_demo
 

@@ -49,6 +49,8 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
     updates: dict[str, object] = {
         "database_url": f"sqlite+aiosqlite:///{data_dir / 'ticketflow.db'}",
         "public_base_url": f"http://127.0.0.1:{ports['survey']}",
+        "router_url": f"http://127.0.0.1:{ports['router']}",
+        "survey_url": f"http://127.0.0.1:{ports['survey']}",
     }
     if not settings.api_keys:
         updates["api_keys"] = DEV_API_KEYS

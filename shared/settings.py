@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_sender: str = "surveys@ticketflow.invalid"
+    # sla's ops console reads agents and routing history from router's public API and survey
+    # results from survey's, with the signed-in viewer's own key.
+    router_url: str = "http://127.0.0.1:8001"
+    survey_url: str = "http://127.0.0.1:8003"
 
     @field_validator("database_url")
     @classmethod

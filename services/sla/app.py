@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.sla.api import router
+from services.sla.console import router as console_router
+from services.sla.console import run_stream_feed
 from services.sla.goals.api import router as goals_router
 from services.sla.goals.watch import run_goal_watch
 from services.sla.handlers import CONSUMES, EVENT_HANDLERS
@@ -28,9 +30,9 @@ def create_app(
         metadata=metadata,
         handlers=EVENT_HANDLERS,
         consumes=CONSUMES,
-        background=(run_scheduler, run_webhook_deliverer, run_goal_watch),
+        background=(run_scheduler, run_webhook_deliverer, run_goal_watch, run_stream_feed),
         unit_of_work=SlaContext,
-        routers=[goals_router, router],
+        routers=[goals_router, router, console_router],
         bus=bus,
         clock=clock,
     )

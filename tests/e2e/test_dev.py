@@ -30,6 +30,15 @@ async def test_readme_walkthrough_on_ticketflow_dev(tmp_path: Path) -> None:
         agents = (await router.get("/v1/agents")).json()["items"]
         assert {a["id"] for a in agents} >= {"ana", "ben"}, "--demo seeds agents"
 
+        async def console_timers() -> list:
+            response = await sla.get("/v1/console/snapshot")
+            return list(response.json()["timers"]) if response.status_code == 200 else []
+
+        assert await eventually(console_timers), "--demo gives the ops console open timers"
+        console_agents = (await sla.get("/v1/console/agents")).json()
+        assert console_agents["available"] and len(console_agents["items"]) >= 2
+        assert "sign-in" in (await sla.get("/console", headers={"Authorization": ""})).text
+
         created = await router.post(
             "/v1/tickets",
             json={
