@@ -153,9 +153,6 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: Subscription | None = None
         self._typed_state: dict[type, Any] = {}
-        # Legacy string-keyed state, left only for sla/webhooks.py and survey/sender.py until the
-        # shared webhook deliverer replaces them; new code keeps its state with ``state_of``.
-        self.state: dict[str, Any] = {}
         # True from the start of ``stop``: /readyz answers 503 so a balancer sends no more.
         self.stopping = False
 

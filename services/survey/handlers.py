@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.survey import service
+from services.survey.sender import SenderState
 from shared import events as ev
 from shared.runtime import EventHandler, HandlerContext
 
@@ -14,9 +15,7 @@ def _survey_context(ctx: HandlerContext) -> service.SurveyContext:
 async def on_ticket_solved(ctx: HandlerContext, event: ev.TicketSolved) -> None:
     # Policy choice, sampling and cooldown; one survey per ticket per policy.
     await service.on_solved(_survey_context(ctx), event.ticket)
-    sender = ctx.runtime.state.get("survey_sender_wake")
-    if sender is not None:
-        ctx.after_commit.append(sender)
+    ctx.after_commit.append(ctx.runtime.state_of(SenderState).wake.set)
 
 
 async def on_ticket_reopened(ctx: HandlerContext, event: ev.TicketReopened) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,11 +23,18 @@ log = logging.getLogger(__name__)
 BATCH = 100
 
 
+@dataclass
+class SenderState:
+    """The process's sender wake-up: a solved ticket's handler sets it after its commit."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class Sender:
     def __init__(self, runtime: ServiceRuntime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.wake = asyncio.Event()
+        self.wake = runtime.state_of(SenderState).wake
 
     def _context(self, session: AsyncSession) -> service.SurveyContext:
         return service.SurveyContext.for_session(session, self.runtime)
@@ -58,7 +66,6 @@ class Sender:
 async def run_sender(runtime: ServiceRuntime) -> None:
     """The ``background=`` task of survey's runtime."""
     sender = Sender(runtime)
-    runtime.state["survey_sender_wake"] = sender.wake.set
     while True:
         try:
             await sender.run_once()

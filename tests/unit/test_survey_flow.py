@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from services.survey import service
 from services.survey.app import create_app
+from services.survey.sender import SenderState
 from shared import events as ev
 from shared.bus import MemoryBus
 from shared.migrate import upgrade_all
@@ -90,9 +91,7 @@ async def surveys_of(client: httpx.AsyncClient, ticket_id: str) -> list[dict[str
 
 
 def wake_sender(app: FastAPI) -> None:
-    wake = runtime_of(app).state.get("survey_sender_wake")
-    if wake is not None:  # the sender may not have started yet; it polls anyway
-        wake()
+    runtime_of(app).state_of(SenderState).wake.set()
 
 
 async def wait_status(

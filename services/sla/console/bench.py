@@ -25,6 +25,7 @@ import uvicorn
 
 from services.launcher import free_port
 from services.sla.app import create_app
+from services.sla.console.stream import hub_of
 from shared import events as ev
 from shared.bus import MemoryBus, OutgoingMessage
 from shared.migrate import upgrade_all
@@ -156,7 +157,7 @@ async def run(tickets: int, at_risk: int) -> dict[str, Any]:
                 ).first.wait_for()
                 result["event_to_row_ms"] = round((time.perf_counter() - sent) * 1000, 1)
                 await browser.close()
-            hub = app.state.runtime.state["console_hub"]
+            hub = hub_of(app.state.runtime)
             sizes = [len(d.data) for d in hub.ring]
             result["stream_deltas"] = len(sizes)
             result["stream_bytes_per_delta"] = round(sum(sizes) / max(1, len(sizes)), 1)

@@ -158,13 +158,19 @@ class StreamHub:
         )
 
 
+@dataclass
+class ConsoleState:
+    """This process's stream hub, made on first use."""
+
+    hub: StreamHub | None = None
+
+
 def hub_of(runtime: ServiceRuntime) -> StreamHub:
-    hub: StreamHub | None = runtime.state.get("console_hub")
-    if hub is None:
+    state = runtime.state_of(ConsoleState)
+    if state.hub is None:
         # Producers stamp events with their wall clock; a test clock set in the past still works.
-        hub = StreamHub(min(datetime.now(UTC), runtime.clock.now()))
-        runtime.state["console_hub"] = hub
-    return hub
+        state.hub = StreamHub(min(datetime.now(UTC), runtime.clock.now()))
+    return state.hub
 
 
 def instance_group(service: str) -> str:

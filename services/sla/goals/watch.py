@@ -11,6 +11,7 @@ announced before the new period is looked at.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from services.sla.goals import attainment, periods, repository
@@ -32,10 +33,16 @@ EVENTS: dict[str, type[ev.GoalEvent]] = {
 }
 
 
+@dataclass
+class WatchState:
+    """The process's watcher: its wake-up and the lock that keeps evaluations one at a time."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 def wake(runtime: ServiceRuntime) -> None:
-    event: asyncio.Event | None = runtime.state.get("goal_wake")
-    if event is not None:
-        event.set()
+    runtime.state_of(WatchState).wake.set()
 
 
 def transition(previous: str | None, current: str) -> str | None:
@@ -110,7 +117,7 @@ async def evaluate(ctx: SlaContext, row: Goal, now: datetime) -> str | None:
 
 async def evaluate_goals(runtime: ServiceRuntime) -> list[tuple[str, str]]:
     """Evaluate every goal once; returns ``(goal id, event type)`` announced. Tests call it."""
-    lock: asyncio.Lock = runtime.state.setdefault("goal_lock", asyncio.Lock())
+    lock = runtime.state_of(WatchState).lock
     announced: list[tuple[str, str]] = []
     async with lock, runtime.transaction() as session:
         ctx = SlaContext.for_session(session, runtime)
@@ -126,7 +133,7 @@ async def evaluate_goals(runtime: ServiceRuntime) -> list[tuple[str, str]]:
 
 
 async def run_goal_watch(runtime: ServiceRuntime) -> None:
-    wake_event = runtime.state.setdefault("goal_wake", asyncio.Event())
+    wake_event = runtime.state_of(WatchState).wake
     while True:
         wake_event.clear()
         await evaluate_goals(runtime)
