@@ -77,7 +77,11 @@ class KafkaBus(EventBus):
             linger_ms=2,
             request_timeout_ms=15000,
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()  # release its connections; the caller may try again
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
