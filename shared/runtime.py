@@ -17,12 +17,19 @@ from typing import Any, Self, TypeVar
 
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from shared.bus import EventBus, KafkaBus, MemoryBus, Message, PermanentError, Subscription
 from shared.clock import Clock, SystemClock
 from shared.db import create_engine, make_sessionmaker, ping
 from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
-from shared.faults import DependencyUnavailable, unavailable_dependency
+from shared.faults import DependencyUnavailable, is_infrastructure_error, unavailable_dependency
 from shared.logging import log_context, trace_id_of
 from shared.metrics import EVENTS_CONSUMED
 from shared.outbox import Inbox, Outbox, OutboxRelay
@@ -39,6 +46,8 @@ HOUSEKEEPING_SECONDS = 3600.0
 RELAY_FLUSH_SECONDS = 5.0
 # How long services sharing an in-process bus may take to hand over the events in flight.
 DRAIN_SECONDS = 30.0
+# How long a starting service waits for an unreachable broker before it gives up.
+STARTUP_WAIT_SECONDS = 120.0
 
 
 @dataclass
@@ -200,8 +209,9 @@ class ServiceRuntime:
                 partitions=self.settings.topic_partitions,
                 max_retries=self.settings.consumer_max_retries,
             )
-            await self._bus.start()
-        await self.bus.ensure_topics(self.settings.topic(t) for t in CONTRACT_TOPICS)
+            await _while_unavailable(self.name, self._bus.start)
+        topics = [self.settings.topic(t) for t in CONTRACT_TOPICS]
+        await _while_unavailable(self.name, lambda: self.bus.ensure_topics(topics))
         self._relay = OutboxRelay(
             self.name,
             self._sessionmaker,
@@ -363,6 +373,27 @@ class ServiceRuntime:
                 await session.flush()
                 session.expunge_all()
         self._committed(contexts)
+
+
+async def _while_unavailable(service: str, action: Callable[[], Awaitable[None]]) -> None:
+    """Run ``action`` at start-up, retrying while the broker (or database) is unreachable, so
+    a service restarted during an outage waits for it instead of exiting; gives up after
+    ``STARTUP_WAIT_SECONDS``."""
+
+    def waiting(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        dependency = unavailable_dependency(exc) if exc else None
+        log.warning("%s start-up waits for the %s: %r", service, dependency, exc)
+
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(is_infrastructure_error),
+        stop=stop_after_delay(STARTUP_WAIT_SECONDS),
+        wait=wait_exponential(multiplier=0.5, max=5),
+        before_sleep=waiting,
+        reraise=True,
+    ):
+        with attempt:
+            await action()
 
 
 async def _housekeeping(runtime: ServiceRuntime) -> None:

@@ -149,6 +149,8 @@ class EventBus(ABC):
         (``active()`` turned false) while waiting out an outage. The caller redelivers the rest
         later, from the first one not counted."""
         done = 0
+        if not active():
+            return done
         while batch_handler is not None and len(messages) - done > 1:
             rest = messages[done:]
             try:

@@ -77,7 +77,11 @@ class KafkaBus(EventBus):
             linger_ms=2,
             request_timeout_ms=15000,
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()  # release its connections; the caller may try again
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
@@ -239,9 +243,21 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
             if not batch:
                 continue
             async with self._batch_lock:
-                await asyncio.gather(
-                    *(self._handle_partition(tp, records) for tp, records in batch.items())
-                )
+                try:
+                    await asyncio.gather(
+                        *(self._handle_partition(tp, records) for tp, records in batch.items())
+                    )
+                except Exception:
+                    # Never let the consumer die quietly: go back to the last commit (the
+                    # fetch already moved the position past these records) and carry on.
+                    log.exception(
+                        "consumer of group %s failed; resuming from commits", self.group_id
+                    )
+                    with contextlib.suppress(Exception):
+                        owned = [tp for tp in batch if tp in self.consumer.assignment()]
+                        if owned:
+                            await self.consumer.seek_to_committed(*owned)
+                    await asyncio.sleep(1.0)
 
     async def _handle_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         messages = [

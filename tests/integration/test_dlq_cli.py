@@ -64,7 +64,8 @@ async def test_list_and_replay_dead_letters_idempotently(
     async def on_created(ctx: HandlerContext, event: ev.TicketCreated) -> None:
         if event.ticket.id in broken:
             raise ValueError(f"cannot route {event.ticket.id}: unknown group")
-        applied.append(event.ticket.id)
+        # Counted once its transaction commits (a failed batch rolls back what it did).
+        ctx.after_commit.append(lambda: applied.append(event.ticket.id))
 
     app = create_service_app(
         service="router",
