@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.survey import repository, service
 from shared.clock import wait_for_wake
+from shared.faults import unavailable_dependency
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,11 @@ async def run_sender(runtime: ServiceRuntime) -> None:
     while True:
         try:
             await sender.run_once()
-        except Exception:
-            log.exception("survey sender pass failed; retrying")
+        except Exception as exc:
+            dependency = unavailable_dependency(exc)
+            if dependency is None:
+                log.exception("survey sender pass failed; retrying")
+            else:
+                log.warning("survey sender waits for the %s: %r", dependency, exc)
         sender.wake.clear()
         await wait_for_wake(sender.wake, runtime.settings.survey_sender_poll_seconds)
