@@ -224,7 +224,10 @@ class ServiceRuntime:
         if self.handlers:
             topics = [self.settings.topic(t) for t in self.consumes]
             self._subscription = await self.bus.subscribe(
-                topics, self.name, self.handle_message, batch_handler=self.handle_batch
+                topics,
+                self.settings.consumer_group(self.name),
+                self.handle_message,
+                batch_handler=self.handle_batch,
             )
         loop = asyncio.get_running_loop()
         for task in (*self.background, _housekeeping):

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         """The full topic name for a contract topic (``tickets`` → ``ticketflow.tickets``)."""
         return f"{self.topic_prefix}{name}"
 
+    def consumer_group(self, service: str) -> str:
+        """A service's Kafka consumer group, namespaced like its topics (``ticketflow.router``),
+        so two deployments sharing a cluster with different prefixes never share a group."""
+        return f"{self.topic_prefix}{service}"
+
     def webhook_secret(self, provider: str) -> str | None:
         secret: str | None = getattr(self, f"webhook_secret_{provider}")
         return secret or None

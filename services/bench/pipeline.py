@@ -82,9 +82,10 @@ class Observer:
 
 
 async def consumer_lag(
-    bootstrap: str, observer: Observer, groups: dict[str, str]
+    bootstrap: str, observer: Observer, groups: dict[str, tuple[str, str]]
 ) -> dict[str, int | None]:
-    """Messages each consumer group has not yet committed, per group (None if unavailable).
+    """Messages each consumer group has not yet committed, per service (None if unavailable);
+    ``groups`` maps a service to its consumer group and the topic it reads.
 
     End offsets come from the observer's consumer, which is assigned every partition of the
     groups' topics. Committed offsets are read by a consumer carrying the group's id that never
@@ -92,7 +93,7 @@ async def consumer_lag(
     """
     lags: dict[str, int | None] = {}
     assigned = observer.consumer.assignment()
-    for group, topic in groups.items():
+    for service, (group, topic) in groups.items():
         reader = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
         )
@@ -104,10 +105,10 @@ async def consumer_lag(
             for tp in partitions:
                 committed = await reader.committed(tp)
                 lag += max(0, ends[tp] - (committed or 0))
-            lags[group] = lag
+            lags[service] = lag
         except Exception as exc:  # a broker without the API: report, don't fail the run
             progress(f"consumer lag of {group}: unavailable ({exc!r})")
-            lags[group] = None
+            lags[service] = None
         finally:
             with contextlib.suppress(Exception):
                 await reader.stop()
@@ -176,7 +177,10 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions) -> dict[str, Any
         lag = await consumer_lag(
             env.bootstrap,
             observer,
-            {"router": f"{env.topic_prefix}inbound", "sla": f"{env.topic_prefix}tickets"},
+            {
+                service: (f"{env.topic_prefix}{service}", f"{env.topic_prefix}{topic}")
+                for service, topic in (("router", "inbound"), ("sla", "tickets"))
+            },
         )
     finally:
         await observer.stop()

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.sla.schemas import SlaPolicyWrite
 from shared.events import Channel, Metric, Priority
+from shared.types import QueryTime, StrictInput
 
 GoalMetric = Literal[
     "first_response_time",
@@ -24,7 +25,7 @@ GoalMetric = Literal[
 GoalStatus = Literal["on_track", "at_risk", "missed", "met", "no_data"]
 
 
-class GoalScope(BaseModel):
+class GoalScope(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
     channel: list[Channel] | None = Field(default=None, max_length=20)
@@ -32,14 +33,14 @@ class GoalScope(BaseModel):
     priority: list[Priority] | None = Field(default=None, max_length=10)
 
 
-class GoalPeriod(BaseModel):
+class GoalPeriod(StrictInput):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["week", "month", "quarter", "rolling_days"]
     days: int | None = Field(default=None, ge=1, le=366)
 
 
-class GoalWrite(BaseModel):
+class GoalWrite(StrictInput):
     """Cross-field rules (threshold for time metrics, target range...) are checked in service,
     so each 422 names its field."""
 
@@ -138,13 +139,13 @@ class GoalSummary(BaseModel):
     at: datetime
 
 
-class WhatIfRequest(BaseModel):
+class WhatIfRequest(StrictInput):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     goal: GoalWrite | None = None
     sla_policy: SlaPolicyWrite | None = None
-    from_: datetime = Field(alias="from")
-    to: datetime
+    from_: QueryTime = Field(alias="from")
+    to: QueryTime
 
 
 class ValuesReached(BaseModel):
