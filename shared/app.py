@@ -21,6 +21,7 @@ from shared.events import Event
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint
 from shared.runtime import BackgroundTask, EventHandler, ServiceRuntime
 from shared.settings import Settings, get_settings
+from shared.telemetry import instrument_app
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -101,6 +102,7 @@ def create_service_app(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    instrument_app(app)
     return app
 
 
