@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shared import telemetry
 from shared.logging import configure_logging
 from shared.settings import SERVICES, Settings, SettingsError, load_settings
 
@@ -20,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ticketflow", description="Ticket routing, SLA and survey backend."
     )
+    parser.add_argument("--version", action="version", version=f"ticketflow {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser(
@@ -43,6 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def version() -> str:
+    """The installed ticketflow version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("ticketflow")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -50,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             from services.dev import run_dev
 
-            configure_logging(settings.log_level, "text")
+            configure_logging(settings.log_level, "text", embedded=True)
+            telemetry.configure("ticketflow")
             data_dir = args.data_dir.resolve()
             data_dir.mkdir(parents=True, exist_ok=True)
             return asyncio.run(run_dev(settings, args.port_base, data_dir, args.demo))
@@ -68,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from services.bench.cli import run_bench
 
             return run_bench(settings, args)
-    except SettingsError as exc:
+    except (SettingsError, telemetry.TelemetryConfigError) as exc:
         print(f"ticketflow: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -81,6 +95,7 @@ def _serve(settings: Settings, service: str, host: str, port: int | None) -> int
 
     if not settings.kafka_bootstrap_servers:
         raise SettingsError("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS: required by serve")
+    telemetry.configure(f"ticketflow-{service}")
     app = create_service(service, settings)
     uvicorn.run(
         app,
@@ -89,6 +104,7 @@ def _serve(settings: Settings, service: str, host: str, port: int | None) -> int
         log_config=None,
         timeout_graceful_shutdown=10,
     )
+    telemetry.shutdown()
     return 0
 
 

@@ -77,7 +77,10 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
+def configure_logging(level: str = "info", fmt: str = "json", *, embedded: bool = False) -> None:
+    """One handler on the root logger. ``embedded`` (``ticketflow dev``): three uvicorn servers
+    share the process, and its banner already says where they listen, so their start and stop
+    lines are kept for ``debug``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())
@@ -87,3 +90,9 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     for noisy in ("aiokafka", "kafka", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every request at INFO (demo seeding, outbound deliveries): noise, not news.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    quiet_servers = embedded and level.lower() != "debug"
+    logging.getLogger("uvicorn.error").setLevel(
+        logging.WARNING if quiet_servers else logging.NOTSET
+    )

@@ -46,6 +46,10 @@ EXPORTER_VARIABLES = (
 EXCLUDED_URLS = "healthz,readyz,metrics,docs,openapi.json"
 
 
+class TelemetryConfigError(ValueError):
+    """An ``OTEL_*`` variable has a value ticketflow cannot use; the message names it."""
+
+
 @dataclass
 class _State:
     provider: TracerProvider | None = None
@@ -104,7 +108,9 @@ def configure(default_service_name: str) -> bool:
         elif name == "none":
             continue
         else:
-            raise ValueError(f"OTEL_TRACES_EXPORTER: {name!r} is not one of otlp, console, none")
+            raise TelemetryConfigError(
+                f"OTEL_TRACES_EXPORTER: {name!r} is not one of otlp, console, none"
+            )
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     enable(provider)
