@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from shared.bus import EventBus
 from shared.clock import Clock
 from shared.errors import error_body, install_error_handlers
 from shared.events import Event
+from shared.http_input import RequestShapeMiddleware
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint
 from shared.runtime import BackgroundTask, EventHandler, ServiceRuntime
 from shared.settings import Settings, get_settings
@@ -70,6 +72,7 @@ def create_service_app(
         title=f"ticketflow {service}", description=description, version=version, lifespan=lifespan
     )
     app.state.service = service
+    app.router.redirect_slashes = False  # RequestShapeMiddleware answers with a JSON 404
 
     async def _settings() -> Settings:
         return settings
@@ -77,6 +80,7 @@ def create_service_app(
     # Async: FastAPI would run a plain function dependency in its thread pool on every request.
     app.dependency_overrides[get_settings] = _settings
     install_error_handlers(app)
+    app.add_middleware(RequestShapeMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(MetricsMiddleware, service=service)
 
@@ -140,6 +144,7 @@ class BodyLimitMiddleware:
             return
         received = 0
         too_large = False
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
@@ -151,9 +156,17 @@ class BodyLimitMiddleware:
                     raise _BodyTooLarge
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if too_large:
+                # FastAPI turns a failed body read into its own 400; the answer is our 413.
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLarge):
+            await self.app(scope, limited_receive, guarded_send)
+        if too_large and not started:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
