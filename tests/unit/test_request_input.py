@@ -66,7 +66,7 @@ async def test_webhooks_and_form_pages_judge_their_own_bodies(
 async def test_chunked_body_over_one_mib_is_413(embedded: dict[str, httpx.AsyncClient]) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(17):
-            yield b" " * 65536  # 17 × 64 KiB > 1 MiB, with no Content-Length
+            yield b" " * 65536  # 17 * 64 KiB > 1 MiB, with no Content-Length
 
     for client, path in (
         (embedded["router"], "/v1/tickets"),
