@@ -14,7 +14,9 @@ async def test_malformed_json_says_where_it_breaks(embedded: dict[str, httpx.Asy
     router = embedded["router"]
     body = b'{\n  "subject": "Hello",\n  "channel": "chat"\n  "requester": {}\n}'
     error = assert_error(
-        await router.post("/v1/tickets", content=body, headers={"content-type": "application/json"}),
+        await router.post(
+            "/v1/tickets", content=body, headers={"content-type": "application/json"}
+        ),
         422,
         "validation_error",
     )
@@ -32,13 +34,14 @@ async def test_json_endpoints_answer_415_for_another_content_type(
     wrong = await router.post("/v1/tickets", data={"subject": "form-encoded"})
     error = assert_error(wrong, 415, "unsupported_media_type")
     assert error["message"] == (
-        "Content-Type must be application/json; the request has "
-        "application/x-www-form-urlencoded"
+        "Content-Type must be application/json; the request has application/x-www-form-urlencoded"
     )
     assert wrong.headers["accept-post"] == "application/json"
     missing = await sla.post("/v1/calendars", content=b'{"name": "x"}')
     assert "the request has none" in assert_error(missing, 415, "unsupported_media_type")["message"]
-    patch = await router.patch("/v1/tickets/api:x", content=b"status=solved", headers={"content-type": "text/plain"})
+    patch = await router.patch(
+        "/v1/tickets/api:x", content=b"status=solved", headers={"content-type": "text/plain"}
+    )
     assert_error(patch, 415, "unsupported_media_type")
     assert patch.headers["accept-patch"] == "application/json"
     # JSON with a charset, or a +json type, is JSON.
