@@ -48,7 +48,7 @@ def describe_json_error(error: dict[str, Any], document: Any) -> str:
     """FastAPI's ``json_invalid`` error (``loc = ("body", <offset>)``) in words: what the parser
     expected, and the line and column where the body stops being JSON."""
     reason = str((error.get("ctx") or {}).get("error") or "not valid JSON")
-    loc = error.get("loc") or ()
+    loc: tuple[Any, ...] = tuple(error.get("loc") or ())
     offset = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
     if offset is None:
         return f"body is not valid JSON: {reason}"
