@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.bus import EventBus
 from shared.clock import Clock
+from shared.docs import install_docs
 from shared.errors import error_body, install_error_handlers
 from shared.events import Event
 from shared.http_input import RequestShapeMiddleware
@@ -69,8 +70,14 @@ def create_service_app(
             await runtime.stop()
 
     app = FastAPI(
-        title=f"ticketflow {service}", description=description, version=version, lifespan=lifespan
+        title=f"ticketflow {service}",
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,  # install_docs serves Swagger UI from the package, not a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.service = service
     app.router.redirect_slashes = False  # RequestShapeMiddleware answers with a JSON 404
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.router import intake, providers, webhooks
+from services.router import intake, providers, webhook_docs, webhooks
 from shared.app import Runtime, Session
 from shared.auth import Reader
 from shared.errors import Unprocessable, validation_details
@@ -132,7 +132,12 @@ def _source(request: Request, provider: str) -> str:
     return f"{provider}:{host}"
 
 
-@router.post("/zendesk", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+@router.post(
+    "/zendesk",
+    status_code=202,
+    responses=_RESPONSES,
+    openapi_extra=webhook_docs.openapi_extra("zendesk", _BODY),
+)
 async def zendesk_webhook(
     request: Request, runtime: Runtime, settings: AppSettings
 ) -> JSONResponse:
@@ -146,7 +151,12 @@ async def zendesk_webhook(
     return await _accept(runtime, "zendesk", parsed, body)
 
 
-@router.post("/freshdesk", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+@router.post(
+    "/freshdesk",
+    status_code=202,
+    responses=_RESPONSES,
+    openapi_extra=webhook_docs.openapi_extra("freshdesk", _BODY),
+)
 async def freshdesk_webhook(
     request: Request, runtime: Runtime, settings: AppSettings
 ) -> JSONResponse:
@@ -161,7 +171,12 @@ async def freshdesk_webhook(
     return await _accept(runtime, "freshdesk", parsed, body)
 
 
-@router.post("/jira", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+@router.post(
+    "/jira",
+    status_code=202,
+    responses=_RESPONSES,
+    openapi_extra=webhook_docs.openapi_extra("jira", _BODY),
+)
 async def jira_webhook(request: Request, runtime: Runtime, settings: AppSettings) -> JSONResponse:
     """Jira / JSM webhooks: ``jira:issue_created``, ``jira:issue_updated``, ``comment_created``."""
     _limiter(request, settings).take(_source(request, "jira"))
@@ -175,7 +190,12 @@ async def jira_webhook(request: Request, runtime: Runtime, settings: AppSettings
     return await _accept(runtime, "jira", parsed, body)
 
 
-@router.post("/generic", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+@router.post(
+    "/generic",
+    status_code=202,
+    responses=_RESPONSES,
+    openapi_extra=webhook_docs.openapi_extra("generic", _BODY),
+)
 async def generic_webhook(
     request: Request, runtime: Runtime, settings: AppSettings
 ) -> JSONResponse:
