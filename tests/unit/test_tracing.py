@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -77,3 +80,47 @@ def test_log_lines_carry_the_current_trace_and_span() -> None:
     traceparent = decode(value).traceparent or ""
     assert traceparent.startswith(f"00-{line['trace_id']}-{line['span_id']}-")
     assert int(traceparent[-2:], 16) & 1  # sampled
+
+
+def test_apps_are_not_instrumented_while_tracing_is_off(tmp_path: Path) -> None:
+    assert not telemetry.configure("ticketflow-test")  # no OTEL_* variable in the test run
+    app = router_app(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"))
+    assert all("OpenTelemetry" not in str(m.cls) for m in app.user_middleware)
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_otel_variables_configure_an_exporter() -> None:
+    code = (
+        "from shared import telemetry\n"
+        "assert telemetry.configure('ticketflow-test')\n"
+        "with telemetry._state.provider.get_tracer('t').start_as_current_span('hello'):\n"
+        "    pass\n"
+        "telemetry.shutdown()\n"
+    )
+    done = _run(code, OTEL_TRACES_EXPORTER="console", OTEL_SERVICE_NAME="from-env")
+    assert done.returncode == 0, done.stderr
+    span = json.loads(done.stdout)
+    assert span["name"] == "hello"
+    assert span["resource"]["attributes"]["service.name"] == "from-env"
+
+
+def test_a_bad_otel_variable_stops_start_up_with_one_line() -> None:
+    code = "import sys; from services.cli import main; sys.exit(main(['serve', 'router']))"
+    done = _run(
+        code, OTEL_TRACES_EXPORTER="zipkin", TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "ticketflow: OTEL_TRACES_EXPORTER: 'zipkin' is not one of otlp, console, none"
+    )
