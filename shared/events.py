@@ -367,8 +367,10 @@ def encode(
         "subject": event.subject,
         "time": time or utcnow(),
         "datacontenttype": "application/json",
-        "traceparent": traceparent or current_traceparent(),
     }
+    traceparent = traceparent or current_traceparent()
+    if traceparent:
+        attributes["traceparent"] = traceparent
     message = ce_kafka.to_structured_event(
         CloudEvent(attributes=attributes, data=event.model_dump(mode="json")),
         key_mapper=lambda _: event.subject,

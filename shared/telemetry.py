@@ -168,12 +168,13 @@ def instrument_engine(engine: AsyncEngine) -> None:
     EngineTracer(tracer, engine.sync_engine, counter)
 
 
-def current_traceparent(fallback: str | None = None) -> str:
+def current_traceparent(fallback: str | None = None) -> str | None:
     """The W3C ``traceparent`` to put on an event emitted now.
 
     The current span's when there is one (tracing on); else ``fallback`` (the consumed event's,
-    passed on unchanged); else a new trace id, not sampled, so logs can still tie the events of
-    one request together.
+    passed on unchanged). Else, tracing on: None, and the consumer's handler span starts the
+    trace (a made-up unsampled parent would keep it from being sampled); tracing off: a new
+    trace id, not sampled, so logs can still tie the events of one request together.
     """
     carrier: dict[str, str] = {}
     PROPAGATOR.inject(carrier)
@@ -181,6 +182,8 @@ def current_traceparent(fallback: str | None = None) -> str:
         return carrier["traceparent"]
     if fallback:
         return fallback
+    if _state.provider is not None:
+        return None
     from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
     ids = RandomIdGenerator()

@@ -124,3 +124,12 @@ def test_a_bad_otel_variable_stops_start_up_with_one_line() -> None:
     assert done.stderr.strip() == (
         "ticketflow: OTEL_TRACES_EXPORTER: 'zipkin' is not one of otlp, console, none"
     )
+
+
+def test_an_event_emitted_outside_any_span_starts_its_own_trace() -> None:
+    # Tracing on, no current span (a background task): no made-up parent, which would be
+    # unsampled and drop the whole trace downstream.
+    with traced():
+        _, value, _ = encode(TicketSolved(ticket=snapshot()), source="/ticketflow/sla")
+        assert telemetry.current_traceparent(fallback="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+    assert decode(value).traceparent is None
