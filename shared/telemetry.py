@@ -164,8 +164,29 @@ def instrument_engine(engine: AsyncEngine) -> None:
     from opentelemetry.metrics import NoOpMeter
 
     counter = NoOpMeter("ticketflow").create_up_down_counter("db.client.connections.usage")
-    tracer = _state.provider.get_tracer("opentelemetry.instrumentation.sqlalchemy")
+    tracer = _ChildSpansOnly(_state.provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"))
     EngineTracer(tracer, engine.sync_engine, counter)
+
+
+class _ChildSpansOnly(trace.Tracer):
+    """Spans only inside another span: the background loops' polling queries (scheduler, sender,
+    relay) would otherwise each be a trace of its own, thousands an hour."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(self, name: str, context: Any = None, *args: Any, **kwargs: Any) -> trace.Span:
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            return trace.INVALID_SPAN
+        return self._tracer.start_span(name, context, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self, name: str, context: Any = None, *args: Any, **kwargs: Any
+    ) -> Iterator[trace.Span]:
+        span = self.start_span(name, context, *args, **kwargs)
+        with trace.use_span(span, end_on_exit=True):
+            yield span
 
 
 def current_traceparent(fallback: str | None = None) -> str | None:

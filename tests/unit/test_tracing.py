@@ -133,3 +133,25 @@ def test_an_event_emitted_outside_any_span_starts_its_own_trace() -> None:
         _, value, _ = encode(TicketSolved(ticket=snapshot()), source="/ticketflow/sla")
         assert telemetry.current_traceparent(fallback="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
     assert decode(value).traceparent is None
+
+
+async def test_sql_outside_any_span_is_not_traced(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from shared.db import create_engine
+
+    with traced() as exporter:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", "router")
+        telemetry.instrument_engine(engine)
+        tracer = telemetry._state.provider.get_tracer("test")  # type: ignore[union-attr]
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))  # a background poll: no span
+                with tracer.start_as_current_span("handler") as handler:
+                    await connection.execute(text("SELECT 2"))
+        finally:
+            await engine.dispose()
+    sql = [s for s in exporter.get_finished_spans() if s.name != "handler"]
+    assert [s.attributes["db.statement"] for s in sql] == ["SELECT 2"]  # type: ignore[index]
+    assert sql[0].parent is not None
+    assert sql[0].parent.span_id == handler.get_span_context().span_id
