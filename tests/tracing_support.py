@@ -70,7 +70,16 @@ async def _chain(
         found += [_handler_span(spans, s, t, trace_id) for s, t in downstream]
         return found if all(found) else None  # type: ignore[return-value]
 
-    router_span, *others = await eventually(handled)
+    try:
+        # Generous: the first events wait for three consumer groups to join on a busy machine.
+        router_span, *others = await eventually(handled, within=90)
+    except AssertionError:
+        seen = sorted(
+            f"{span.name} trace={span.context.trace_id:032x}"
+            for span in exporter.get_finished_spans()
+            if span.kind in (SpanKind.CONSUMER, SpanKind.SERVER)
+        )
+        raise AssertionError(f"trace {trace_id:032x} incomplete; spans seen: {seen}") from None
     assert request.parent is None  # the webhook starts the trace
     assert router_span.kind == SpanKind.CONSUMER
     assert router_span.parent is not None and router_span.parent.span_id == request.context.span_id
