@@ -1,4 +1,8 @@
-"""OpenTelemetry across real processes' plumbing: Kafka (the Tansu broker) and PostgreSQL."""
+"""OpenTelemetry across real processes' plumbing: Kafka (the Tansu broker) and PostgreSQL.
+
+Named to run before test_routing_race: after that test's two router instances leave, Tansu keeps
+consumer group ``router`` rejoining for minutes, and no later test could consume as router.
+"""
 
 from __future__ import annotations
 
