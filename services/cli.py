@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from shared import telemetry
 from shared.logging import configure_logging
 from shared.settings import SERVICES, Settings, SettingsError, load_settings
 
@@ -16,6 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ticketflow", description="Ticket routing, SLA and survey backend."
     )
+    parser.add_argument("--version", action="version", version=f"ticketflow {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser(
@@ -41,6 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def version() -> str:
+    """The installed ticketflow version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("ticketflow")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -48,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             from services.dev import run_dev
 
-            configure_logging(settings.log_level, "text")
+            configure_logging(settings.log_level, "text", embedded=True)
+            telemetry.configure("ticketflow")
             data_dir = args.data_dir.resolve()
             data_dir.mkdir(parents=True, exist_ok=True)
             return asyncio.run(run_dev(settings, args.port_base, data_dir, args.demo))
@@ -70,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from services.dlq import run_dlq
 
             return run_dlq(settings, args)
-    except SettingsError as exc:
+    except (SettingsError, telemetry.TelemetryConfigError) as exc:
         print(f"ticketflow: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -85,8 +99,12 @@ def _serve(settings: Settings, service: str, host: str, port: int | None) -> int
         raise SettingsError("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS: required by serve")
     from services.apps import create_service
 
+    telemetry.configure(f"ticketflow-{service}")
     app = create_service(service, settings)
-    serve(app, host, port or 8001 + SERVICES.index(service))
+    try:
+        serve(app, host, port or 8001 + SERVICES.index(service))
+    finally:
+        telemetry.shutdown()
     return 0
 
 

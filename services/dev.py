@@ -111,15 +111,7 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
         )
         for app in apps:
             app.state.not_ready_reason = None
-    admin_key = _admin_key(settings)
-    print(
-        "\nticketflow dev is running (in-process bus, SQLite in "
-        f"{data_dir}):\n"
-        + "".join(f"  {s:<7} http://127.0.0.1:{p}  (docs: /docs)\n" for s, p in ports.items())
-        + (f"  API key (admin): {admin_key}\n" if updates.get("api_keys") else "")
-        + "Press Ctrl+C to stop.\n",
-        flush=True,
-    )
+    print(banner(settings, ports, data_dir, dev_keys="api_keys" in updates), flush=True)
     await asyncio.gather(*serving, return_exceptions=True)
     # The HTTP servers have finished their requests; now the events those caused.
     await stop_together(_runtimes(apps), bus)
@@ -132,4 +124,25 @@ def _runtimes(apps: list[FastAPI]) -> list[ServiceRuntime]:
 
 
 def _admin_key(settings: Settings) -> str:
-    return next((k for k, role in settings.api_key_roles().items() if role == "admin"), "")
+    return _key_of(settings, "admin")
+
+
+def _key_of(settings: Settings, role: str) -> str:
+    return next((k for k, r in settings.api_key_roles().items() if r == role), "")
+
+
+def banner(settings: Settings, ports: dict[str, int], data_dir: Path, *, dev_keys: bool) -> str:
+    """What ``ticketflow dev`` prints once it is ready: where everything is, and the keys."""
+    lines = [
+        "",
+        f"ticketflow dev is running (in-process bus, SQLite in {data_dir}):",
+        *(f"  {s:<7} http://127.0.0.1:{p}  (API docs: /docs)" for s, p in ports.items()),
+        f"  console http://127.0.0.1:{ports['sla']}/console",
+    ]
+    if dev_keys:  # keys the user set are theirs to know; ours are printed
+        lines += [
+            f"  API key (admin):  {_key_of(settings, 'admin')}",
+            f"  API key (reader): {_key_of(settings, 'reader')}",
+        ]
+    lines += ["Press Ctrl+C to stop.", ""]
+    return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.bus import EventBus
 from shared.clock import Clock
+from shared.docs import install_docs
 from shared.errors import (
     RETRY_AFTER_SECONDS,
     error_body,
@@ -25,9 +27,11 @@ from shared.errors import (
 )
 from shared.events import Event
 from shared.faults import DependencyUnavailable
+from shared.http_input import RequestShapeMiddleware
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint
 from shared.runtime import BackgroundTask, EventHandler, ServiceRuntime, U, UnitOfWork
 from shared.settings import Settings, get_settings
+from shared.telemetry import instrument_app
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -80,9 +84,16 @@ def create_service_app(
                 await runtime.stop()
 
     app = FastAPI(
-        title=f"ticketflow {service}", description=description, version=version, lifespan=lifespan
+        title=f"ticketflow {service}",
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,  # install_docs serves Swagger UI from the package, not a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.service = service
+    app.router.redirect_slashes = False  # RequestShapeMiddleware answers with a JSON 404
 
     async def _settings() -> Settings:
         return settings
@@ -90,6 +101,7 @@ def create_service_app(
     # Async: FastAPI would run a plain function dependency in its thread pool on every request.
     app.dependency_overrides[get_settings] = _settings
     install_error_handlers(app)
+    app.add_middleware(RequestShapeMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(MetricsMiddleware, service=service)
@@ -119,6 +131,7 @@ def create_service_app(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    instrument_app(app)
     return app
 
 
@@ -176,6 +189,7 @@ class BodyLimitMiddleware:
             return
         received = 0
         too_large = False
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
@@ -187,9 +201,17 @@ class BodyLimitMiddleware:
                     raise _BodyTooLarge
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if too_large:
+                # FastAPI turns a failed body read into its own 400; the answer is our 413.
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLarge):
+            await self.app(scope, limited_receive, guarded_send)
+        if too_large and not started:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:

@@ -205,7 +205,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = validation_details(exc.errors())
+        errors = list(exc.errors())
+        broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if broken is not None:  # FastAPI's loc is ("body", <offset>): say where, in words
+            from shared.http_input import describe_json_error
+
+            message = describe_json_error(broken, exc.body)
+            detail = {"field": "body", "location": "body", "message": message}
+            return JSONResponse(
+                error_body("validation_error", message, [{**detail, "type": "json_invalid"}]),
+                status_code=422,
+            )
+        details = validation_details(errors)
         first = details[0] if details else {"field": "body", "message": "invalid"}
         message = f"{first['field']}: {first['message']}"
         return JSONResponse(error_body("validation_error", message, details), status_code=422)

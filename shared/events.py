@@ -6,7 +6,6 @@ On the wire every event is a CloudEvents 1.0 structured JSON message (``encode``
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Literal, TypeVar
@@ -17,6 +16,7 @@ from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clock import utcnow
+from shared.telemetry import current_traceparent
 
 Status = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -396,11 +396,6 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-def new_traceparent() -> str:
-    """A fresh W3C trace context (version 00, sampled)."""
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
-
-
 def encode(
     event: Event,
     *,
@@ -409,7 +404,9 @@ def encode(
     time: datetime | None = None,
     traceparent: str | None = None,
 ) -> tuple[str, bytes, dict[str, bytes]]:
-    """Serialize to a Kafka structured-mode message: (key, value, headers); key = ticket id."""
+    """Serialize to a Kafka structured-mode message: (key, value, headers); key = ticket id.
+
+    ``traceparent`` defaults to the current trace context (``shared.telemetry``)."""
     attributes: dict[str, Any] = {
         "id": event_id or new_event_id(),
         "source": source,
@@ -417,8 +414,10 @@ def encode(
         "subject": event.subject,
         "time": time or utcnow(),
         "datacontenttype": "application/json",
-        "traceparent": traceparent or new_traceparent(),
     }
+    traceparent = traceparent or current_traceparent()
+    if traceparent:
+        attributes["traceparent"] = traceparent
     message = ce_kafka.to_structured_event(
         CloudEvent(attributes=attributes, data=event.model_dump(mode="json")),
         key_mapper=lambda _: event.subject,

@@ -1,6 +1,8 @@
 """Structured logs: one JSON object per line in production, readable text in ``dev``.
 
-``log_context(ticket_id=..., trace_id=...)`` binds fields to every line logged inside it.
+``log_context(ticket_id=..., trace_id=...)`` binds fields to every line logged inside it; with
+tracing on (``shared.telemetry``) every line inside a span also carries its ``trace_id`` and
+``span_id``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "log_context", default=None
@@ -31,17 +35,19 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-def trace_id_of(traceparent: str | None) -> str | None:
-    """The trace id of a W3C ``traceparent`` (``00-<trace>-<span>-<flags>``)."""
-    if not traceparent:
-        return None
-    parts = traceparent.split("-")
-    return parts[1] if len(parts) == 4 else None
-
-
 class _ContextFilter(logging.Filter):
+    """Adds the bound fields, and the current span's ``trace_id``/``span_id`` when tracing is on."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.context = _context.get() or {}
+        context = _context.get() or {}
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            context = {
+                **context,
+                "trace_id": format(span_context.trace_id, "032x"),
+                "span_id": format(span_context.span_id, "016x"),
+            }
+        record.context = context
         return True
 
 
@@ -71,7 +77,10 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
+def configure_logging(level: str = "info", fmt: str = "json", *, embedded: bool = False) -> None:
+    """One handler on the root logger. ``embedded`` (``ticketflow dev``): three uvicorn servers
+    share the process, and its banner already says where they listen, so their start and stop
+    lines are kept for ``debug``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())
@@ -81,3 +90,9 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     for noisy in ("aiokafka", "kafka", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every request at INFO (demo seeding, outbound deliveries): noise, not news.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    quiet_servers = embedded and level.lower() != "debug"
+    logging.getLogger("uvicorn.error").setLevel(
+        logging.WARNING if quiet_servers else logging.NOTSET
+    )

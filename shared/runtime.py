@@ -30,10 +30,10 @@ from shared.clock import Clock, SystemClock
 from shared.db import create_engine, make_sessionmaker, ping
 from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
 from shared.faults import DependencyUnavailable, is_infrastructure_error, unavailable_dependency
-from shared.logging import log_context, trace_id_of
 from shared.metrics import EVENTS_CONSUMED
 from shared.outbox import Inbox, Outbox, OutboxRelay
 from shared.settings import Settings
+from shared.telemetry import current_traceparent, handler_span, instrument_engine
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ class UnitOfWork:
 
     async def emit(self, event: Event) -> str:
         """Queue ``event`` in the outbox of this transaction; returns its event id."""
+        if self.traceparent is None:  # one trace context for every event of this unit of work
+            self.traceparent = current_traceparent()
         row = self.outbox.row(event, traceparent=self.traceparent)
         if self._batch is not None:
             self._batch.append(row)
@@ -105,12 +107,14 @@ class UnitOfWork:
 
     @classmethod
     def for_event(cls, ctx: HandlerContext) -> Self:
-        """For a consumed event: its transaction (committed by the consumer), keeping its trace."""
+        """For a consumed event: its transaction (committed by the consumer); its events continue
+        the handler's trace."""
+        traceparent = current_traceparent(fallback=ctx.envelope.traceparent)
         return cls(
             ctx.session,
             ctx.outbox,
             ctx.clock,
-            ctx.envelope.traceparent,
+            traceparent,
             runtime=ctx.runtime,
             after_commit=ctx.after_commit,
         )
@@ -199,6 +203,7 @@ class ServiceRuntime:
 
     async def start(self) -> None:
         self._engine = create_engine(self.settings.database_url, self.name)
+        instrument_engine(self._engine)
         self._sessionmaker = make_sessionmaker(self._engine)
         if self._bus is None:
             if not self.settings.kafka_bootstrap_servers:
@@ -335,7 +340,7 @@ class ServiceRuntime:
         self, session: AsyncSession, envelope: Envelope, event: Event, handler: EventHandler
     ) -> HandlerContext | None:
         """Inside the caller's transaction: the inbox check, then the handler's effects."""
-        with log_context(ticket_id=envelope.subject, trace_id=trace_id_of(envelope.traceparent)):
+        with handler_span(self.name, envelope):
             if not await self.inbox.first_time(session, self.name, envelope.id):
                 EVENTS_CONSUMED.labels(self.name, envelope.type, "duplicate").inc()
                 return None

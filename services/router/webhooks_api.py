@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from services.router import intake, providers, repository, service, signatures
+from services.router import intake, providers, repository, service, signatures, webhook_docs
 from services.router.models import ProviderMapping
 from services.router.schemas import MAPPED_PROVIDERS, ProviderMappings, ProviderMappingsRead
 from shared.app import Runtime, Session, context
@@ -144,7 +144,12 @@ def _source(request: Request, provider: str) -> str:
     return f"{provider}:{host}"
 
 
-@router.post("/zendesk", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+@router.post(
+    "/zendesk",
+    status_code=202,
+    responses=_RESPONSES,
+    openapi_extra=webhook_docs.openapi_extra("zendesk", _BODY),
+)
 async def zendesk_webhook(
     request: Request, runtime: Runtime, settings: AppSettings
 ) -> JSONResponse:
@@ -157,7 +162,12 @@ async def zendesk_webhook(
     return await _accept(runtime, "zendesk", lambda m: providers.parse_zendesk(data, m), body)
 
 
-@router.post("/freshdesk", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+@router.post(
+    "/freshdesk",
+    status_code=202,
+    responses=_RESPONSES,
+    openapi_extra=webhook_docs.openapi_extra("freshdesk", _BODY),
+)
 async def freshdesk_webhook(
     request: Request, runtime: Runtime, settings: AppSettings
 ) -> JSONResponse:
@@ -173,7 +183,12 @@ async def freshdesk_webhook(
     )
 
 
-@router.post("/jira", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+@router.post(
+    "/jira",
+    status_code=202,
+    responses=_RESPONSES,
+    openapi_extra=webhook_docs.openapi_extra("jira", _BODY),
+)
 async def jira_webhook(request: Request, runtime: Runtime, settings: AppSettings) -> JSONResponse:
     """Jira / JSM webhooks: ``jira:issue_created``, ``jira:issue_updated``, ``comment_created``."""
     _limiter(request, settings).take(_source(request, "jira"))
@@ -187,7 +202,12 @@ async def jira_webhook(request: Request, runtime: Runtime, settings: AppSettings
     )
 
 
-@router.post("/generic", status_code=202, responses=_RESPONSES, openapi_extra=_BODY)
+@router.post(
+    "/generic",
+    status_code=202,
+    responses=_RESPONSES,
+    openapi_extra=webhook_docs.openapi_extra("generic", _BODY),
+)
 async def generic_webhook(
     request: Request, runtime: Runtime, settings: AppSettings
 ) -> JSONResponse:

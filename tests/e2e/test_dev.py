@@ -73,4 +73,10 @@ async def test_readme_walkthrough_on_ticketflow_dev(tmp_path: Path) -> None:
         for client in (router, sla, survey):
             await client.aclose()
         await asyncio.to_thread(process.stop)
-    assert "Traceback" not in (tmp_path / "dev.log").read_text()
+    log = (tmp_path / "dev.log").read_text()
+    assert "Traceback" not in log
+    # First run reads cleanly: one banner with the keys and the console, no per-request noise.
+    assert "API key (reader): dev-reader-key" in log
+    assert f"console http://127.0.0.1:{base + 1}/console" in log
+    assert "HTTP Request:" not in log
+    assert log.count("Application startup complete") <= 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from shared.auth import authenticate
@@ -73,8 +74,14 @@ async def optional_viewer(
     """The bearer key if one is sent (it must be valid), else the session cookie, else None."""
     header = request.headers.get("authorization")
     if header:
-        role = await authenticate(request, settings)
-        return Viewer(header.partition(" ")[2].strip(), role)
+        scheme, _, token = header.partition(" ")
+        credentials = (
+            HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+            if scheme.lower() == "bearer"
+            else None
+        )
+        role = await authenticate(credentials, settings)
+        return Viewer(token.strip(), role)
     cookie = request.cookies.get(COOKIE)
     return viewer_from_cookie(cookie, settings) if cookie else None
 
