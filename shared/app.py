@@ -143,7 +143,8 @@ async def get_runtime(request: Request) -> ServiceRuntime:
 async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
     # Ends before the response is sent (scope="function"): a 2xx means the commit happened.
     runtime: ServiceRuntime = request.app.state.runtime
-    async with runtime.unit_of_work(runtime.unit_of_work_class) as work:
+    read_only = request.method in ("GET", "HEAD")
+    async with runtime.unit_of_work(runtime.unit_of_work_class, read_only=read_only) as work:
         yield work
 
 

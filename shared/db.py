@@ -102,6 +102,10 @@ def create_engine(url: str, schema: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+# Execution option of a connection whose transaction only reads (see ``_configure_sqlite``).
+READ_ONLY_OPTION = "ticketflow_read_only"
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     # SQLite allows one writer. Taking the write lock at BEGIN (IMMEDIATE) makes concurrent
     # transactions wait on busy_timeout instead of failing when a reader upgrades to a writer.
@@ -117,7 +121,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read (an HTTP GET) begins deferred: with WAL it reads its snapshot without waiting
+        # for a writer, so a long write never makes a page time out on the lock.
+        read = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -27,7 +27,7 @@ from tenacity import (
 
 from shared.bus import EventBus, KafkaBus, MemoryBus, Message, PermanentError, Subscription
 from shared.clock import Clock, SystemClock
-from shared.db import create_engine, make_sessionmaker, ping
+from shared.db import READ_ONLY_OPTION, create_engine, make_sessionmaker, ping
 from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
 from shared.faults import DependencyUnavailable, is_infrastructure_error, unavailable_dependency
 from shared.metrics import EVENTS_CONSUMED
@@ -298,11 +298,15 @@ class ServiceRuntime:
     # --- transactions --------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def unit_of_work(self, kind: type[U]) -> AsyncIterator[U]:
+    async def unit_of_work(self, kind: type[U], *, read_only: bool = False) -> AsyncIterator[U]:
         """The one way to open and commit a unit of work outside the consumer: yields a ``kind``
         (the service's ``UnitOfWork`` subclass) on a new transaction that commits when the block
-        ends (rolls back if it raises); then wakes the relay and runs ``after_commit``."""
+        ends (rolls back if it raises); then wakes the relay and runs ``after_commit``.
+        ``read_only`` (HTTP reads) lets SQLite read without queueing behind a writer; a rare
+        write inside it still works, taking the write lock when it comes."""
         async with self.sessionmaker.begin() as session:
+            if read_only:
+                await session.connection(execution_options={READ_ONLY_OPTION: True})
             work = kind.for_session(session, self)
             yield work
         self.relay.notify()

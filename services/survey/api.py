@@ -35,14 +35,12 @@ PathId = Annotated[str, Path(max_length=64)]
 Context = Annotated[service.SurveyContext, Depends(context(service.SurveyContext))]
 
 
-async def _secret(session: Session, runtime: Runtime) -> str:
-    return await service.link_secret(
-        session, runtime.settings.survey_token_secret, runtime.clock.now()
-    )
+async def _secret(session: Session, runtime: Runtime) -> str | None:
+    return await service.known_link_secret(session, runtime.settings.survey_token_secret)
 
 
 def _read(
-    survey: Survey, settings: Settings, secret: str, deliveries: list[SurveyDelivery]
+    survey: Survey, settings: Settings, secret: str | None, deliveries: list[SurveyDelivery]
 ) -> SurveyRead:
     token = service.recover_token(secret, survey)
     return SurveyRead(

@@ -156,6 +156,12 @@ async def policy_expiry_hours(session: AsyncSession) -> dict[str, int]:
     return {policy_id: hours for policy_id, hours in rows.all()}
 
 
+async def kept_token_secret(session: AsyncSession) -> str | None:
+    """The secret kept in the schema, if the sender has made one yet (reads only)."""
+    row = await session.get(TokenSecret, "survey-links")
+    return row.secret if row is not None else None
+
+
 async def stored_token_secret(session: AsyncSession, candidate: str, now: datetime) -> str:
     """The secret kept in the schema; ``candidate`` becomes it if none is kept yet. Two
     instances racing both end with the one that was stored first."""

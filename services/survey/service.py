@@ -115,6 +115,12 @@ async def link_secret(session: AsyncSession, configured: str | None, now: dateti
     return await repository.stored_token_secret(session, secrets.token_urlsafe(48), now)
 
 
+async def known_link_secret(session: AsyncSession, configured: str | None) -> str | None:
+    """``link_secret`` for reads: the secret if there is one yet, never making it (a survey can
+    only have been sent once the sender made it)."""
+    return configured or await repository.kept_token_secret(session)
+
+
 def token_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/s/{token}"
 
