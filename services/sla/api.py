@@ -41,9 +41,17 @@ Context = Annotated[service.SlaContext, Depends(context(service.SlaContext))]
 
 @router.get("/tickets/{ticket_id}/sla", response_model=TicketSlaRead, tags=["sla"])
 async def ticket_sla(ticket_id: TicketId, ctx: Context, _: Reader) -> TicketSlaRead:
+    found = await ticket_sla_read(ctx, ticket_id)
+    if found is None:
+        raise NotFound(f"ticket {ticket_id} has no SLA yet (unknown to sla)")
+    return found
+
+
+async def ticket_sla_read(ctx: service.SlaContext, ticket_id: str) -> TicketSlaRead | None:
+    """A ticket's SLA timers as the API shows them; None if sla does not know the ticket."""
     ticket = await repository.get_ticket(ctx.session, ticket_id)
     if ticket is None:
-        raise NotFound(f"ticket {ticket_id} has no SLA yet (unknown to sla)")
+        return None
     now = ctx.clock.now()
     timers = await repository.timers_of(ctx.session, ticket_id)
     return TicketSlaRead(

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Form, Header, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from services.sla.api import Context, ticket_sla_read
 from services.sla.console import snapshot, upstream
 from services.sla.console.session import (
     COOKIE,
@@ -25,6 +26,7 @@ from services.sla.console.session import (
     viewer_for_key,
 )
 from services.sla.console.stream import Delta, hub_of
+from services.sla.goals import attainment
 from shared.app import Runtime, Session
 from shared.errors import DomainError, NotFound
 from shared.settings import Settings, get_settings
@@ -141,24 +143,23 @@ async def console_agents(settings: SettingsDep, viewer: ConsoleViewer) -> dict[s
 
 
 @router.get("/v1/console/goals", tags=["console"])
-async def console_goals(request: Request, viewer: ConsoleViewer) -> dict[str, Any]:
-    """Every service goal with its attainment; ``available: false`` without a goals API."""
-    try:
-        return await upstream.goals(request.app, viewer.key)
-    except upstream.Unavailable as exc:
-        return {"available": False, "reason": str(exc), "items": []}
+async def console_goals(session: Session, runtime: Runtime, _: ConsoleViewer) -> dict[str, Any]:
+    """Every service goal as ``/v1/goals/summary`` lists it, with its whole attainment (the
+    trend and projection the chart draws)."""
+    items = await attainment.board(session, runtime.clock.now())
+    return {"available": True, "items": [{**item, "id": item["goal_id"]} for item in items]}
 
 
 @router.get("/v1/console/tickets/{ticket_id}", tags=["console"])
 async def console_ticket(
     ticket_id: Annotated[str, Path(min_length=3, max_length=255)],
-    request: Request,
+    ctx: Context,
     settings: SettingsDep,
     viewer: ConsoleViewer,
 ) -> dict[str, Any]:
     """A ticket's detail: its SLA timers (sla), routing history (router), surveys (survey)."""
-    async with upstream.client_for(viewer.key, "http://sla.internal", request.app) as client:
-        timers = await upstream.get_json(client, f"/v1/tickets/{upstream.segment(ticket_id)}/sla")
+    found = await ticket_sla_read(ctx, ticket_id)
+    timers = found.model_dump(mode="json") if found is not None else None
     routed, surveys = await upstream.ticket_and_surveys(
         settings.router_url, settings.survey_url, viewer.key, ticket_id
     )

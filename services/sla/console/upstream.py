@@ -3,7 +3,7 @@
 - agents (capacity, status) and a ticket's routing history: router's ``/v1/agents`` and
   ``/v1/tickets/{id}`` at ``TICKETFLOW_ROUTER_URL``;
 - survey results: survey's ``/v1/surveys?ticket_id=`` at ``TICKETFLOW_SURVEY_URL``;
-- service goals: sla's own ``/v1/goals/summary`` and ``/v1/goals/{id}/attainment``, called
+XXDEL
   in-process through the app, so the console depends only on their public shapes.
 
 A service that cannot be reached makes its part of the page say so; it never fails the page.
@@ -17,13 +17,11 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 MAX_AGENTS = 2000
-MAX_GOALS = 50
 
 
 class Unavailable(Exception):
@@ -35,13 +33,11 @@ def segment(value: str) -> str:
     return quote(value, safe=":@")
 
 
-def client_for(key: str, base_url: str, app: FastAPI | None = None) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app) if app is not None else None
+def client_for(key: str, base_url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=base_url.rstrip("/"),
         headers={"Authorization": f"Bearer {key}"},
         timeout=TIMEOUT,
-        transport=transport,
     )
 
 
@@ -100,38 +96,3 @@ async def ticket_and_surveys(
 
     found, answered = await asyncio.gather(ticket(), surveys())
     return found, answered
-
-
-def _goal_items(body: Any) -> list[dict[str, Any]]:
-    if isinstance(body, dict):
-        body = body.get("items", body.get("goals", []))
-    return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
-
-
-def _goal_id(item: dict[str, Any]) -> str | None:
-    value = item.get("id", item.get("goal_id"))
-    if value is None and isinstance(item.get("goal"), dict):
-        value = item["goal"].get("id")
-    return str(value) if value is not None else None
-
-
-async def goals(app: FastAPI, key: str) -> dict[str, Any]:
-    """``{"available": false}`` when sla has no goals API (404); otherwise every goal from
-    ``/v1/goals/summary`` with its ``attainment`` (trend, projection) attached."""
-    async with client_for(key, "http://sla.internal", app) as client:
-        summary = await get_json(client, "/v1/goals/summary")
-        if summary is None:
-            return {"available": False, "items": []}
-        items = _goal_items(summary)[:MAX_GOALS]
-
-        async def attainment(item: dict[str, Any]) -> dict[str, Any]:
-            goal_id = _goal_id(item)
-            body = None
-            if goal_id is not None:
-                try:
-                    body = await get_json(client, f"/v1/goals/{goal_id}/attainment")
-                except Unavailable as exc:
-                    log.warning("goal attainment unavailable: %s", exc)
-            return {**item, "id": goal_id, "attainment": body}
-
-        return {"available": True, "items": list(await asyncio.gather(*map(attainment, items)))}

@@ -74,24 +74,7 @@ async def create_goal(body: GoalWrite, session: Session, runtime: Runtime, _: Ad
 async def goals_summary(session: Session, runtime: Runtime, _: Reader) -> GoalSummary:
     """Every goal with its current value, target and status: one call for a dashboard."""
     now = runtime.clock.now()
-    items = []
-    for row in await repository.list_goals(session):
-        goal = service.GoalDef.of(row)
-        result = (await attainment.attainment(session, goal, now)).read()
-        items.append(
-            {
-                "goal_id": row.id,
-                "name": row.name,
-                "metric": row.metric,
-                "period": result["period"],
-                "value": result["value"],
-                "target": row.target,
-                "sample_size": result["sample_size"],
-                "status": result["status"],
-                "projection": result["projection"],
-                "needed": result["needed"],
-            }
-        )
+    items = await attainment.board(session, now)
     return GoalSummary.model_validate({"items": items, "at": now})
 
 

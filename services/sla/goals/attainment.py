@@ -180,3 +180,28 @@ async def assessment(
         "periods_with_data": len(found),
         "periods_met": sum(1 for p in found if p["met"]),
     }
+
+
+async def board(session: AsyncSession, now: datetime) -> list[dict[str, Any]]:
+    """Every goal with its attainment for the period containing ``now``, as
+    ``/v1/goals/summary`` lists them plus the whole ``attainment`` (trend, previous periods):
+    what a dashboard shows."""
+    items = []
+    for row in await repository.list_goals(session):
+        result = (await attainment(session, GoalDef.of(row), now)).read()
+        items.append(
+            {
+                "goal_id": row.id,
+                "name": row.name,
+                "metric": row.metric,
+                "period": result["period"],
+                "value": result["value"],
+                "target": row.target,
+                "sample_size": result["sample_size"],
+                "status": result["status"],
+                "projection": result["projection"],
+                "needed": result["needed"],
+                "attainment": result,
+            }
+        )
+    return items
