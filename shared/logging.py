@@ -93,6 +93,7 @@ def configure_logging(level: str = "info", fmt: str = "json", *, embedded: bool 
     # httpx logs every request at INFO (demo seeding, outbound deliveries): noise, not news.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     quiet_servers = embedded and level.lower() != "debug"
+    # Explicit either way: uvicorn's own logging config may have set its parent to INFO.
     logging.getLogger("uvicorn.error").setLevel(
-        logging.WARNING if quiet_servers else logging.NOTSET
+        logging.WARNING if quiet_servers else level.upper()
     )

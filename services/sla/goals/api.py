@@ -79,28 +79,29 @@ async def goals_summary(session: Session, runtime: Runtime, _: Reader) -> GoalSu
 
 
 @router.post("/goals/what-if", response_model=WhatIfRead)
-async def what_if(body: WhatIfRequest, session: Session, runtime: Runtime, _: Reader) -> WhatIfRead:
+async def what_if(body: WhatIfRequest, runtime: Runtime, _: Reader) -> WhatIfRead:
     """Replays a goal or an SLA policy over the recorded history of ``[from, to)``; changes
-    nothing."""
+    nothing, so it reads in a read-only unit of work of its own (on SQLite a long replay then
+    never holds the write lock)."""
     if (body.goal is None) == (body.sla_policy is None):
         raise service.invalid("goal", "give exactly one of goal and sla_policy")
     whatif.check_range(body.from_, body.to)
-    ctx = SlaContext.for_session(session, runtime)
-    if body.goal is not None:
-        try:
-            await service.validate(session, body.goal)
-        except service.Unprocessable as exc:
-            for detail in exc.details:
-                detail["field"] = f"goal.{detail['field']}"
-            raise
-        result = await whatif.goal_what_if(
-            ctx, service.GoalDef.of_body(body.goal), body.from_, body.to
-        )
-        return WhatIfRead.model_validate(
-            {"kind": "goal", "from_": body.from_, "to": body.to, "goal": result}
-        )
-    assert body.sla_policy is not None
-    replay = await whatif.policy_what_if(ctx, body.sla_policy, body.from_, body.to)
+    async with runtime.unit_of_work(SlaContext, read_only=True) as ctx:
+        if body.goal is not None:
+            try:
+                await service.validate(ctx.session, body.goal)
+            except service.Unprocessable as exc:
+                for detail in exc.details:
+                    detail["field"] = f"goal.{detail['field']}"
+                raise
+            result = await whatif.goal_what_if(
+                ctx, service.GoalDef.of_body(body.goal), body.from_, body.to
+            )
+            return WhatIfRead.model_validate(
+                {"kind": "goal", "from_": body.from_, "to": body.to, "goal": result}
+            )
+        assert body.sla_policy is not None
+        replay = await whatif.policy_what_if(ctx, body.sla_policy, body.from_, body.to)
     return WhatIfRead.model_validate(
         {"kind": "sla_policy", "from_": body.from_, "to": body.to, "sla_policy": replay}
     )
