@@ -94,6 +94,4 @@ def configure_logging(level: str = "info", fmt: str = "json", *, embedded: bool 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     quiet_servers = embedded and level.lower() != "debug"
     # Explicit either way: uvicorn's own logging config may have set its parent to INFO.
-    logging.getLogger("uvicorn.error").setLevel(
-        logging.WARNING if quiet_servers else level.upper()
-    )
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING if quiet_servers else level.upper())
