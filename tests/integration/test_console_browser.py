@@ -132,11 +132,14 @@ async def test_ops_console_live_in_chromium(
                 # A ticket appears at risk, its countdown ticks, then it is breached: no reload.
                 breaching = await create_ticket(router, "Card declined at checkout")
                 await row(page, "at-risk", breaching).wait_for(timeout=15_000)
-                countdown = row(page, "at-risk", breaching).locator("td[data-due]")
-                first = await countdown.inner_text()
+                # The table is re-rendered whenever a delta arrives (the assignment, say), so the
+                # cell is looked up afresh on each poll rather than held as a handle.
+                countdown = f'#at-risk tr[data-ticket-id="{breaching}"] td[data-due]'
+                first = await page.locator(countdown).inner_text()
                 await page.wait_for_function(
-                    "([el, t]) => el.textContent !== t",
-                    arg=[await countdown.element_handle(), first],
+                    "([sel, t]) => { const el = document.querySelector(sel);"
+                    " return el !== null && el.textContent !== t; }",
+                    arg=[countdown, first],
                     timeout=5_000,
                 )
                 # Ana (capacity 1) took the first chat; the next waits in the queue.
