@@ -186,7 +186,9 @@ async def _replay(env: BenchEnv, conn: asyncpg.Connection, options: GoalsOptions
         async with sessions() as session:
             began = time.perf_counter()
             rows = 0
-            async for chunk in repository.stream_replay_rows(session, start, end):
+            async for chunk in repository.stream_replay_rows(
+                session, start, end, with_document=False
+            ):
                 rows += len(chunk)
             load_s = time.perf_counter() - began
         async with sessions() as session:

@@ -142,31 +142,52 @@ def test_business_clock_matches_calendar_arithmetic(start_minutes: int, length: 
 
 
 def test_policy_replay_pauses_reopens_and_priority() -> None:
-    target: dict[tuple[str, str], tuple[int, str | None]] = {
+    targets: dict[tuple[str, str], tuple[int, whatif.BusinessClock | None]] = {
         (priority, metric): (minutes, None)
         for priority, minutes in (("normal", 10), ("urgent", 1))
         for metric in whatif.SLA_METRICS
     }
     pauses = {m: frozenset({"pending"}) for m in whatif.SLA_METRICS}
     events = [
-        (0, "s", "open"),
-        (0, "p", "normal"),
-        (100.0, "s", "pending"),  # first response paused from 100 s
-        (1000.0, "s", "open"),  # ...to 1000 s
-        (1300.0, "a", None),  # first response: 100 + 300 = 400 s
-        (1400.0, "c", None),  # next response starts
-        (1500.0, "p", "urgent"),
-        (1500.0, "a", None),  # next response 100 s against urgent's 60 s: breached
-        (2000.0, "s", "solved"),
-        (2100.0, "s", "open"),  # reopened: resolution runs again
-        (2200.0, "s", "solved"),
+        [0, "s", "open"],
+        [0, "p", "normal"],
+        [100.0, "s", "pending"],  # first response paused from 100 s
+        [1000.0, "s", "open"],  # ...to 1000 s
+        [1300.0, "a", None],  # first response: 100 + 300 = 400 s
+        [1400.0, "c", None],  # next response starts
+        [1500.0, "p", "urgent"],
+        [1500.0, "a", None],  # next response 100 s against urgent's 60 s: breached
+        [2000.0, "s", "solved"],
+        [2100.0, "s", "open"],  # reopened: resolution runs again
+        [2200.0, "s", "solved"],
     ]
-    results, still_open = whatif.replay_ticket(
-        events, 1_000_000.0, pauses, target, lambda _c, a, b: b - a
+    replay = whatif.PolicyReplay(targets, pauses)
+    replay.ticket(1_000_000.0, events)
+    assert replay.taken == {
+        "first_response": [400.0],
+        "next_response": [100.0],
+        "resolution": [100 + 1000.0 + 100.0],  # 1200 s against normal's 600 s
+    }
+    assert replay.breaches == {"first_response": 0, "next_response": 1, "resolution": 1}
+    assert replay.open == dict.fromkeys(whatif.SLA_METRICS, 0)
+    # A ticket created pending and never answered: both timers still open, none stopped.
+    replay.ticket(2_000_000.0, [[0, "s", "pending"], [0, "p", "normal"]])
+    assert replay.open == {"first_response": 1, "next_response": 0, "resolution": 1}
+    rows = {row["metric"]: row for row in replay.metrics()}
+    assert (rows["resolution"]["timers"], rows["resolution"]["compliance"]) == (1, 0.0)
+    assert rows["next_response"]["median_seconds"] == 100.0
+
+
+def test_policy_replay_counts_business_time_of_each_span() -> None:
+    """Paused spans are left out, and each span is counted in the target's calendar."""
+    origin = datetime(2026, 10, 19, tzinfo=UTC)  # a Monday
+    clock = whatif.BusinessClock(OFFICE, origin, origin + timedelta(days=30))
+    created = datetime(2026, 10, 23, 15, 30, tzinfo=UTC).timestamp()  # Friday 16:30 BST
+    monday = datetime(2026, 10, 26, 9, 20, tzinfo=UTC).timestamp()  # Monday 09:20 GMT
+    replay = whatif.PolicyReplay(
+        {("normal", "first_response"): (60, clock)}, {m: frozenset() for m in whatif.SLA_METRICS}
     )
-    assert sorted(results) == [
-        ("first_response", 400.0, False),
-        ("next_response", 100.0, True),
-        ("resolution", 100 + 1000.0 + 100.0, True),  # 1200 s against normal's 600 s
-    ]
-    assert still_open == []
+    replay.ticket(created, [[0, "s", "open"], [0, "p", "normal"], [monday - created, "a", None]])
+    # Friday 16:30-17:00 BST and Monday 09:00-09:20 GMT: 50 minutes, within the hour.
+    assert replay.taken["first_response"] == [pytest.approx(50 * 60)]
+    assert replay.breaches["first_response"] == 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 from typing import cast as type_cast
 
-from sqlalchemy import Table, Text, cast, delete, func, select
+from sqlalchemy import Float, Table, Text, cast, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -19,6 +21,7 @@ from shared.db import dialect_name
 from shared.pagination import Slice, paginate
 
 STREAM_CHUNK = 2000
+REPLAY_BATCH = 10_000
 goal_samples = type_cast(Table, GoalSample.__table__)
 goal_buckets = type_cast(Table, GoalBucket.__table__)
 
@@ -222,25 +225,64 @@ async def answers_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[S
 
 
 async def stream_replay_rows(
-    session: AsyncSession, created_from: datetime, created_to: datetime
+    session: AsyncSession, created_from: datetime, created_to: datetime, *, with_document: bool
 ) -> AsyncIterator[Sequence[Any]]:
-    """For replays, the lightest rows: ``(ticket id, created epoch seconds, document JSON text,
-    events JSON text)``; no per-row JSON or datetime conversion by the driver layer."""
+    """For replays, the lightest rows of the timelines created in ``[created_from,
+    created_to)``: ``(created epoch seconds, events JSON text)``, plus the document JSON text
+    ``with_document``, in batches of up to ``REPLAY_BATCH``.
+
+    Only those columns, as Core, so no ORM and no per-row JSON or datetime conversion; the epoch
+    comes as a float (PostgreSQL's ``extract`` alone gives a ``numeric``, which asyncpg turns
+    into ``Decimal``). One server-side cursor, and the next batch is asked for before this one
+    is handed out, so the database reads and encodes it while the caller replays. On PostgreSQL
+    the cursor is asyncpg's own, on the session's connection and inside its transaction:
+    SQLAlchemy's result rows would cost more than the replay's reading itself."""
     created: ColumnElement[Any]
-    if dialect_name(session) == "postgresql":
-        created = func.extract("epoch", TicketTimeline.created_at)
+    postgres = dialect_name(session) == "postgresql"
+    if postgres:
+        created = cast(func.extract("epoch", TicketTimeline.created_at), Float)
     else:  # naive UTC text on SQLite
         created = (func.julianday(TicketTimeline.created_at) - 2440587.5) * 86400.0
-    query = (
-        select(
-            TicketTimeline.ticket_id,
-            created,
-            cast(TicketTimeline.document, Text),
-            cast(TicketTimeline.events, Text),
-        )
-        .where(TicketTimeline.created_at >= created_from, TicketTimeline.created_at < created_to)
-        .execution_options(yield_per=STREAM_CHUNK * 5)
+    columns: list[ColumnElement[Any]] = [created, cast(TicketTimeline.events, Text)]
+    if with_document:
+        columns.append(cast(TicketTimeline.document, Text))
+    query = select(*columns).where(
+        TicketTimeline.created_at >= created_from, TicketTimeline.created_at < created_to
     )
-    result = await session.stream(query)
-    async for chunk in result.partitions(STREAM_CHUNK * 5):
-        yield chunk
+    connection = await session.connection()
+    if not postgres:
+        result = await connection.stream(query, execution_options={"yield_per": REPLAY_BATCH})
+        batches = result.partitions(REPLAY_BATCH)
+        try:
+            async for batch in _read_ahead(lambda: anext(batches, [])):
+                yield batch
+        finally:
+            await result.close()
+        return
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    compiled = query.compile(dialect=connection.dialect)
+    arguments = [compiled.params[name] for name in compiled.positiontup or ()]
+    async with contextlib.AsyncExitStack() as stack:
+        if not driver.is_in_transaction():  # SQLAlchemy begins only at its first statement
+            await stack.enter_async_context(driver.transaction(readonly=True))
+        cursor = await driver.cursor(str(compiled), *arguments)
+        async for batch in _read_ahead(lambda: cursor.fetch(REPLAY_BATCH)):
+            yield batch
+
+
+async def _read_ahead(
+    fetch: Callable[[], Awaitable[Sequence[Any]]],
+) -> AsyncIterator[Sequence[Any]]:
+    """The batches ``fetch`` gives until an empty one, each next one already asked for while
+    the caller works on the current one."""
+    ahead = asyncio.ensure_future(fetch())
+    try:
+        while batch := await ahead:
+            ahead = asyncio.ensure_future(fetch())
+            await asyncio.sleep(0)  # the request for the next batch goes out now
+            yield batch
+    finally:
+        # Never leave the connection mid-fetch (the caller stopped early or failed).
+        with contextlib.suppress(Exception):
+            await ahead

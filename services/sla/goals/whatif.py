@@ -14,11 +14,12 @@ over days; instants outside that range fall back to ``business_seconds_between``
 from __future__ import annotations
 
 import bisect
-import json
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from services.sla.calendar import BusinessCalendar, business_seconds_between, open_spans
 from services.sla.goals import metrics, periods, projection, repository, service
@@ -60,15 +61,21 @@ class BusinessClock:
             self.before.append(total)
             total += (closes - opens).total_seconds()
 
-    def _position(self, t: float) -> float:
-        i = bisect.bisect_right(self.opens, t) - 1
-        if i < 0:
-            return 0.0
-        return self.before[i] + min(t, self.closes[i]) - self.opens[i]
-
     def between(self, a: float, b: float) -> float:
+        """Business seconds from ``a`` to ``b`` (epoch seconds, ``a <= b``): two binary
+        searches inside the range, the calendar's own arithmetic outside it."""
         if self.start <= a <= b <= self.end:
-            return self._position(b) - self._position(a)
+            opens, closes, before = self.opens, self.closes, self.before
+            i = bisect.bisect_right(opens, b) - 1
+            if i < 0:
+                return 0.0
+            close = closes[i]
+            position_b = before[i] + (b if b < close else close) - opens[i]
+            i = bisect.bisect_right(opens, a) - 1
+            if i < 0:
+                return position_b
+            close = closes[i]
+            return position_b - (before[i] + (a if a < close else close) - opens[i])
         return business_seconds_between(
             self.calendar, datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)
         )
@@ -155,97 +162,154 @@ async def goal_what_if(
 
 # --- SLA policies -------------------------------------------------------------------------------
 
-Target = tuple[int, str | None]
-Seconds = Callable[[str | None, float, float], float]
+Seconds = Callable[[float, float], float]
 
 
-def replay_ticket(
-    events: Sequence[Sequence[Any]],
-    created: float,
-    pauses: dict[str, frozenset[str]],
-    targets: dict[tuple[str, str], Target],
-    seconds: Seconds,
-) -> tuple[list[tuple[str, float, bool]], list[str]]:
-    """One ticket's timers under a policy: ``([(metric, business seconds, breached)], [metric
-    of each timer still open])``.
+class PolicyReplay:
+    """One SLA policy replayed over ticket timelines, tallied per metric as it goes.
 
-    ``events`` are the stored ``[offset seconds, code, value]`` rows in time order, the first
-    ones giving the status and priority at creation. A timer is ``[segments, running since]``
-    (``None`` while paused): pauses, reopens and priority changes behave as sla's own timers."""
-    status = "new"
-    priority = "normal"
-    index = 0
-    while index < len(events) and events[index][0] == 0 and events[index][1] in ("s", "p"):
-        if events[index][1] == "s":
-            status = events[index][2]
-        else:
-            priority = events[index][2]
-        index += 1
-    running: dict[str, list[Any]] = {}
-    stopped: list[tuple[str, list[tuple[float, float]], str]] = []
-    if status not in DONE:
-        for metric in ("first_response", "resolution"):
-            running[metric] = [[], None if status in pauses[metric] else created]
-    for offset, code, value in events[index:]:
-        at = created + offset
-        if code == "a":
-            for metric in ("first_response", "next_response"):
-                timer = running.pop(metric, None)
-                if timer is not None:
-                    if timer[1] is not None:
-                        timer[0].append((timer[1], at))
-                    stopped.append((metric, timer[0], priority))
-        elif code == "c":
-            if (
-                status not in DONE
-                and "first_response" not in running
-                and "next_response" not in running
-            ):
-                paused = status in pauses["next_response"]
-                running["next_response"] = [[], None if paused else at]
-        elif code == "p":
-            priority = value
-        elif code == "s" and value != status:
-            was, status = status, value
-            if value in DONE and was not in DONE:
-                for metric, timer in running.items():
-                    if timer[1] is not None:
-                        timer[0].append((timer[1], at))
-                    stopped.append((metric, timer[0], priority))
-                running.clear()
-            elif value not in DONE and was in DONE:
-                segments: list[tuple[float, float]] = []
-                for i in range(len(stopped) - 1, -1, -1):
-                    if stopped[i][0] == "resolution":
-                        segments = stopped.pop(i)[1]
-                        break
-                paused = value in pauses["resolution"]
-                running["resolution"] = [segments, None if paused else at]
+    ``targets`` maps ``(priority, metric)`` to ``(minutes, clock)``, the clock ``None`` for
+    elapsed time. Each ticket's timers start, pause (``pauses`` per metric), resume, reopen and
+    stop as sla's own timers do (``services.sla.service``); a timer counts against the target
+    of the priority the ticket has when it stops. Nothing per event outlives the ticket: a
+    timer is its spans as a flat list ``[from, to, from, to...]`` and the instant it runs since
+    (``None`` while paused)."""
+
+    def __init__(
+        self,
+        targets: dict[tuple[str, str], tuple[int, BusinessClock | None]],
+        pauses: dict[str, frozenset[str]],
+    ) -> None:
+        # Business seconds beyond the limit breach (the epsilon forgives float rounding).
+        self.limits: dict[tuple[str, str], tuple[float, Seconds | None]] = {
+            key: (minutes * 60 + 1e-6, None if clock is None else clock.between)
+            for key, (minutes, clock) in targets.items()
+        }
+        self.pauses = pauses
+        self.taken: dict[str, list[float]] = {m: [] for m in SLA_METRICS}
+        self.breaches = dict.fromkeys(SLA_METRICS, 0)
+        self.open = dict.fromkeys(SLA_METRICS, 0)
+
+    def ticket(self, created: float, events: Sequence[Sequence[Any]]) -> None:
+        """Replay one ticket: ``events`` are its stored ``[offset seconds, code, value]`` rows
+        in time order, the first ones (at offset 0) giving its status and priority at
+        creation."""
+        pauses = self.pauses
+        status = "new"
+        priority = "normal"
+        count = len(events)
+        index = 0
+        while index < count:
+            offset, code, value = events[index]
+            if offset != 0 or (code != "s" and code != "p"):
+                break
+            if code == "s":
+                status = value
             else:
-                for metric, timer in running.items():
-                    paused = value in pauses[metric]
-                    if paused and timer[1] is not None:
-                        timer[0].append((timer[1], at))
-                        timer[1] = None
-                    elif not paused and timer[1] is None:
-                        timer[1] = at
-    results = []
-    for metric, segments, at_priority in stopped:
-        target = targets.get((at_priority, metric))
-        if target is None:
-            continue
-        minutes, calendar_id = target
-        took = 0.0
-        for a, b in segments:
-            took += seconds(calendar_id, a, b)
-        results.append((metric, took, took > minutes * 60 + 1e-6))
-    return results, [m for m in running if (priority, m) in targets]
+                priority = value
+            index += 1
+        # metric -> [spans, running since]; stopped: (metric, spans, priority at the stop).
+        running: dict[str, list[Any]] = {}
+        stopped: list[tuple[str, list[float], str]] = []
+        if status not in DONE:
+            for metric in ("first_response", "resolution"):
+                running[metric] = [[], None if status in pauses[metric] else created]
+        while index < count:
+            offset, code, value = events[index]
+            index += 1
+            at = created + offset
+            if code == "a":
+                for metric in ("first_response", "next_response"):
+                    timer = running.pop(metric, None)
+                    if timer is not None:
+                        if timer[1] is not None:
+                            timer[0] += (timer[1], at)
+                        stopped.append((metric, timer[0], priority))
+            elif code == "c":
+                if (
+                    status not in DONE
+                    and "first_response" not in running
+                    and "next_response" not in running
+                ):
+                    paused = status in pauses["next_response"]
+                    running["next_response"] = [[], None if paused else at]
+            elif code == "p":
+                priority = value
+            elif code == "s" and value != status:
+                was, status = status, value
+                if value in DONE and was not in DONE:
+                    for metric, timer in running.items():
+                        if timer[1] is not None:
+                            timer[0] += (timer[1], at)
+                        stopped.append((metric, timer[0], priority))
+                    running.clear()
+                elif value not in DONE and was in DONE:
+                    spans: list[float] = []
+                    for i in range(len(stopped) - 1, -1, -1):
+                        if stopped[i][0] == "resolution":
+                            spans = stopped.pop(i)[1]
+                            break
+                    paused = value in pauses["resolution"]
+                    running["resolution"] = [spans, None if paused else at]
+                else:
+                    for metric, timer in running.items():
+                        paused = value in pauses[metric]
+                        if paused and timer[1] is not None:
+                            timer[0] += (timer[1], at)
+                            timer[1] = None
+                        elif not paused and timer[1] is None:
+                            timer[1] = at
+        limits = self.limits
+        for metric, spans, at_priority in stopped:
+            limit = limits.get((at_priority, metric))
+            if limit is None:
+                continue
+            most, between = limit
+            took = 0.0
+            if between is None:
+                for i in range(0, len(spans), 2):
+                    took += spans[i + 1] - spans[i]
+            else:
+                for i in range(0, len(spans), 2):
+                    took += between(spans[i], spans[i + 1])
+            self.taken[metric].append(took)
+            if took > most:
+                self.breaches[metric] += 1
+        for metric in running:
+            if (priority, metric) in limits:
+                self.open[metric] += 1
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Per metric with a target: timers, met, breaches, still open, compliance, median
+        and p90."""
+        rows = []
+        for metric in SLA_METRICS:
+            if not any(m == metric for _, m in self.limits):
+                continue
+            taken, breaches = self.taken[metric], self.breaches[metric]
+            count = len(taken)
+            taken.sort()
+            rows.append(
+                {
+                    "metric": metric,
+                    "timers": count,
+                    "met": count - breaches,
+                    "breaches": breaches,
+                    "open": self.open[metric],
+                    "compliance": None
+                    if count == 0
+                    else round(100.0 * (count - breaches) / count, 2),
+                    "median_seconds": _rounded(_nearest_rank(taken, 0.5)),
+                    "p90_seconds": _rounded(_nearest_rank(taken, 0.9)),
+                }
+            )
+        return rows
 
 
 async def policy_what_if(
     ctx: SlaContext, body: SlaPolicyWrite, start: datetime, end: datetime
 ) -> dict[str, Any]:
-    clocks: dict[str, BusinessClock | None] = {}
+    clocks: dict[str, BusinessClock] = {}
     for i, target in enumerate(body.targets):
         if target.calendar_id is None or target.calendar_id in clocks:
             continue
@@ -257,9 +321,6 @@ async def policy_what_if(
         clocks[target.calendar_id] = BusinessClock(
             calendar, start - timedelta(days=1), end + CLOCK_TAIL
         )
-    targets: dict[tuple[str, str], Target] = {
-        (t.priority, t.metric): (t.minutes, t.calendar_id) for t in body.targets
-    }
     raw_pause: Any = body.pause_statuses
 
     def pause_for(metric: str) -> frozenset[str]:
@@ -267,48 +328,27 @@ async def policy_what_if(
             return frozenset(raw_pause.get(metric, ()))
         return frozenset(raw_pause)
 
-    pauses = {m: pause_for(m) for m in SLA_METRICS}
-    conditional = bool(body.conditions.all or body.conditions.any)
-
-    def seconds(calendar_id: str | None, a: float, b: float) -> float:
-        clock = clocks.get(calendar_id) if calendar_id else None
-        return b - a if clock is None else clock.between(a, b)
-
+    replay = PolicyReplay(
+        {
+            (t.priority, t.metric): (t.minutes, clocks.get(t.calendar_id or ""))
+            for t in body.targets
+        },
+        {m: pause_for(m) for m in SLA_METRICS},
+    )
+    conditions = body.conditions
+    conditional = bool(conditions.all or conditions.any)
     tickets = matched = 0
-    taken: dict[str, list[float]] = {m: [] for m in SLA_METRICS}
-    breaches = dict.fromkeys(SLA_METRICS, 0)
-    still_open = dict.fromkeys(SLA_METRICS, 0)
-    async for chunk in repository.stream_replay_rows(ctx.session, start, end):
-        for _ticket_id, created, document, events in chunk:
-            tickets += 1
-            if conditional and not matches(body.conditions, json.loads(document or "{}")):
-                continue
-            matched += 1
-            results, open_timers = replay_ticket(
-                json.loads(events), float(created), pauses, targets, seconds
-            )
-            for metric in open_timers:
-                still_open[metric] += 1
-            for metric, took, breached in results:
-                taken[metric].append(took)
-                breaches[metric] += int(breached)
-    rows = []
-    for metric in SLA_METRICS:
-        if not any(m == metric for _, m in targets):
-            continue
-        count = len(taken[metric])
-        rows.append(
-            {
-                "metric": metric,
-                "timers": count,
-                "met": count - breaches[metric],
-                "breaches": breaches[metric],
-                "open": still_open[metric],
-                "compliance": None
-                if count == 0
-                else round(100.0 * (count - breaches[metric]) / count, 2),
-                "median_seconds": _rounded(_nearest_rank(taken[metric], 0.5)),
-                "p90_seconds": _rounded(_nearest_rank(taken[metric], 0.9)),
-            }
-        )
-    return {"tickets": tickets, "tickets_matched": matched, "metrics": rows}
+    async for batch in repository.stream_replay_rows(
+        ctx.session, start, end, with_document=conditional
+    ):
+        tickets += len(batch)
+        if conditional:
+            for created, events, document in batch:
+                if matches(conditions, orjson.loads(document or "{}")):
+                    matched += 1
+                    replay.ticket(created, orjson.loads(events))
+        else:
+            matched += len(batch)
+            for created, events in batch:
+                replay.ticket(created, orjson.loads(events))
+    return {"tickets": tickets, "tickets_matched": matched, "metrics": replay.metrics()}
