@@ -14,9 +14,13 @@ from tests.goals_support import Desk, chat_goal, feed_chats
 MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
 
 
-async def scenario_known_share(desk: Desk, total: int = 1000, fast: int = 812) -> None:
+async def scenario_known_share(desk: Desk, total: int = 250, fast: int = 203) -> None:
     """``fast`` of ``total`` chats answered within 60 s: the goal reads fast/total exactly,
-    counted incrementally, and a goal created afterwards (backfilled) reads the same."""
+    counted incrementally, and a goal created afterwards (backfilled) reads the same.
+
+    203 of 250 is 81.2 %, the same share as 812 of 1,000 with a quarter of the events: every
+    event goes through sla's real consumer and handlers (about 10-30 ms each here), so the
+    count of tickets is what this scenario's time is made of."""
     desk.clock.current = MONDAY
     goal = await desk.goal(**chat_goal())
     assert goal["assessment"] == {"periods": [], "periods_with_data": 0, "periods_met": 0}
