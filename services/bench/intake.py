@@ -23,7 +23,7 @@ TARGET_RATIO = 0.7
 TARGET_CPU_RATIO = 1.5
 ROUTE = "/v1/webhooks/generic"
 # How long the router's consumer may take to apply a round's webhooks before the next round.
-DRAIN_TIMEOUT_S = 120.0
+DRAIN_TIMEOUT_S = 60.0
 
 
 @dataclass
