@@ -6,14 +6,13 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.bus import EventBus
@@ -28,7 +27,14 @@ from shared.errors import (
 from shared.events import Event
 from shared.faults import DependencyUnavailable
 from shared.http_input import RequestShapeMiddleware
-from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, metrics_endpoint
+from shared.metrics import (
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    count_statements,
+    current_request,
+    metrics_endpoint,
+    route_of,
+)
 from shared.runtime import BackgroundTask, EventHandler, ServiceRuntime, U, UnitOfWork
 from shared.settings import Settings, get_settings
 from shared.telemetry import instrument_app
@@ -75,6 +81,7 @@ def create_service_app(
             unit_of_work=unit_of_work,
         )
         await runtime.start()
+        count_statements(runtime.engine, service)
         app.state.runtime = runtime
         try:
             yield
@@ -265,6 +272,8 @@ async def _empty_receive() -> Message:
 
 
 class MetricsMiddleware:
+    """Counts and times requests per route; the route is read once the router matched it."""
+
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
@@ -273,7 +282,6 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = _route_template(scope)
         status = 500
         started = time.perf_counter()
 
@@ -283,18 +291,12 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        token = current_request.set(scope)
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            current_request.reset(token)
             method = scope.get("method", "")
+            route = route_of(scope)
             HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
             HTTP_LATENCY.labels(self.service, method, route).observe(time.perf_counter() - started)
-
-
-def _route_template(scope: Scope) -> str:
-    app: Any = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"

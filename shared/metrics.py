@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 HTTP_REQUESTS = Counter(
     "ticketflow_http_requests_total", "HTTP requests", ["service", "method", "route", "status"]
@@ -21,6 +27,53 @@ OUTBOX_PUBLISHED = Counter(
 OUTBOX_RELAY_ERRORS = Counter(
     "ticketflow_outbox_relay_errors_total", "Outbox relay failures (retried)", ["service"]
 )
+DB_STATEMENTS = Counter(
+    "ticketflow_db_statements_total",
+    "SQL statements sent to the database, BEGIN and COMMIT included; origin is the HTTP route "
+    "that sent them, or 'background' (consumers, relay, loops)",
+    ["service", "origin"],
+)
+
+# The scope of the HTTP request being served (set by ``shared.app.MetricsMiddleware``); the
+# router writes the matched route into it, which names the origin of a statement.
+current_request: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
+    "current_request", default=None
+)
+
+
+def route_of(scope: Scope) -> str:
+    """The matched route's template (``/v1/tickets/{ticket_id}``), or ``unmatched``."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def count_statements(engine: AsyncEngine, service: str) -> None:
+    """Count every statement ``engine`` sends (``DB_STATEMENTS``): each execute, and BEGIN,
+    COMMIT and ROLLBACK outside autocommit."""
+    background = DB_STATEMENTS.labels(service, "background")
+
+    def counter() -> Any:
+        scope = current_request.get()
+        return background if scope is None else DB_STATEMENTS.labels(service, route_of(scope))
+
+    def on_statement(*_: Any) -> None:
+        counter().inc()
+
+    def on_transaction(conn: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            counter().inc()
+
+    sync_engine = engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", on_statement)
+    # SQLite's BEGIN is itself an execute (``shared.db``), counted as one.
+    names = (
+        ("commit", "rollback")
+        if sync_engine.dialect.name == "sqlite"
+        else ("begin", "commit", "rollback")
+    )
+    for name in names:
+        event.listen(sync_engine, name, on_transaction)
 
 
 async def metrics_endpoint(_: Request) -> Response:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared.logging import log_context
@@ -197,22 +198,19 @@ def current_traceparent(fallback: str | None = None) -> str | None:
     trace (a made-up unsampled parent would keep it from being sampled); tracing off: a new
     trace id, not sampled, so logs can still tie the events of one request together.
     """
-    carrier: dict[str, str] = {}
-    PROPAGATOR.inject(carrier)
-    if "traceparent" in carrier:
+    if trace.get_current_span().get_span_context().is_valid:
+        carrier: dict[str, str] = {}
+        PROPAGATOR.inject(carrier)
         return carrier["traceparent"]
     if fallback:
         return fallback
     if _state.provider is not None:
         return None
-    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-
-    ids = RandomIdGenerator()
-    span = NonRecordingSpan(
-        SpanContext(ids.generate_trace_id(), ids.generate_span_id(), False, TraceFlags(0))
-    )
-    PROPAGATOR.inject(carrier, trace.set_span_in_context(span))
-    return carrier["traceparent"]
+    # What the SDK's RandomIdGenerator makes (random bits, never all zero), without building a
+    # span and a context to format it: this runs for every event a request emits.
+    trace_id = random.getrandbits(128) or 1
+    span_id = random.getrandbits(64) or 1
+    return f"00-{trace_id:032x}-{span_id:016x}-00"
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

@@ -1,7 +1,7 @@
 """Durable acceptance of inbound tickets: webhook dedupe + outbox, idempotency keys, rate limit.
 
 A webhook delivery is recorded and its canonical events written to the outbox (topic
-``inbound``) in the caller's transaction; router's own ``ticketflow.inbound`` consumer applies
+``inbound``) together, in one transaction; router's own ``ticketflow.inbound`` consumer applies
 them to the ticket, exactly as it does for integrators who produce to that topic directly.
 """
 
@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.router import repository
 from services.router.models import IdempotencyKey
-from services.router.providers import Parsed, body_digest
+from services.router.providers import NO_MAPPINGS, Mappings, Parsed, body_digest
 from shared.clock import Clock
+from shared.db import is_postgres
 from shared.errors import TooManyRequests, Unprocessable
-from shared.outbox import Outbox
+from shared.runtime import ServiceRuntime
 
 
 @dataclass
@@ -29,6 +31,13 @@ class Acceptance:
     accepted: int = 0
     duplicates: int = 0
     ticket_ids: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, parsed: Parsed, first_time: bool) -> Acceptance:
+        count = len(parsed.events)
+        if first_time:
+            return cls(accepted=count, ticket_ids=parsed.ticket_ids)
+        return cls(duplicates=count, ticket_ids=parsed.ticket_ids)
 
     def body(self) -> dict[str, Any]:
         return {
@@ -43,34 +52,66 @@ def delivery_key(parsed: Parsed, body: bytes) -> str:
 
 
 async def accept_delivery(
-    session: AsyncSession,
-    outbox: Outbox,
-    clock: Clock,
+    runtime: ServiceRuntime,
     *,
     provider: str,
-    parsed: Parsed,
+    parse: Callable[[Mappings], Parsed],
     body: bytes,
+    mapped: bool = True,
 ) -> Acceptance:
-    """Store the delivery once and queue its events; a redelivery changes nothing.
+    """Parse with the provider's current mappings (``mapped``), then store the delivery once
+    with its events in the outbox; a redelivery changes nothing. Returns once committed.
 
-    Concurrent duplicates: on PostgreSQL the second insert waits for the first transaction and
-    then does nothing, so exactly one of them writes the events.
+    PostgreSQL: one autocommit statement (``repository.add_webhook_delivery_with_events``), a
+    single round trip; a concurrent duplicate waits for the first and then writes nothing.
+    SQLite: one transaction, which SQLite runs one writer at a time.
     """
-    ticket_ids = parsed.ticket_ids
-    first_time = await repository.add_webhook_delivery(
-        session,
-        provider=provider,
-        delivery_key=delivery_key(parsed, body)[:255],
-        ticket_ids=ticket_ids,
-        event_types=[e.type for e in parsed.events],
-        body=body.decode("utf-8"),
-        received_at=clock.now(),
-    )
-    if not first_time:
-        return Acceptance(duplicates=len(parsed.events), ticket_ids=ticket_ids)
-    for event in parsed.events:
-        await outbox.add(session, event)
-    return Acceptance(accepted=len(parsed.events), ticket_ids=ticket_ids)
+    if not is_postgres(runtime.engine):
+        return await _accept_in_transaction(runtime, provider, parse, body, mapped)
+    async with runtime.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        maps = await repository.provider_mapping_maps(conn, provider) if mapped else None
+        parsed = parse(Mappings.of(*maps) if maps else NO_MAPPINGS)
+        outbox = runtime.outbox
+        first_time = await repository.add_webhook_delivery_with_events(
+            conn,
+            outbox.table,
+            [outbox.row(event) for event in parsed.events],
+            **_delivery(provider, parsed, body, runtime.clock),
+        )
+    if first_time:
+        runtime.relay.notify()
+    return Acceptance.of(parsed, first_time)
+
+
+async def _accept_in_transaction(
+    runtime: ServiceRuntime,
+    provider: str,
+    parse: Callable[[Mappings], Parsed],
+    body: bytes,
+    mapped: bool,
+) -> Acceptance:
+    async with runtime.transaction() as session:
+        row = await repository.get_provider_mapping(session, provider) if mapped else None
+        parsed = parse(Mappings.of(row.status, row.priority) if row else NO_MAPPINGS)
+        delivery = _delivery(provider, parsed, body, runtime.clock)
+        first_time = await repository.add_webhook_delivery(session, **delivery)
+        if first_time:
+            await runtime.outbox.add_rows(
+                session, [runtime.outbox.row(event) for event in parsed.events]
+            )
+    return Acceptance.of(parsed, first_time)
+
+
+def _delivery(provider: str, parsed: Parsed, body: bytes, clock: Clock) -> dict[str, Any]:
+    return {
+        "provider": provider,
+        "delivery_key": delivery_key(parsed, body)[:255],
+        "ticket_ids": parsed.ticket_ids,
+        "event_types": [e.type for e in parsed.events],
+        "body": body.decode("utf-8"),
+        "received_at": clock.now(),
+    }
 
 
 # --- Idempotency-Key (Stripe's model) -----------------------------------------------------------

@@ -5,10 +5,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    LargeBinary,
+    Table,
+    Text,
+    TextClause,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.router.models import (
     Agent,
@@ -20,7 +34,7 @@ from services.router.models import (
     TicketMessage,
     WebhookDelivery,
 )
-from shared.db import dialect_name, insert_ignoring_conflicts
+from shared.db import JSONType, UTCDateTime, dialect_name, insert_ignoring_conflicts
 from shared.pagination import Slice, paginate
 
 # Tickets that occupy an agent's capacity: pending waits on the customer, solved is done.
@@ -257,6 +271,100 @@ async def add_webhook_delivery(
         body=body,
         received_at=received_at,
     )
+
+
+# One statement, so one round trip and (in autocommit) its own transaction: the delivery row,
+# then the events in the outbox only if that row was new. A concurrent duplicate waits on the
+# unique key, then inserts nothing, so the events are written once.
+_DELIVERY_WITH_EVENTS = """
+WITH delivery AS (
+    INSERT INTO {deliveries}
+        (provider, delivery_key, ticket_id, ticket_ids, event_types, body, received_at)
+    VALUES
+        (:provider, :delivery_key, :ticket_id, :ticket_ids, :event_types, :body, :received_at)
+    ON CONFLICT (provider, delivery_key) DO NOTHING
+    RETURNING id
+), events AS (
+    INSERT INTO {outbox} (event_id, topic, key, value, created_at)
+    SELECT e.event_id, e.topic, e.key, e.value, e.created_at
+    FROM unnest(
+        CAST(:event_ids AS text[]), CAST(:topics AS text[]), CAST(:keys AS text[]),
+        CAST(:values AS bytea[]), CAST(:created_ats AS timestamptz[])
+    ) WITH ORDINALITY AS e(event_id, topic, key, value, created_at, position)
+    WHERE EXISTS (SELECT FROM delivery)
+    ORDER BY e.position
+)
+SELECT count(*) FROM delivery
+"""
+_delivery_statements: dict[str, TextClause] = {}
+
+
+def _delivery_with_events(outbox: Table) -> TextClause:
+    statement = _delivery_statements.get(outbox.fullname)
+    if statement is None:
+        sql = _DELIVERY_WITH_EVENTS.format(
+            deliveries=cast(Table, WebhookDelivery.__table__).fullname, outbox=outbox.fullname
+        )
+        statement = text(sql).bindparams(
+            bindparam("ticket_ids", type_=JSONType),
+            bindparam("event_types", type_=JSONType),
+            bindparam("received_at", type_=UTCDateTime),
+            bindparam("event_ids", type_=ARRAY(Text)),
+            bindparam("topics", type_=ARRAY(Text)),
+            bindparam("keys", type_=ARRAY(Text)),
+            bindparam("values", type_=ARRAY(LargeBinary)),
+            bindparam("created_ats", type_=ARRAY(DateTime(timezone=True))),
+        )
+        _delivery_statements[outbox.fullname] = statement
+    return statement
+
+
+async def add_webhook_delivery_with_events(
+    conn: AsyncConnection,
+    outbox: Table,
+    rows: list[dict[str, Any]],
+    *,
+    provider: str,
+    delivery_key: str,
+    ticket_ids: list[str],
+    event_types: list[str],
+    body: str,
+    received_at: datetime,
+) -> bool:
+    """PostgreSQL: record a delivery and write its outbox ``rows`` (``Outbox.row``) in one
+    statement; False (and nothing written) if this provider's key is already stored."""
+    inserted = await conn.scalar(
+        _delivery_with_events(outbox),
+        {
+            "provider": provider,
+            "delivery_key": delivery_key,
+            "ticket_id": ticket_ids[0],
+            "ticket_ids": ticket_ids,
+            "event_types": event_types,
+            "body": body,
+            "received_at": received_at,
+            "event_ids": [row["event_id"] for row in rows],
+            "topics": [row["topic"] for row in rows],
+            "keys": [row["key"] for row in rows],
+            "values": [row["value"] for row in rows],
+            "created_ats": [row["created_at"] for row in rows],
+        },
+    )
+    return bool(inserted)
+
+
+async def provider_mapping_maps(
+    conn: AsyncConnection, provider: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A provider's (status, priority) maps, read on a connection; None when it has none."""
+    row = (
+        await conn.execute(
+            select(ProviderMapping.status, ProviderMapping.priority).where(
+                ProviderMapping.provider == provider
+            )
+        )
+    ).first()
+    return (row.status, row.priority) if row is not None else None
 
 
 async def page_deliveries_for(

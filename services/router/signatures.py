@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -94,6 +95,7 @@ def verify_jira(secret: str, headers: Mapping[str, str], body: bytes) -> None:
         raise Unauthorized("invalid X-Hub-Signature")
 
 
+@functools.lru_cache(maxsize=16)
 def standard_webhook(secret: str) -> Webhook:
     """A ``whsec_<base64>`` secret is decoded as Standard Webhooks says; any other string is
     used as raw key bytes."""

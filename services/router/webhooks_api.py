@@ -10,23 +10,20 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse
+import orjson
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import ValidationError
 
 from services.router import intake, providers, repository, service, signatures, webhook_docs
 from services.router.models import ProviderMapping
 from services.router.schemas import MAPPED_PROVIDERS, ProviderMappings, ProviderMappingsRead
-from shared.app import Runtime, Session, context
+from shared.app import Session, context
 from shared.auth import Admin, Reader
 from shared.errors import NotFound, Unprocessable, validation_details
 from shared.pagination import Cursor, Limit
 from shared.runtime import ServiceRuntime
-from shared.settings import Settings, get_settings
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-
-AppSettings = Annotated[Settings, Depends(get_settings)]
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"description": '`{"accepted": n, "duplicates": m, "ticket_ids": [...]}`'},
@@ -38,12 +35,19 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 _BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
 
 
-def _limiter(request: Request, settings: Settings) -> intake.RateLimiter:
+def _runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+def _limit(request: Request, runtime: ServiceRuntime, provider: str) -> None:
     limiter: intake.RateLimiter | None = getattr(request.app.state, "intake_limiter", None)
     if limiter is None:
+        settings = runtime.settings
         limiter = intake.RateLimiter(settings.intake_rate_per_second, settings.intake_burst)
         request.app.state.intake_limiter = limiter
-    return limiter
+    host = request.client.host if request.client else "unknown"
+    limiter.take(f"{provider}:{host}")
 
 
 def _bad_text(text: str) -> bool:
@@ -77,7 +81,25 @@ def _find_nul(value: Any, path: str) -> str | None:
 
 
 def read_json(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or a 422 naming what is wrong."""
+    """The body as a JSON object, or a 422 naming what is wrong.
+
+    orjson reads the common case; it refuses lone surrogates and a NUL can only come as the
+    escape ``\\u0000``, so only a body holding that escape is searched for the field. Whatever
+    orjson refuses is read again by the standard library, whose answer (accepted, or the 422
+    naming the field or the parse error) is the contract.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _read_json_slowly(body)
+    if not isinstance(data, dict):
+        raise Unprocessable("body must be a JSON object", details=[{"field": "body"}])
+    if b"\\u0000" in body:
+        _refuse_bad_text(data)
+    return data
+
+
+def _read_json_slowly(body: bytes) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -89,16 +111,20 @@ def read_json(body: bytes) -> dict[str, Any]:
         raise Unprocessable(f"body is not JSON: {message}", details=[{"field": "body"}]) from None
     if not isinstance(data, dict):
         raise Unprocessable("body must be a JSON object", details=[{"field": "body"}])
+    _refuse_bad_text(data)
+    return data
+
+
+def _refuse_bad_text(data: dict[str, Any]) -> None:
     where = _find_nul(data, "")
     if where is not None:
         raise Unprocessable(
             f"{where or 'body'}: must not contain NUL bytes or unpaired surrogates",
             details=[{"field": where or "body"}],
         )
-    return data
 
 
-def _parse(parse: Callable[[], providers.Parsed]) -> providers.Parsed:
+def _parsing(parse: Callable[[], providers.Parsed]) -> providers.Parsed:
     try:
         parsed = parse()
     except ValidationError as exc:
@@ -125,23 +151,22 @@ async def _accept(
     provider: str,
     parse: Callable[[providers.Mappings], providers.Parsed],
     body: bytes,
-) -> JSONResponse:
-    """Parse with the provider's current mappings, then store the delivery, in one transaction."""
-    async with runtime.transaction() as session:
-        row = await repository.get_provider_mapping(session, provider)
-        mappings = providers.Mappings.of(row.status, row.priority) if row else providers.NO_MAPPINGS
-        parsed = _parse(lambda: parse(mappings))
-        if provider == "jira":
-            signatures.check_window(parsed.events[0].occurred_at, runtime.clock.now(), "timestamp")
-        acceptance = await intake.accept_delivery(
-            session, runtime.outbox, runtime.clock, provider=provider, parsed=parsed, body=body
-        )
-    return JSONResponse(acceptance.body(), status_code=202)
+    *,
+    mapped: bool = True,
+) -> Response:
+    """Parse (422 naming the field), store the delivery once with its events, then 202."""
+    acceptance = await intake.accept_delivery(
+        runtime,
+        provider=provider,
+        parse=lambda mappings: _parsing(lambda: parse(mappings)),
+        body=body,
+        mapped=mapped,
+    )
+    return Response(orjson.dumps(acceptance.body()), 202, media_type="application/json")
 
 
-def _source(request: Request, provider: str) -> str:
-    host = request.client.host if request.client else "unknown"
-    return f"{provider}:{host}"
+# The intake routes take only the request: FastAPI solves no dependencies for them (a solved
+# dependency costs a signature inspection per request while the app overrides any).
 
 
 @router.post(
@@ -150,12 +175,11 @@ def _source(request: Request, provider: str) -> str:
     responses=_RESPONSES,
     openapi_extra=webhook_docs.openapi_extra("zendesk", _BODY),
 )
-async def zendesk_webhook(
-    request: Request, runtime: Runtime, settings: AppSettings
-) -> JSONResponse:
+async def zendesk_webhook(request: Request) -> Response:
     """Zendesk event-subscription (``zen:event-type:ticket.*``) or trigger-template bodies."""
-    _limiter(request, settings).take(_source(request, "zendesk"))
-    secret = signatures.require_secret("zendesk", settings.webhook_secret("zendesk"))
+    runtime = _runtime(request)
+    _limit(request, runtime, "zendesk")
+    secret = signatures.require_secret("zendesk", runtime.settings.webhook_secret("zendesk"))
     body = await request.body()
     signatures.verify_zendesk(secret, request.headers, body, runtime.clock.now())
     data = read_json(body)
@@ -168,12 +192,11 @@ async def zendesk_webhook(
     responses=_RESPONSES,
     openapi_extra=webhook_docs.openapi_extra("freshdesk", _BODY),
 )
-async def freshdesk_webhook(
-    request: Request, runtime: Runtime, settings: AppSettings
-) -> JSONResponse:
+async def freshdesk_webhook(request: Request) -> Response:
     """Freshdesk automation webhooks (``{"freshdesk_webhook": {...}}``)."""
-    _limiter(request, settings).take(_source(request, "freshdesk"))
-    secret = signatures.require_secret("freshdesk", settings.webhook_secret("freshdesk"))
+    runtime = _runtime(request)
+    _limit(request, runtime, "freshdesk")
+    secret = signatures.require_secret("freshdesk", runtime.settings.webhook_secret("freshdesk"))
     signatures.verify_freshdesk(secret, request.headers)
     body = await request.body()
     data = read_json(body)
@@ -189,17 +212,23 @@ async def freshdesk_webhook(
     responses=_RESPONSES,
     openapi_extra=webhook_docs.openapi_extra("jira", _BODY),
 )
-async def jira_webhook(request: Request, runtime: Runtime, settings: AppSettings) -> JSONResponse:
+async def jira_webhook(request: Request) -> Response:
     """Jira / JSM webhooks: ``jira:issue_created``, ``jira:issue_updated``, ``comment_created``."""
-    _limiter(request, settings).take(_source(request, "jira"))
-    secret = signatures.require_secret("jira", settings.webhook_secret("jira"))
+    runtime = _runtime(request)
+    _limit(request, runtime, "jira")
+    secret = signatures.require_secret("jira", runtime.settings.webhook_secret("jira"))
     body = await request.body()
     signatures.verify_jira(secret, request.headers, body)
     data = read_json(body)
     delivery_id = request.headers.get("x-atlassian-webhook-identifier")
-    return await _accept(
-        runtime, "jira", lambda m: providers.parse_jira(data, delivery_id, m), body
-    )
+
+    def parse(mappings: providers.Mappings) -> providers.Parsed:
+        parsed = providers.parse_jira(data, delivery_id, mappings)
+        if parsed.events:
+            signatures.check_window(parsed.events[0].occurred_at, runtime.clock.now(), "timestamp")
+        return parsed
+
+    return await _accept(runtime, "jira", parse, body)
 
 
 @router.post(
@@ -208,17 +237,17 @@ async def jira_webhook(request: Request, runtime: Runtime, settings: AppSettings
     responses=_RESPONSES,
     openapi_extra=webhook_docs.openapi_extra("generic", _BODY),
 )
-async def generic_webhook(
-    request: Request, runtime: Runtime, settings: AppSettings
-) -> JSONResponse:
+async def generic_webhook(request: Request) -> Response:
     """One canonical inbound event (``ticket.upsert`` / ``ticket.message``), Standard Webhooks."""
-    _limiter(request, settings).take(_source(request, "generic"))
-    secret = signatures.require_secret("generic", settings.webhook_secret("generic"))
+    runtime = _runtime(request)
+    _limit(request, runtime, "generic")
+    secret = signatures.require_secret("generic", runtime.settings.webhook_secret("generic"))
     body = await request.body()
     delivery_id = signatures.verify_generic(secret, request.headers, body)
     data = read_json(body)
+    # The generic body is already canonical: no mappings to read.
     return await _accept(
-        runtime, "generic", lambda _: providers.parse_generic(data, delivery_id), body
+        runtime, "generic", lambda _: providers.parse_generic(data, delivery_id), body, mapped=False
     )
 
 

@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from services.router.app import create_app
-from services.router.models import WebhookDelivery
+from services.router.models import WebhookDelivery, outbox
 from shared.events import decode
 from shared.runtime import CONTRACT_TOPICS
 from shared.settings import Settings
@@ -136,6 +137,53 @@ async def test_concurrent_duplicates_are_stored_once(router: tuple[Any, Settings
         )
     assert count == 1
     assert stored == body.decode()
+
+
+async def statements_from(http: httpx.AsyncClient, route: str) -> float:
+    """``ticketflow_db_statements_total`` sent from ``route``, read from ``/metrics``."""
+    text = (await http.get("/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "ticketflow_db_statements_total" and sample.labels.get("origin") == route
+    )
+
+
+@pytest.mark.parametrize(
+    ("provider", "name", "statements", "events"),
+    [("generic", "generic_upsert", 1, 1), ("zendesk", "zendesk_trigger", 2, 2)],
+)
+async def test_a_delivery_and_its_events_are_one_statement(
+    router: tuple[Any, Settings], provider: str, name: str, statements: int, events: int
+) -> None:
+    """The delivery and its events in the outbox are one statement (the vendor routes first
+    read their mappings); the events keep their order, and a redelivery writes nothing."""
+    (http, app), settings = router
+    route = f"/v1/webhooks/{provider}"
+    external = unique_id("S")
+    data = with_ticket(provider, fixture(name), external)
+    body = encode(data)
+    headers = signed(provider, body)  # the same delivery id (generic: webhook-id) twice
+    before = await statements_from(http, route)
+    first = await http.post(route, content=body, headers=headers)
+    again = await http.post(route, content=body, headers=headers)
+    assert first.status_code == again.status_code == 202, (first.text, again.text)
+    assert await statements_from(http, route) - before == 2 * statements
+    ticket_id = first.json()["ticket_ids"][0]
+    async with app.state.runtime.sessionmaker() as session:
+        values = (
+            await session.scalars(
+                select(outbox.c.value)
+                .where(outbox.c.key == ticket_id, outbox.c.topic == settings.topic("inbound"))
+                .order_by(outbox.c.id)
+            )
+        ).all()
+        stored = await session.scalar(
+            select(WebhookDelivery.event_types).where(WebhookDelivery.ticket_id == ticket_id)
+        )
+    assert [decode(value).type for value in values] == stored
+    assert len(values) == first.json()["accepted"] == again.json()["duplicates"] == events
 
 
 async def test_older_update_never_overwrites_newer(router: tuple[Any, Settings]) -> None:
