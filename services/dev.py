@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.apps import create_service
-from services.server import GRACEFUL_SECONDS
+from services.server import config as server_config
 from shared.bus import MemoryBus
 from shared.migrate import upgrade_all
 from shared.runtime import ServiceRuntime, stop_together
@@ -67,16 +67,7 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
         for app in apps:
             app.state.not_ready_reason = "seeding demo data"
     servers = [
-        _Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=ports[service],
-                log_config=None,
-                lifespan="on",
-                timeout_graceful_shutdown=GRACEFUL_SECONDS,
-            )
-        )
+        _Server(server_config(app, "127.0.0.1", ports[service], lifespan="on"))
         for service, app in zip(SERVICES, apps, strict=True)
     ]
 

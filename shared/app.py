@@ -102,11 +102,7 @@ def create_service_app(
     app.state.service = service
     app.router.redirect_slashes = False  # RequestShapeMiddleware answers with a JSON 404
 
-    async def _settings() -> Settings:
-        return settings
-
-    # Async: FastAPI would run a plain function dependency in its thread pool on every request.
-    app.dependency_overrides[get_settings] = _settings
+    app.state.settings = settings  # read by the ``app_settings`` dependency
     install_error_handlers(app)
     app.add_middleware(RequestShapeMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)

@@ -9,7 +9,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import Forbidden, Unauthorized
-from shared.settings import Role, Settings, get_settings
+from shared.settings import Role, Settings, app_settings
 
 
 def _role_for(token: str, keys: dict[str, Role]) -> Role | None:
@@ -32,7 +32,7 @@ _bearer = HTTPBearer(
 
 async def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: Annotated[Settings, Depends(app_settings)],
 ) -> Role:
     token = credentials.credentials.strip() if credentials else ""
     if not token:

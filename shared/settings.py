@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
+from fastapi import Request
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -124,5 +125,15 @@ def load_settings(**overrides: object) -> Settings:
 
 @lru_cache
 def get_settings() -> Settings:
-    """FastAPI dependency; tests override it with ``app.dependency_overrides``."""
+    """The settings of this process, read once from the environment."""
     return load_settings()
+
+
+async def app_settings(request: Request) -> Settings:
+    """FastAPI dependency: the settings the app was built with (``create_service``).
+
+    Read from ``app.state`` rather than through ``dependency_overrides``: with an override in
+    place FastAPI re-inspects the override's signature on every request. Async, because FastAPI
+    would run a plain function dependency in its thread pool."""
+    settings: Settings = request.app.state.settings
+    return settings

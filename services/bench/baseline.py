@@ -69,19 +69,15 @@ def create_app(dsn: str, secret: str) -> FastAPI:
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
+    from services.server import config
+
     parser = argparse.ArgumentParser(prog="python -m services.bench.baseline")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--secret", required=True)
     args = parser.parse_args(argv)
-    # The uvicorn settings of ``ticketflow serve`` (services/cli.py ``_serve``).
-    uvicorn.run(
-        create_app(args.dsn, args.secret),
-        host="127.0.0.1",
-        port=args.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    # The uvicorn settings of ``ticketflow serve`` (services/server.py ``config``).
+    uvicorn.Server(config(create_app(args.dsn, args.secret), "127.0.0.1", args.port)).run()
     return 0
 
 

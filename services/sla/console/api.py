@@ -29,7 +29,7 @@ from services.sla.console.stream import Delta, hub_of
 from services.sla.goals import attainment
 from shared.app import Runtime, Session
 from shared.errors import DomainError, NotFound
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, app_settings
 
 router = APIRouter()
 
@@ -41,7 +41,7 @@ STATIC = {
     "LICENSE.uplot.txt": "text/plain; charset=utf-8",
 }
 NO_STORE = {"Cache-Control": "no-store"}
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 @cache

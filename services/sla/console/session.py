@@ -19,7 +19,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from shared.auth import authenticate
 from shared.errors import Unauthorized
-from shared.settings import Role, Settings, get_settings
+from shared.settings import Role, Settings, app_settings
 
 COOKIE = "ticketflow_console"
 SESSION_SECONDS = 12 * 3600
@@ -69,7 +69,7 @@ def viewer_from_cookie(value: str, settings: Settings) -> Viewer | None:
 
 
 async def optional_viewer(
-    request: Request, settings: Annotated[Settings, Depends(get_settings)]
+    request: Request, settings: Annotated[Settings, Depends(app_settings)]
 ) -> Viewer | None:
     """The bearer key if one is sent (it must be valid), else the session cookie, else None."""
     header = request.headers.get("authorization")
