@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
+from services.router.assignment import AgentView
 from services.router.models import (
     Agent,
     IdempotencyKey,
@@ -104,6 +106,43 @@ async def page_agents(session: AsyncSession, *, limit: int, cursor: str | None) 
 async def online_agents(session: AsyncSession) -> Sequence[Agent]:
     statement = select(Agent).where(Agent.status == "online").order_by(Agent.id)
     return (await session.execute(statement)).scalars().all()
+
+
+async def online_agent_views(session: AsyncSession) -> list[AgentView]:
+    """The online agents as routing sees them, without loads (``agent_loads``); one Core read."""
+    statement = (
+        select(
+            Agent.id,
+            Agent.status,
+            Agent.groups,
+            Agent.skills,
+            Agent.capacity,
+            Agent.last_assigned_at,
+        )
+        .where(Agent.status == "online")
+        .order_by(Agent.id)
+    )
+    return [
+        AgentView(
+            id=row.id,
+            status=row.status,
+            groups=frozenset(row.groups or []),
+            skills=frozenset(row.skills or []),
+            capacity=dict(row.capacity or {}),
+            last_assigned_at=row.last_assigned_at,
+        )
+        for row in (await session.execute(statement)).all()
+    ]
+
+
+async def mark_assigned(session: AsyncSession, agent_id: str, at: datetime) -> None:
+    """Record that the agent was just given a ticket (round-robin among equals): on the loaded
+    row if this session holds it, else by one UPDATE."""
+    agent = session.identity_map.get(identity_key(Agent, agent_id))
+    if isinstance(agent, Agent):
+        agent.last_assigned_at = at
+    else:
+        await session.execute(update(Agent).where(Agent.id == agent_id).values(last_assigned_at=at))
 
 
 async def agent_loads(
