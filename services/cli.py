@@ -7,10 +7,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from shared import telemetry
 from shared.logging import configure_logging
 from shared.settings import SERVICES, Settings, SettingsError, load_settings
+
+ROLES = ("all", "api", "worker")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=None, help="default: 8001/8002/8003")
+    serve.add_argument(
+        "--role",
+        choices=ROLES,
+        default=None,
+        help="all (default): everything; api: HTTP only; worker: consumers, outbox relay and "
+        "background loops, with only /healthz /readyz /metrics (TICKETFLOW_PROCESS_ROLE)",
+    )
 
     migrate = commands.add_parser("migrate", help="upgrade database schemas to the newest revision")
     migrate.add_argument("service", nargs="?", default="all", choices=(*SERVICES, "all"))
@@ -68,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_dev(settings, args.port_base, data_dir, args.demo))
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
+            if args.role is not None:
+                settings = settings.model_copy(update={"process_role": args.role})
             return _serve(settings, args.service, args.host, args.port)
         if args.command == "migrate":
             from shared.migrate import upgrade_all
@@ -97,10 +109,12 @@ def _serve(settings: Settings, service: str, host: str, port: int | None) -> int
 
     if not settings.kafka_bootstrap_servers:
         raise SettingsError("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS: required by serve")
-    from services.apps import create_service
+    from services.apps import create_service, ops_only
 
     telemetry.configure(f"ticketflow-{service}")
-    app = create_service(service, settings)
+    app: Any = create_service(service, settings)
+    if settings.process_role == "worker":
+        app = ops_only(app)
     try:
         serve(app, host, port or 8001 + SERVICES.index(service))
     finally:

@@ -228,6 +228,10 @@ class ServiceRuntime:
             clock=self.clock,
         )
         self._relay.start()
+        if self.settings.process_role == "api":
+            # HTTP only: the worker processes consume and run the background loops.
+            log.info("%s started (api role)", self.name)
+            return
         if self.handlers:
             topics = [self.settings.topic(t) for t in self.consumes]
             self._subscription = await self.bus.subscribe(

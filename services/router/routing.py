@@ -102,6 +102,9 @@ class Roster:
 
     views: dict[str, AgentView]
     counted: set[str] = field(default_factory=set)
+    # Agents found locked by another transaction: not tried again in this one (each try is a
+    # round trip); they are still waited for when no agent can be had otherwise.
+    busy: set[str] = field(default_factory=set)
 
 
 async def roster(ctx: RouterContext) -> Roster:
@@ -149,8 +152,8 @@ async def _place(ctx: RouterContext, ticket: Ticket, current: Roster) -> bool:
     previous = await repository.previous_agents(
         ctx.session, ticket, ctx.clock.now() - RETURNING_CUSTOMER_WINDOW
     )
-    candidates = dict(current.views)
-    busy: dict[str, AgentView] = {}  # fitting agents locked by another transaction
+    candidates = {k: v for k, v in current.views.items() if k not in current.busy}
+    busy = {k: current.views[k] for k in current.busy if k in current.views}
     while candidates:
         choice = choose_agent(needs, list(candidates.values()), previous)
         if choice is None:
@@ -172,6 +175,7 @@ async def _place(ctx: RouterContext, ticket: Ticket, current: Roster) -> bool:
         )
         if agent is None:
             busy[choice.agent_id] = candidates.pop(choice.agent_id)
+            current.busy.add(choice.agent_id)
             continue
         if await _assign_if_room(ctx, ticket, agent, choice.strategy, current):
             return True
@@ -182,6 +186,7 @@ async def _place(ctx: RouterContext, ticket: Ticket, current: Roster) -> bool:
         if choice is None:
             return False
         busy.pop(choice.agent_id)
+        current.busy.discard(choice.agent_id)
         agent = await repository.get_agent(ctx.session, choice.agent_id, for_update=True)
         if agent is not None and await _assign_if_room(
             ctx, ticket, agent, choice.strategy, current
