@@ -27,7 +27,13 @@ from tenacity import (
 
 from shared.bus import EventBus, KafkaBus, MemoryBus, Message, PermanentError, Subscription
 from shared.clock import Clock, SystemClock
-from shared.db import READ_ONLY_OPTION, create_engine, make_sessionmaker, ping
+from shared.db import (
+    READ_ONLY_OPTION,
+    create_engine,
+    make_sessionmaker,
+    ping,
+    writes_at_end,
+)
 from shared.db_metrics import count_statements
 from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
 from shared.faults import DependencyUnavailable, is_infrastructure_error, unavailable_dependency
@@ -378,7 +384,11 @@ class ServiceRuntime:
         prepared = self._prepare(message)
         if prepared is None:
             return
-        async with self.sessionmaker.begin() as session, self.outbox.deferred(session):
+        async with (
+            self.sessionmaker.begin() as session,
+            self.outbox.deferred(session),
+            writes_at_end(session),
+        ):
             context = await self._apply(session, *prepared)
         self._committed([context] if context else [])
 
@@ -396,7 +406,7 @@ class ServiceRuntime:
             fresh = await self.inbox.first_times(
                 session, self.name, [envelope.id for envelope, _, _ in prepared]
             )
-            async with self.outbox.deferred(session):
+            async with self.outbox.deferred(session), writes_at_end(session):
                 for envelope, event, handler in prepared:
                     # A message repeated inside the batch is handled at its first occurrence.
                     first_time = envelope.id in fresh

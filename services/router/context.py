@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import inspect
 
+from services.router import repository
 from services.router.models import RoutingDecision, Ticket
 from shared import events as ev
 from shared.runtime import UnitOfWork
@@ -75,11 +76,12 @@ async def record(
         ticket_id=ticket.id, at=ctx.clock.now(), kind=kind, changes=changes, reason=reason
     )
     if inspect(ticket).persistent:
-        ctx.session.add(decision)
+        repository.add_decision(ctx.session, decision)
     else:
         ctx.session.info.setdefault(_UNSAVED_DECISIONS, []).append(decision)
 
 
 def save_decisions(ctx: RouterContext) -> None:
     """Once the new ticket is written: add the decisions ``record`` kept back."""
-    ctx.session.add_all(ctx.session.info.pop(_UNSAVED_DECISIONS, []))
+    for decision in ctx.session.info.pop(_UNSAVED_DECISIONS, []):
+        repository.add_decision(ctx.session, decision)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
@@ -22,7 +22,7 @@ from services.router.models import (
     TicketMessage,
     WebhookDelivery,
 )
-from shared.db import dialect_name, insert_ignoring_conflicts
+from shared.db import BatchWrite, dialect_name, insert_ignoring_conflicts, queue_at_end
 from shared.pagination import Slice, paginate
 
 # Tickets that occupy an agent's capacity: pending waits on the customer, solved is done.
@@ -137,12 +137,52 @@ async def online_agent_views(session: AsyncSession) -> list[AgentView]:
 
 async def mark_assigned(session: AsyncSession, agent_id: str, at: datetime) -> None:
     """Record that the agent was just given a ticket (round-robin among equals): on the loaded
-    row if this session holds it, else by one UPDATE."""
+    row if this session holds it; and, in a consumer's transaction, one UPDATE per agent at its
+    end with the latest time (else one UPDATE now)."""
     agent = session.identity_map.get(identity_key(Agent, agent_id))
     if isinstance(agent, Agent):
         agent.last_assigned_at = at
-    else:
+    if queue_at_end(session, "router_last_assigned", (agent_id, at), _write_last_assigned(session)):
+        return
+    if not isinstance(agent, Agent):
         await session.execute(update(Agent).where(Agent.id == agent_id).values(last_assigned_at=at))
+
+
+def _write_last_assigned(session: AsyncSession) -> BatchWrite:
+    async def write(items: list[tuple[str, datetime]]) -> None:
+        latest: dict[str, datetime] = {}
+        for agent_id, at in items:
+            latest[agent_id] = max(at, latest.get(agent_id, at))
+        table = cast(Table, Agent.__table__)
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("agent"))
+            .values(last_assigned_at=bindparam("at")),
+            [{"agent": agent_id, "at": at} for agent_id, at in latest.items()],
+        )
+
+    return write
+
+
+def add_decision(session: AsyncSession, decision: RoutingDecision) -> None:
+    """Add a routing decision; in a consumer's transaction all of them are inserted in one
+    statement at its end (nothing reads them back before)."""
+    row = {
+        "ticket_id": decision.ticket_id,
+        "at": decision.at,
+        "kind": decision.kind,
+        "changes": decision.changes,
+        "reason": decision.reason,
+    }
+    if not queue_at_end(session, "router_decisions", row, _write_decisions(session)):
+        session.add(decision)
+
+
+def _write_decisions(session: AsyncSession) -> BatchWrite:
+    async def write(rows: list[dict[str, Any]]) -> None:
+        await session.execute(insert(cast(Table, RoutingDecision.__table__)), rows)
+
+    return write
 
 
 async def agent_loads(
