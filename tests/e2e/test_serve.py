@@ -183,21 +183,21 @@ async def test_router_scales_out_as_api_and_workers(serve_stack: ServeStack) -> 
     workers = []
     for number in range(2):
         port = free_port()
-        worker = ServiceProcess.serve(
+        process = ServiceProcess.serve(
             "router",
             port,
             serve_stack.env,
             role="worker",
             log_path=serve_stack.logs / f"router-worker{number}.log",
         )
-        await asyncio.to_thread(worker.start, 90)
-        workers.append((worker, port))
+        await asyncio.to_thread(process.start, 90)
+        workers.append((process, port))
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{workers[0][1]}") as worker:
-            assert (await worker.get("/readyz")).status_code == 200
-            metrics = await worker.get("/metrics")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{workers[0][1]}") as ops:
+            assert (await ops.get("/readyz")).status_code == 200
+            metrics = await ops.get("/metrics")
             assert "ticketflow_db_statements_total" in metrics.text
-            refused = await worker.get("/v1/tickets")
+            refused = await ops.get("/v1/tickets")
             assert refused.status_code == 404
             assert "worker" in refused.json()["detail"]
         ticket_ids = []
@@ -236,5 +236,5 @@ async def test_router_scales_out_as_api_and_workers(serve_stack: ServeStack) -> 
                 assignments = [d for d in ticket["routing_history"] if d["kind"] == "assignment"]
                 assert len(assignments) == 1, f"{ticket_id} assigned {len(assignments)} times"
     finally:
-        for worker, _ in workers:
-            await asyncio.to_thread(worker.stop)
+        for process, _ in workers:
+            await asyncio.to_thread(process.stop)
