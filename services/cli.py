@@ -14,6 +14,8 @@ from shared.logging import configure_logging
 from shared.settings import SERVICES, Settings, SettingsError, load_settings
 
 ROLES = ("all", "api", "worker")
+# The services whose background loops all belong to the worker side.
+SPLIT_SERVICES = ("router",)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         "--role",
         choices=ROLES,
         default=None,
-        help="all (default): everything; api: HTTP only; worker: consumers, outbox relay and "
-        "background loops, with only /healthz /readyz /metrics (TICKETFLOW_PROCESS_ROLE)",
+        help="router only. all (default): everything; api: HTTP only; worker: consumers, outbox "
+        "relay and the queue sweep, with only /healthz /readyz /metrics "
+        "(TICKETFLOW_PROCESS_ROLE)",
     )
 
     migrate = commands.add_parser("migrate", help="upgrade database schemas to the newest revision")
@@ -109,6 +112,13 @@ def _serve(settings: Settings, service: str, host: str, port: int | None) -> int
 
     if not settings.kafka_bootstrap_servers:
         raise SettingsError("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS: required by serve")
+    if settings.process_role != "all" and service not in SPLIT_SERVICES:
+        # sla's console feeds its HTTP clients from a background loop: it runs whole.
+        raise SettingsError(
+            f"--role {settings.process_role} (TICKETFLOW_PROCESS_ROLE): only "
+            f"{', '.join(SPLIT_SERVICES)} splits into api and worker processes; "
+            f"run {service} with --role all"
+        )
     from services.apps import create_service, ops_only
 
     telemetry.configure(f"ticketflow-{service}")

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     consumer_max_retries: int = Field(default=5, ge=0, le=100)
     outbox_poll_seconds: float = Field(default=0.5, gt=0, le=60)
-    # What a ``serve`` process runs: ``all``; ``api`` (HTTP and the relay of what it writes, no
+    # What a ``serve router`` process runs (the others: only ``all``): ``all``; ``api`` (HTTP and the relay of what it writes, no
     # consumers or background loops); ``worker`` (consumers, relay, background loops, and only
     # /healthz, /readyz and /metrics over HTTP). ``serve --role`` sets it.
     process_role: Literal["all", "api", "worker"] = "all"
