@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
@@ -32,18 +32,32 @@ PRIORITY_RANK = {"urgent": 3, "high": 2, "normal": 1, "low": 0}
 M = TypeVar("M", Ticket, Agent)
 
 
-async def _get(
-    session: AsyncSession, model: type[M], row_id: str, for_update: bool, skip_locked: bool
-) -> M | None:
-    """``for_update`` locks the row and reloads it; ``skip_locked`` gives None if another
-    transaction holds it (PostgreSQL; SQLite serializes writers anyway)."""
-    statement = select(model).where(model.id == row_id)
+def _by_id(model: type[M], for_update: bool, skip_locked: bool) -> Select[Any]:
+    statement = select(model).where(model.id == bindparam("row_id"))
     if for_update:
         # Reload: the identity map may hold a copy read before another transaction committed.
         statement = statement.with_for_update(skip_locked=skip_locked).execution_options(
             populate_existing=True
         )
-    return (await session.execute(statement)).scalar_one_or_none()
+    return statement
+
+
+# Built once: the hot path (a consumer routing tickets) runs these for every ticket, and
+# building a statement and its cache key costs more than running it through the cache.
+_BY_ID: dict[tuple[type[Any], bool, bool], Select[Any]] = {
+    **{(Ticket, u, k): _by_id(Ticket, u, k) for u in (False, True) for k in (False, True)},
+    **{(Agent, u, k): _by_id(Agent, u, k) for u in (False, True) for k in (False, True)},
+}
+
+
+async def _get(
+    session: AsyncSession, model: type[M], row_id: str, for_update: bool, skip_locked: bool
+) -> M | None:
+    """``for_update`` locks the row and reloads it; ``skip_locked`` gives None if another
+    transaction holds it (PostgreSQL; SQLite serializes writers anyway)."""
+    statement = _BY_ID[(model, for_update, for_update and skip_locked)]
+    row: M | None = (await session.execute(statement, {"row_id": row_id})).scalar_one_or_none()
+    return row
 
 
 async def get_ticket(
@@ -222,26 +236,37 @@ async def waiting_tickets(session: AsyncSession, limit: int = 200) -> Sequence[T
 # --- routing ----------------------------------------------------------------------------------
 
 
+PREVIOUS_AGENTS_SCAN = 20  # rows read to find up to 5 distinct agents
+_PREVIOUS_AGENTS = (
+    select(Ticket.assignee_id)
+    .where(
+        Ticket.requester_id == bindparam("requester_id"),
+        Ticket.id != bindparam("ticket_id"),
+        Ticket.assignee_id.is_not(None),
+        or_(
+            Ticket.status.in_((*ACTIVE_STATUSES, "pending")),
+            and_(
+                Ticket.status.in_(("solved", "closed")),
+                Ticket.solved_at >= bindparam("solved_since", type_=Ticket.solved_at.type),
+            ),
+        ),
+    )
+    .order_by(Ticket.updated_at.desc())
+    .limit(PREVIOUS_AGENTS_SCAN)
+)
+
+
 async def previous_agents(
     session: AsyncSession, ticket: Ticket, solved_since: datetime, limit: int = 5
 ) -> list[str]:
     """Agents of the requester's other open or recently solved tickets, most recent first."""
-    statement = (
-        select(Ticket.assignee_id)
-        .where(
-            Ticket.requester_id == ticket.requester_id,
-            Ticket.id != ticket.id,
-            Ticket.assignee_id.is_not(None),
-            or_(
-                Ticket.status.in_((*ACTIVE_STATUSES, "pending")),
-                and_(Ticket.status.in_(("solved", "closed")), Ticket.solved_at >= solved_since),
-            ),
-        )
-        .order_by(Ticket.updated_at.desc())
-        .limit(limit * 4)
-    )
+    parameters = {
+        "requester_id": ticket.requester_id,
+        "ticket_id": ticket.id,
+        "solved_since": solved_since,
+    }
     agents: list[str] = []
-    for (agent_id,) in (await session.execute(statement)).all():
+    for (agent_id,) in (await session.execute(_PREVIOUS_AGENTS, parameters)).all():
         if agent_id is not None and agent_id not in agents:
             agents.append(agent_id)
     return agents[:limit]
