@@ -5,9 +5,11 @@ Apart from ``cli.py`` so that ``dev.py`` (which ``cli.py`` starts) need not impo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.settings import Settings
 
@@ -23,3 +25,35 @@ def create_service(service: str, settings: Settings, **kwargs: Any) -> FastAPI:
     else:
         raise ValueError(f"unknown service {service!r}")
     return create_app(settings, **kwargs)
+
+
+# What a worker process (``serve --role worker``) answers over HTTP.
+OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def ops_only(app: ASGIApp) -> ASGIApp:
+    """``app`` (its lifespan starts the runtime) answering only the ops endpoints: a worker
+    serves no business API, so a balancer or a client pointed at it gets 404 for the rest."""
+
+    async def worker_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in OPS_PATHS:
+            await app(scope, receive, send)
+            return
+        body = json.dumps(
+            {
+                "type": "about:blank",
+                "title": "Not Found",
+                "status": 404,
+                "detail": "a worker process serves only /healthz, /readyz and /metrics",
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [(b"content-type", b"application/problem+json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return worker_app

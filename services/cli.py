@@ -7,10 +7,15 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from shared import telemetry
 from shared.logging import configure_logging
 from shared.settings import SERVICES, Settings, SettingsError, load_settings
+
+ROLES = ("all", "api", "worker")
+# The services whose background loops all belong to the worker side.
+SPLIT_SERVICES = ("router",)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=None, help="default: 8001/8002/8003")
+    serve.add_argument(
+        "--role",
+        choices=ROLES,
+        default=None,
+        help="router only. all (default): everything; api: HTTP only; worker: consumers, outbox "
+        "relay and the queue sweep, with only /healthz /readyz /metrics "
+        "(TICKETFLOW_PROCESS_ROLE)",
+    )
 
     migrate = commands.add_parser("migrate", help="upgrade database schemas to the newest revision")
     migrate.add_argument("service", nargs="?", default="all", choices=(*SERVICES, "all"))
@@ -68,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_dev(settings, args.port_base, data_dir, args.demo))
         configure_logging(settings.log_level, settings.log_format)
         if args.command == "serve":
+            if args.role is not None:
+                settings = settings.model_copy(update={"process_role": args.role})
             return _serve(settings, args.service, args.host, args.port)
         if args.command == "migrate":
             from shared.migrate import upgrade_all
@@ -97,10 +112,19 @@ def _serve(settings: Settings, service: str, host: str, port: int | None) -> int
 
     if not settings.kafka_bootstrap_servers:
         raise SettingsError("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS: required by serve")
-    from services.apps import create_service
+    if settings.process_role != "all" and service not in SPLIT_SERVICES:
+        # sla's console feeds its HTTP clients from a background loop: it runs whole.
+        raise SettingsError(
+            f"--role {settings.process_role} (TICKETFLOW_PROCESS_ROLE): only "
+            f"{', '.join(SPLIT_SERVICES)} splits into api and worker processes; "
+            f"run {service} with --role all"
+        )
+    from services.apps import create_service, ops_only
 
     telemetry.configure(f"ticketflow-{service}")
-    app = create_service(service, settings)
+    app: Any = create_service(service, settings)
+    if settings.process_role == "worker":
+        app = ops_only(app)
     try:
         serve(app, host, port or 8001 + SERVICES.index(service))
     finally:

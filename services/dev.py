@@ -51,6 +51,8 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
         "public_base_url": f"http://127.0.0.1:{ports['survey']}",
         "router_url": f"http://127.0.0.1:{ports['router']}",
         "survey_url": f"http://127.0.0.1:{ports['survey']}",
+        # One process does everything, whatever TICKETFLOW_PROCESS_ROLE says.
+        "process_role": "all",
     }
     if not settings.api_keys:
         updates["api_keys"] = DEV_API_KEYS

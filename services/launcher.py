@@ -198,10 +198,11 @@ class ServiceProcess:
 
     @classmethod
     def serve(
-        cls, service: str, port: int, env: Mapping[str, str], **kwargs: object
+        cls, service: str, port: int, env: Mapping[str, str], role: str = "all", **kwargs: object
     ) -> ServiceProcess:
+        """``ticketflow serve <service> --role <role>`` on ``port``."""
         return cls(
-            ["serve", service, "--host", "127.0.0.1", "--port", str(port)],
+            ["serve", service, "--host", "127.0.0.1", "--port", str(port), "--role", role],
             ready_urls=[f"http://127.0.0.1:{port}/readyz"],
             env=env,
             **kwargs,  # type: ignore[arg-type]

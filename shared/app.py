@@ -30,7 +30,6 @@ from shared.http_input import RequestShapeMiddleware
 from shared.metrics import (
     HTTP_LATENCY,
     HTTP_REQUESTS,
-    count_statements,
     current_request,
     metrics_endpoint,
     route_of,
@@ -80,8 +79,7 @@ def create_service_app(
             background=background,
             unit_of_work=unit_of_work,
         )
-        await runtime.start()
-        count_statements(runtime.engine, service)
+        await runtime.start()  # counts its statements too (shared.metrics.count_statements)
         app.state.runtime = runtime
         try:
             yield

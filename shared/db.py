@@ -7,6 +7,8 @@ translated away, so the same models and queries run on both.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -151,3 +153,37 @@ def insert_ignoring_conflicts(table: Any, dialect_name: str, **values: Any) -> I
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+# ``session.info`` key of the writes ``queue_at_end`` collects inside ``writes_at_end``.
+_AT_END = "ticketflow_writes_at_end"
+
+BatchWrite = Callable[[list[Any]], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def writes_at_end(session: AsyncSession) -> AsyncIterator[None]:
+    """Inside the block, ``queue_at_end`` collects writes nobody reads back in the same
+    transaction (an audit row, a "last assigned" time); at its end (not after an error) each
+    kind is written once, with every item queued, instead of once per item."""
+    if _AT_END in session.info:  # an outer block writes them
+        yield
+        return
+    queued: dict[str, tuple[BatchWrite, list[Any]]] = {}
+    session.info[_AT_END] = queued
+    try:
+        yield
+    finally:
+        del session.info[_AT_END]
+    for write, items in queued.values():
+        await write(items)
+
+
+def queue_at_end(session: AsyncSession, key: str, item: Any, write: BatchWrite) -> bool:
+    """Queue ``item`` for ``write`` at the end of the enclosing ``writes_at_end`` (the first
+    ``write`` given for ``key`` is the one used); False outside one: write it now yourself."""
+    queued: dict[str, tuple[BatchWrite, list[Any]]] | None = session.info.get(_AT_END)
+    if queued is None:
+        return False
+    queued.setdefault(key, (write, []))[1].append(item)
+    return True

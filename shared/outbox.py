@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -32,6 +33,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import EventBus, OutgoingMessage
@@ -45,6 +48,11 @@ log = logging.getLogger(__name__)
 
 # The longest pause between two relay attempts while the database or the broker is down.
 RELAY_BACKOFF_MAX_SECONDS = 5.0
+# How soon a relay tries again while another process's relay of the service holds the lock.
+LOCKED_OUT_RETRY_SECONDS = 0.05
+
+# ``session.info`` key of the rows ``Outbox.deferred`` collects.
+_PENDING_ROWS = "ticketflow_outbox_pending"
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -112,9 +120,29 @@ class Outbox:
         return str(row["event_id"])
 
     async def add_rows(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        """Write prepared rows in one statement (they keep their order in the table)."""
-        if rows:
+        """Write prepared rows in one statement (they keep their order in the table); inside
+        ``deferred`` they join the transaction's list, written in one statement at its end."""
+        pending: list[dict[str, Any]] | None = session.info.get(_PENDING_ROWS)
+        if pending is not None:
+            pending.extend(rows)
+        elif rows:
             await session.execute(self.table.insert(), rows)
+
+    @contextlib.asynccontextmanager
+    async def deferred(self, session: AsyncSession) -> AsyncIterator[None]:
+        """Collect every row added in the block and write them all in one statement at its end,
+        in the order they were added (a consumer batch: one insert for all its events)."""
+        if _PENDING_ROWS in session.info:  # already deferred by an outer block
+            yield
+            return
+        pending: list[dict[str, Any]] = []
+        session.info[_PENDING_ROWS] = pending
+        try:
+            yield
+        finally:
+            del session.info[_PENDING_ROWS]
+        if pending:
+            await session.execute(self.table.insert(), pending)
 
 
 class Inbox:
@@ -139,6 +167,24 @@ class Inbox:
         )
         result: Any = await session.execute(statement)
         return bool(result.rowcount)
+
+    async def first_times(
+        self, session: AsyncSession, consumer: str, event_ids: Sequence[str]
+    ) -> set[str]:
+        """``first_time`` for many events in one statement: the ids seen for the first time."""
+        unique = list(dict.fromkeys(event_ids))
+        if not unique:
+            return set()
+        now = self.clock.now()
+        rows = [{"consumer": consumer, "event_id": e, "processed_at": now} for e in unique]
+        insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
+        statement = (
+            insert(self.table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(self.table.c.event_id)
+        )
+        return set((await session.execute(statement)).scalars().all())
 
     async def purge(self, session: AsyncSession, older_than: timedelta) -> int:
         result: Any = await session.execute(
@@ -171,6 +217,7 @@ class OutboxRelay:
         self.retention = retention
         self.clock = clock or SystemClock()
         self._wake = asyncio.Event()
+        self._locked_out = False
         self._task: asyncio.Task[None] | None = None
         # Serializes relays of one service across processes, so per-key order is kept.
         self._lock_key = zlib.crc32(f"ticketflow-outbox-{service}".encode())
@@ -205,6 +252,9 @@ class OutboxRelay:
         backoff = self.poll_seconds
         last_purge = self.clock.now()
         while True:
+            # Cleared before reading, so a commit that lands while a batch is being published
+            # wakes the next round at once instead of waiting for the poll.
+            self._wake.clear()
             try:
                 published = await self.relay_once()
                 backoff = self.poll_seconds
@@ -229,7 +279,11 @@ class OutboxRelay:
                 backoff = min(backoff * 2, RELAY_BACKOFF_MAX_SECONDS)
             if published >= self.batch_size:
                 continue
-            self._wake.clear()
+            if self._locked_out:
+                # Another process's relay of this service is publishing: its rows and ours go
+                # out in one order, so try again shortly rather than after a whole poll.
+                await wait_for_wake(self._wake, min(backoff, LOCKED_OUT_RETRY_SECONDS))
+                continue
             await wait_for_wake(self._wake, backoff)
 
     async def relay_once(self) -> int:
@@ -239,6 +293,7 @@ class OutboxRelay:
                 locked = await session.scalar(
                     select(func.pg_try_advisory_xact_lock(self._lock_key))
                 )
+                self._locked_out = not locked
                 if not locked:
                     return 0
             rows = (

@@ -27,10 +27,16 @@ from tenacity import (
 
 from shared.bus import EventBus, KafkaBus, MemoryBus, Message, PermanentError, Subscription
 from shared.clock import Clock, SystemClock
-from shared.db import READ_ONLY_OPTION, create_engine, make_sessionmaker, ping
+from shared.db import (
+    READ_ONLY_OPTION,
+    create_engine,
+    make_sessionmaker,
+    ping,
+    writes_at_end,
+)
 from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
 from shared.faults import DependencyUnavailable, is_infrastructure_error, unavailable_dependency
-from shared.metrics import EVENTS_CONSUMED
+from shared.metrics import EVENTS_CONSUMED, count_statements
 from shared.outbox import Inbox, Outbox, OutboxRelay
 from shared.settings import Settings
 from shared.telemetry import current_traceparent, handler_span, instrument_engine
@@ -204,6 +210,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         self._engine = create_engine(self.settings.database_url, self.name)
         instrument_engine(self._engine)
+        count_statements(self._engine, self.name)
         self._sessionmaker = make_sessionmaker(self._engine)
         if self._bus is None:
             if not self.settings.kafka_bootstrap_servers:
@@ -226,6 +233,10 @@ class ServiceRuntime:
             clock=self.clock,
         )
         self._relay.start()
+        if self.settings.process_role == "api":
+            # HTTP only: the worker processes consume and run the background loops.
+            log.info("%s started (api role)", self.name)
+            return
         if self.handlers:
             topics = [self.settings.topic(t) for t in self.consumes]
             self._subscription = await self.bus.subscribe(
@@ -341,11 +352,19 @@ class ServiceRuntime:
         return envelope, event, handler
 
     async def _apply(
-        self, session: AsyncSession, envelope: Envelope, event: Event, handler: EventHandler
+        self,
+        session: AsyncSession,
+        envelope: Envelope,
+        event: Event,
+        handler: EventHandler,
+        first_time: bool | None = None,
     ) -> HandlerContext | None:
-        """Inside the caller's transaction: the inbox check, then the handler's effects."""
+        """Inside the caller's transaction: the inbox check (``first_time`` when the caller
+        already did it for a batch), then the handler's effects."""
         with handler_span(self.name, envelope):
-            if not await self.inbox.first_time(session, self.name, envelope.id):
+            if first_time is None:
+                first_time = await self.inbox.first_time(session, self.name, envelope.id)
+            if not first_time:
                 EVENTS_CONSUMED.labels(self.name, envelope.type, "duplicate").inc()
                 return None
             context = HandlerContext(session, self.outbox, self.clock, envelope, self)
@@ -364,26 +383,38 @@ class ServiceRuntime:
         prepared = self._prepare(message)
         if prepared is None:
             return
-        async with self.sessionmaker.begin() as session:
+        async with (
+            self.sessionmaker.begin() as session,
+            self.outbox.deferred(session),
+            writes_at_end(session),
+        ):
             context = await self._apply(session, *prepared)
         self._committed([context] if context else [])
 
     async def handle_batch(self, messages: list[Message]) -> None:
         """Consecutive messages of one partition in ONE transaction: one commit instead of one
-        per event. Each still has its inbox row; between messages the session is flushed and
-        emptied so every handler reads fresh rows. If anything fails, the bus falls back to
-        ``handle_message`` one by one, so a bad message cannot hold back its neighbours."""
+        per event, the inbox rows of all of them in one statement, their outbox rows in another
+        (in the order emitted). Between messages the session is flushed and emptied so every
+        handler reads fresh rows. If anything fails, the bus falls back to ``handle_message``
+        one by one, so a bad message cannot hold back its neighbours."""
         prepared = [p for p in map(self._prepare, messages) if p is not None]
         if not prepared:
             return
         contexts: list[HandlerContext] = []
         async with self.sessionmaker.begin() as session:
-            for envelope, event, handler in prepared:
-                context = await self._apply(session, envelope, event, handler)
-                if context is not None:
-                    contexts.append(context)
-                await session.flush()
-                session.expunge_all()
+            fresh = await self.inbox.first_times(
+                session, self.name, [envelope.id for envelope, _, _ in prepared]
+            )
+            async with self.outbox.deferred(session), writes_at_end(session):
+                for envelope, event, handler in prepared:
+                    # A message repeated inside the batch is handled at its first occurrence.
+                    first_time = envelope.id in fresh
+                    fresh.discard(envelope.id)
+                    context = await self._apply(session, envelope, event, handler, first_time)
+                    if context is not None:
+                        contexts.append(context)
+                    await session.flush()
+                    session.expunge_all()
         self._committed(contexts)
 
 

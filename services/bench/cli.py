@@ -47,6 +47,12 @@ def add_parser(commands: Any) -> None:
     group.add_argument("--rate", type=float, default=500.0, help="tickets/s offered (500)")
     group.add_argument("--agents", type=int, default=10, help="online agents (10)")
     group.add_argument("--pipeline-timeout", type=float, default=180.0, help="drain limit (180 s)")
+    group.add_argument(
+        "--no-scale-out",
+        dest="scale_out",
+        action="store_false",
+        help="skip the runs with 1 and 2 router worker processes",
+    )
     group = bench.add_argument_group("timers")
     group.add_argument("--timers", type=int, default=1_000_000, help="open timers (1,000,000)")
     group.add_argument("--spread", type=int, default=2000, help="timers due at spread instants")
@@ -162,6 +168,11 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         # Each scenario gets its own database and broker: nothing left over skews the next one.
         async with bench_env(settings, args.kafka, name, args.profile) as env:
             figures = await run(env, options)
+        if name == "pipeline" and args.scale_out:
+            figures["scale_out"] = await pipeline.run_scale_out(
+                lambda tag: bench_env(settings, args.kafka, tag, args.profile), options
+            )
+            figures["scale_out_ratio"] = figures["scale_out"]["ratio"]
         document["scenarios"][name] = figures
         rows.extend(to_rows(figures))
     document["duration_s"] = round(time.monotonic() - began, 1)

@@ -13,15 +13,19 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
-from services.bench.intake import run_loadgen
+from services.bench.intake import cpu_seconds, run_loadgen
 from services.bench.report import Row, fmt, ms, percentile, ratio
 from services.bench.runner import ADMIN_KEY, WEBHOOK_SECRET, BenchEnv, progress
+from services.launcher import ServiceProcess
 
 TARGET_RATIO = 1.0
 AGENT_CAPACITY = 10_000  # the API's maximum per channel
@@ -132,16 +136,69 @@ async def create_agents(router_url: str, count: int) -> None:
             response.raise_for_status()
 
 
-async def run_pipeline(env: BenchEnv, options: PipelineOptions) -> dict[str, Any]:
-    _, router_port = env.start_service("router")
+async def db_statements(client: httpx.AsyncClient, port: int) -> float | None:
+    """``ticketflow_db_statements_total`` of one process, from its /metrics (None if absent)."""
+    try:
+        response = await client.get(f"http://127.0.0.1:{port}/metrics")
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return None
+    total = None
+    for family in text_string_to_metric_families(response.text):
+        if family.name == "ticketflow_db_statements":
+            total = sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return total
+
+
+@dataclass
+class RouterProcesses:
+    """The router processes of a run: one ``--role all``, or one api and ``workers`` workers."""
+
+    api_port: int
+    processes: list[tuple[ServiceProcess, int]]
+
+    async def statements(self) -> float | None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            counts = [await db_statements(client, port) for _, port in self.processes]
+        return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
+
+    def cpu(self) -> float | None:
+        seconds = [cpu_seconds(process.pid) for process, _ in self.processes]
+        return None if any(s is None for s in seconds) else sum(s or 0 for s in seconds)
+
+
+def start_routers(env: BenchEnv, workers: int) -> RouterProcesses:
+    if workers == 0:
+        process, port = env.start_service("router")
+        return RouterProcesses(port, [(process, port)])
+    api, api_port = env.start_service("router", role="api", name="router-api")
+    started = [(api, api_port)]
+    for number in range(1, workers + 1):
+        started.append(env.start_service("router", role="worker", name=f"router-worker{number}"))
+    return RouterProcesses(api_port, started)
+
+
+def _per_ticket(
+    before: float | None, after: float | None, tickets: int, scale: float = 1.0
+) -> float | None:
+    if before is None or after is None or not tickets:
+        return None
+    return round(scale * (after - before) / tickets, 2)
+
+
+async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0) -> dict[str, Any]:
+    """One run; ``workers`` > 0 serves router as one ``--role api`` process (the door) and that
+    many ``--role worker`` processes in one consumer group instead of one ``--role all``."""
+    routers = start_routers(env, workers)
     env.start_service("sla")
-    router_url = f"http://127.0.0.1:{router_port}"
+    router_url = f"http://127.0.0.1:{routers.api_port}"
     agents = max(options.agents, math.ceil(options.tickets / AGENT_CAPACITY) + 1)
     await create_agents(router_url, agents)
     # inbound only for its end offsets (router's lag); its events are not looked at.
     topics = [f"{env.topic_prefix}{name}" for name in ("inbound", "tickets", "sla")]
     observer = Observer(env.bootstrap, topics)
     await observer.start()
+    statements_before, cpu_before = await routers.statements(), routers.cpu()
     try:
         progress(f"pipeline: offering {options.tickets} tickets at {options.rate:g}/s")
         result = await run_loadgen(
@@ -174,6 +231,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions) -> dict[str, Any
                     f"assigned, {sum(t in started for t in sends)} with sla started"
                 )
             await asyncio.sleep(0.2)
+        cpu_after, statements_after = routers.cpu(), await routers.statements()
         lag = await consumer_lag(
             env.bootstrap,
             observer,
@@ -186,6 +244,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions) -> dict[str, Any
         await observer.stop()
 
     complete = [t for t in sends if t in assigned and t in started]
+    routed = sum(1 for t in sends if t in assigned)
     first_send = min((s[0] for s in sends.values()), default=None)
     door_end = max((s[1] for s in sends.values()), default=None)
     e2e_end = max((max(assigned[t], started[t]) for t in complete), default=None)
@@ -204,6 +263,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions) -> dict[str, Any
     value = ratio(e2e_rate, door_rate)
     return {
         "options": vars(options),
+        "router_workers": workers,
         "offered_per_s": options.rate,
         "accepted": len(sends),
         "intake_errors": result["errors"],
@@ -214,10 +274,45 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions) -> dict[str, Any
         "assigned_p99_ms": ms(percentile(to_assigned, 0.99)),
         "sla_started_p50_ms": ms(percentile(to_started, 0.50)),
         "sla_started_p99_ms": ms(percentile(to_started, 0.99)),
+        # Every router process, the door included (its webhook insert and outbox row).
+        "statements_per_ticket": _per_ticket(statements_before, statements_after, routed),
+        "router_cpu_ms_per_ticket": _per_ticket(cpu_before, cpu_after, routed, 1000.0),
         "consumer_lag_end": lag,
         "ratio": value,
         "target_ratio": TARGET_RATIO,
         "met": value is not None and value >= TARGET_RATIO and len(complete) == options.tickets,
+    }
+
+
+SCALE_OUT_KEYS = (
+    "end_to_end_per_s",
+    "intake_only_per_s",
+    "ratio",
+    "completed",
+    "assigned_p50_ms",
+    "assigned_p99_ms",
+    "statements_per_ticket",
+    "router_cpu_ms_per_ticket",
+)
+
+
+async def run_scale_out(
+    environment: Callable[[str], AbstractAsyncContextManager[BenchEnv]], options: PipelineOptions
+) -> dict[str, Any]:
+    """The same pipeline served by one router api process and 1, then 2, worker processes
+    (each run with its own database and broker); ``ratio`` is the 2-worker end-to-end rate
+    over the 1-worker one."""
+    runs: dict[str, dict[str, Any]] = {}
+    for workers in (1, 2):
+        progress(f"pipeline scale-out: router api + {workers} worker(s)")
+        async with environment(f"pipeline-workers{workers}") as env:
+            figures = await run_pipeline(env, options, workers)
+        runs[f"workers_{workers}"] = {key: figures[key] for key in SCALE_OUT_KEYS}
+    return {
+        **runs,
+        "ratio": ratio(
+            runs["workers_2"]["end_to_end_per_s"], runs["workers_1"]["end_to_end_per_s"]
+        ),
     }
 
 
@@ -282,4 +377,45 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             "0",
         ),
         ("pipeline", "intake errors", fmt(figures["intake_errors"]), "", "", "0"),
+        (
+            "pipeline",
+            "router SQL statements per ticket",
+            fmt(figures["statements_per_ticket"]),
+            "",
+            "",
+            "",
+        ),
+        (
+            "pipeline",
+            "router CPU per ticket",
+            fmt(figures["router_cpu_ms_per_ticket"], " ms"),
+            "",
+            "",
+            "",
+        ),
+        *scale_out_rows(figures.get("scale_out")),
+    ]
+
+
+def scale_out_rows(scale_out: dict[str, Any] | None) -> list[Row]:
+    if not scale_out:
+        return []
+    one, two = scale_out["workers_1"], scale_out["workers_2"]
+    return [
+        (
+            "pipeline",
+            "scale-out: tickets/s, 2 router workers (vs 1)",
+            fmt(two["end_to_end_per_s"]),
+            fmt(one["end_to_end_per_s"]),
+            fmt(scale_out["ratio"]),
+            "",
+        ),
+        (
+            "pipeline",
+            "scale-out: assigned p50, 2 workers (vs 1)",
+            fmt(two["assigned_p50_ms"], " ms"),
+            fmt(one["assigned_p50_ms"], " ms"),
+            "",
+            "",
+        ),
     ]

@@ -75,15 +75,20 @@ class BenchEnv:
             "TICKETFLOW_LOG_FORMAT": "json",
         }
 
-    def start_service(self, service: str) -> tuple[ServiceProcess, int]:
+    def start_service(
+        self, service: str, role: str = "all", name: str | None = None
+    ) -> tuple[ServiceProcess, int]:
+        """``ticketflow serve <service> --role <role>``; ``name`` tells its log and profile
+        apart from other processes of the same service."""
+        name = name or service
         port = free_port()
         process = ServiceProcess.serve(
-            service, port, self.service_env(), log_path=self.log_dir / f"{service}.log"
+            service, port, self.service_env(), role=role, log_path=self.log_dir / f"{name}.log"
         )
-        progress(f"starting ticketflow serve {service} on :{port}")
+        progress(f"starting ticketflow serve {service} --role {role} on :{port}")
         process.start(timeout=90)
         self.processes.append(process)
-        self.profile(process, service)
+        self.profile(process, name)
         return process, port
 
     def profile(self, process: ServiceProcess, name: str) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import inspect
+
+from services.router import repository
 from services.router.models import RoutingDecision, Ticket
 from shared import events as ev
 from shared.runtime import UnitOfWork
@@ -60,11 +63,25 @@ def ticket_document(ticket: Ticket) -> dict[str, Any]:
     return doc
 
 
+# ``session.info`` key of decisions about a ticket not yet written (``record``).
+_UNSAVED_DECISIONS = "router_unsaved_decisions"
+
+
 async def record(
     ctx: RouterContext, ticket: Ticket, kind: str, changes: dict[str, Any], reason: str
 ) -> None:
-    ctx.session.add(
-        RoutingDecision(
-            ticket_id=ticket.id, at=ctx.clock.now(), kind=kind, changes=changes, reason=reason
-        )
+    """Add a routing decision; one about a ticket not yet written waits for ``save_decisions``
+    (the new ticket's row must exist first)."""
+    decision = RoutingDecision(
+        ticket_id=ticket.id, at=ctx.clock.now(), kind=kind, changes=changes, reason=reason
     )
+    if inspect(ticket).persistent:
+        repository.add_decision(ctx.session, decision)
+    else:
+        ctx.session.info.setdefault(_UNSAVED_DECISIONS, []).append(decision)
+
+
+def save_decisions(ctx: RouterContext) -> None:
+    """Once the new ticket is written: add the decisions ``record`` kept back."""
+    for decision in ctx.session.info.pop(_UNSAVED_DECISIONS, []):
+        repository.add_decision(ctx.session, decision)

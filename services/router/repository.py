@@ -11,6 +11,7 @@ from sqlalchemy import (
     ARRAY,
     DateTime,
     LargeBinary,
+    Select,
     Table,
     Text,
     TextClause,
@@ -18,12 +19,16 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    insert,
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm.util import identity_key
 
+from services.router.assignment import AgentView
 from services.router.models import (
     Agent,
     IdempotencyKey,
@@ -34,7 +39,14 @@ from services.router.models import (
     TicketMessage,
     WebhookDelivery,
 )
-from shared.db import JSONType, UTCDateTime, dialect_name, insert_ignoring_conflicts
+from shared.db import (
+    BatchWrite,
+    JSONType,
+    UTCDateTime,
+    dialect_name,
+    insert_ignoring_conflicts,
+    queue_at_end,
+)
 from shared.pagination import Slice, paginate
 
 # Tickets that occupy an agent's capacity: pending waits on the customer, solved is done.
@@ -44,18 +56,32 @@ PRIORITY_RANK = {"urgent": 3, "high": 2, "normal": 1, "low": 0}
 M = TypeVar("M", Ticket, Agent)
 
 
-async def _get(
-    session: AsyncSession, model: type[M], row_id: str, for_update: bool, skip_locked: bool
-) -> M | None:
-    """``for_update`` locks the row and reloads it; ``skip_locked`` gives None if another
-    transaction holds it (PostgreSQL; SQLite serializes writers anyway)."""
-    statement = select(model).where(model.id == row_id)
+def _by_id(model: type[M], for_update: bool, skip_locked: bool) -> Select[Any]:
+    statement = select(model).where(model.id == bindparam("row_id"))
     if for_update:
         # Reload: the identity map may hold a copy read before another transaction committed.
         statement = statement.with_for_update(skip_locked=skip_locked).execution_options(
             populate_existing=True
         )
-    return (await session.execute(statement)).scalar_one_or_none()
+    return statement
+
+
+# Built once: the hot path (a consumer routing tickets) runs these for every ticket, and
+# building a statement and its cache key costs more than running it through the cache.
+_BY_ID: dict[tuple[type[Any], bool, bool], Select[Any]] = {
+    **{(Ticket, u, k): _by_id(Ticket, u, k) for u in (False, True) for k in (False, True)},
+    **{(Agent, u, k): _by_id(Agent, u, k) for u in (False, True) for k in (False, True)},
+}
+
+
+async def _get(
+    session: AsyncSession, model: type[M], row_id: str, for_update: bool, skip_locked: bool
+) -> M | None:
+    """``for_update`` locks the row and reloads it; ``skip_locked`` gives None if another
+    transaction holds it (PostgreSQL; SQLite serializes writers anyway)."""
+    statement = _BY_ID[(model, for_update, for_update and skip_locked)]
+    row: M | None = (await session.execute(statement, {"row_id": row_id})).scalar_one_or_none()
+    return row
 
 
 async def get_ticket(
@@ -120,6 +146,83 @@ async def online_agents(session: AsyncSession) -> Sequence[Agent]:
     return (await session.execute(statement)).scalars().all()
 
 
+async def online_agent_views(session: AsyncSession) -> list[AgentView]:
+    """The online agents as routing sees them, without loads (``agent_loads``); one Core read."""
+    statement = (
+        select(
+            Agent.id,
+            Agent.status,
+            Agent.groups,
+            Agent.skills,
+            Agent.capacity,
+            Agent.last_assigned_at,
+        )
+        .where(Agent.status == "online")
+        .order_by(Agent.id)
+    )
+    return [
+        AgentView(
+            id=row.id,
+            status=row.status,
+            groups=frozenset(row.groups or []),
+            skills=frozenset(row.skills or []),
+            capacity=dict(row.capacity or {}),
+            last_assigned_at=row.last_assigned_at,
+        )
+        for row in (await session.execute(statement)).all()
+    ]
+
+
+async def mark_assigned(session: AsyncSession, agent_id: str, at: datetime) -> None:
+    """Record that the agent was just given a ticket (round-robin among equals): on the loaded
+    row if this session holds it; and, in a consumer's transaction, one UPDATE per agent at its
+    end with the latest time (else one UPDATE now)."""
+    agent = session.identity_map.get(identity_key(Agent, agent_id))
+    if isinstance(agent, Agent):
+        agent.last_assigned_at = at
+    if queue_at_end(session, "router_last_assigned", (agent_id, at), _write_last_assigned(session)):
+        return
+    if not isinstance(agent, Agent):
+        await session.execute(update(Agent).where(Agent.id == agent_id).values(last_assigned_at=at))
+
+
+def _write_last_assigned(session: AsyncSession) -> BatchWrite:
+    async def write(items: list[tuple[str, datetime]]) -> None:
+        latest: dict[str, datetime] = {}
+        for agent_id, at in items:
+            latest[agent_id] = max(at, latest.get(agent_id, at))
+        table = cast(Table, Agent.__table__)
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("agent"))
+            .values(last_assigned_at=bindparam("at")),
+            [{"agent": agent_id, "at": at} for agent_id, at in latest.items()],
+        )
+
+    return write
+
+
+def add_decision(session: AsyncSession, decision: RoutingDecision) -> None:
+    """Add a routing decision; in a consumer's transaction all of them are inserted in one
+    statement at its end (nothing reads them back before)."""
+    row = {
+        "ticket_id": decision.ticket_id,
+        "at": decision.at,
+        "kind": decision.kind,
+        "changes": decision.changes,
+        "reason": decision.reason,
+    }
+    if not queue_at_end(session, "router_decisions", row, _write_decisions(session)):
+        session.add(decision)
+
+
+def _write_decisions(session: AsyncSession) -> BatchWrite:
+    async def write(rows: list[dict[str, Any]]) -> None:
+        await session.execute(insert(cast(Table, RoutingDecision.__table__)), rows)
+
+    return write
+
+
 async def agent_loads(
     session: AsyncSession, agent_ids: Sequence[str] | None = None
 ) -> dict[str, dict[str, int]]:
@@ -157,26 +260,37 @@ async def waiting_tickets(session: AsyncSession, limit: int = 200) -> Sequence[T
 # --- routing ----------------------------------------------------------------------------------
 
 
+PREVIOUS_AGENTS_SCAN = 20  # rows read to find up to 5 distinct agents
+_PREVIOUS_AGENTS = (
+    select(Ticket.assignee_id)
+    .where(
+        Ticket.requester_id == bindparam("requester_id"),
+        Ticket.id != bindparam("ticket_id"),
+        Ticket.assignee_id.is_not(None),
+        or_(
+            Ticket.status.in_((*ACTIVE_STATUSES, "pending")),
+            and_(
+                Ticket.status.in_(("solved", "closed")),
+                Ticket.solved_at >= bindparam("solved_since", type_=Ticket.solved_at.type),
+            ),
+        ),
+    )
+    .order_by(Ticket.updated_at.desc())
+    .limit(PREVIOUS_AGENTS_SCAN)
+)
+
+
 async def previous_agents(
     session: AsyncSession, ticket: Ticket, solved_since: datetime, limit: int = 5
 ) -> list[str]:
     """Agents of the requester's other open or recently solved tickets, most recent first."""
-    statement = (
-        select(Ticket.assignee_id)
-        .where(
-            Ticket.requester_id == ticket.requester_id,
-            Ticket.id != ticket.id,
-            Ticket.assignee_id.is_not(None),
-            or_(
-                Ticket.status.in_((*ACTIVE_STATUSES, "pending")),
-                and_(Ticket.status.in_(("solved", "closed")), Ticket.solved_at >= solved_since),
-            ),
-        )
-        .order_by(Ticket.updated_at.desc())
-        .limit(limit * 4)
-    )
+    parameters = {
+        "requester_id": ticket.requester_id,
+        "ticket_id": ticket.id,
+        "solved_since": solved_since,
+    }
     agents: list[str] = []
-    for (agent_id,) in (await session.execute(statement)).all():
+    for (agent_id,) in (await session.execute(_PREVIOUS_AGENTS, parameters)).all():
         if agent_id is not None and agent_id not in agents:
             agents.append(agent_id)
     return agents[:limit]

@@ -6,6 +6,7 @@ Functions take router's unit of work and never commit.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -35,12 +36,25 @@ def rule_from_row(row: RoutingRule) -> rules.Rule:
     )
 
 
+async def _enabled_rules(ctx: RouterContext) -> list[rules.Rule]:
+    """The enabled rules, read and parsed once per transaction (a consumer batch routes many
+    tickets with them); changing a rule forgets them."""
+    cached: list[rules.Rule] | None = ctx.session.info.get(_RULES)
+    if cached is None:
+        rows = await repository.list_rules(ctx.session)
+        cached = [rule_from_row(row) for row in rows if row.enabled]
+        ctx.session.info[_RULES] = cached
+    return cached
+
+
 async def apply_rules(ctx: RouterContext, ticket: Ticket) -> None:
-    """Run the routing rules on a ticket; record each matching rule's changes and emit them."""
-    rows = [row for row in await repository.list_rules(ctx.session) if row.enabled]
-    if not rows:
+    """Run the routing rules on a ticket; record each matching rule's changes and emit them.
+
+    Changes the ticket in memory only: the caller's flush (or the next query's) writes them."""
+    enabled = await _enabled_rules(ctx)
+    if not enabled:
         return
-    outcome = rules.evaluate([rule_from_row(row) for row in rows], ticket_document(ticket))
+    outcome = rules.evaluate(enabled, ticket_document(ticket))
     for applied in outcome.applied:
         await record(
             ctx, ticket, "rule", applied.changes, f"rule:{applied.rule_name} ({applied.rule_id})"
@@ -58,11 +72,9 @@ async def apply_rules(ctx: RouterContext, ticket: Ticket) -> None:
             diff[name] = [getattr(ticket, name), value]
             setattr(ticket, name, value)
     if not diff:
-        await ctx.session.flush()
         return
     ticket.updated_at = ctx.clock.now()
     ticket.version += 1
-    await ctx.session.flush()
     after = snapshot(ticket)
     await ctx.emit(ev.TicketUpdated(ticket=after, changes=diff))
     if "priority" in diff:
@@ -74,14 +86,52 @@ async def apply_rules(ctx: RouterContext, ticket: Ticket) -> None:
         )
 
 
+# ``session.info`` keys: this transaction's roster and enabled rules.
+_ROSTER = "router_roster"
+_RULES = "router_rules"
+
+
+@dataclass
+class Roster:
+    """One transaction's view of the online agents and their loads, read once and kept current
+    as it assigns, so a consumer batch of a hundred tickets reads the agents' load once.
+
+    ``views`` guide the choice only; an agent is assigned to after its row is locked and its
+    load counted again (``counted``: locked by this transaction, so nobody else assigns to them
+    until it commits and the kept count stays exact)."""
+
+    views: dict[str, AgentView]
+    counted: set[str] = field(default_factory=set)
+    # Agents found locked by another transaction: not tried again in this one (each try is a
+    # round trip); they are still waited for when no agent can be had otherwise.
+    busy: set[str] = field(default_factory=set)
+
+
+async def roster(ctx: RouterContext) -> Roster:
+    """This transaction's roster, read on first use."""
+    current: Roster | None = ctx.session.info.get(_ROSTER)
+    if current is None:
+        agents = await repository.online_agent_views(ctx.session)
+        loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
+        current = Roster({a.id: replace(a, load=loads.get(a.id, {})) for a in agents})
+        ctx.session.info[_ROSTER] = current
+    return current
+
+
+def forget_roster(ctx: RouterContext) -> None:
+    """Loads or agents changed other than by ``route``: read them again on next use."""
+    ctx.session.info.pop(_ROSTER, None)
+
+
+def forget_rules(ctx: RouterContext) -> None:
+    ctx.session.info.pop(_RULES, None)
+
+
 async def route(ctx: RouterContext, ticket: Ticket) -> bool:
     """Assign an unassigned active ticket to the best agent with room; False if it must wait."""
     if not _routable(ticket):
         return False
-    agents = await repository.online_agents(ctx.session)
-    loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
-    views = {agent.id: _view(agent, loads.get(agent.id, {})) for agent in agents}
-    return await _place(ctx, ticket, views)
+    return await _place(ctx, ticket, await roster(ctx))
 
 
 def _routable(ticket: Ticket) -> bool:
@@ -92,8 +142,8 @@ def _routable(ticket: Ticket) -> bool:
     )
 
 
-async def _place(ctx: RouterContext, ticket: Ticket, views: dict[str, AgentView]) -> bool:
-    """Choose, lock, re-check and assign; ``views`` is kept current for the next ticket."""
+async def _place(ctx: RouterContext, ticket: Ticket, current: Roster) -> bool:
+    """Choose, lock, re-check and assign; the roster is kept current for the next ticket."""
     needs = TicketNeeds(
         channel=ticket.channel,
         group=ticket.group,
@@ -102,12 +152,19 @@ async def _place(ctx: RouterContext, ticket: Ticket, views: dict[str, AgentView]
     previous = await repository.previous_agents(
         ctx.session, ticket, ctx.clock.now() - RETURNING_CUSTOMER_WINDOW
     )
-    candidates = dict(views)
-    busy: dict[str, AgentView] = {}  # fitting agents locked by another transaction
+    candidates = {k: v for k, v in current.views.items() if k not in current.busy}
+    busy = {k: current.views[k] for k in current.busy if k in current.views}
     while candidates:
         choice = choose_agent(needs, list(candidates.values()), previous)
         if choice is None:
             break
+        if choice.agent_id in current.counted:
+            # Locked and counted by this transaction already: the kept view is exact.
+            if _has_room(current.views[choice.agent_id], ticket.channel):
+                await _assign(ctx, ticket, choice.agent_id, choice.strategy, current)
+                return True
+            candidates.pop(choice.agent_id)
+            continue
         # Lock the agent and count again: another router may have filled them meanwhile. Several
         # transactions assigning at once would all queue on the same least-loaded agent, so a
         # locked agent is skipped for the next best one; a returning customer's agent is worth
@@ -118,8 +175,9 @@ async def _place(ctx: RouterContext, ticket: Ticket, views: dict[str, AgentView]
         )
         if agent is None:
             busy[choice.agent_id] = candidates.pop(choice.agent_id)
+            current.busy.add(choice.agent_id)
             continue
-        if await _assign_if_room(ctx, ticket, agent, choice.strategy, views):
+        if await _assign_if_room(ctx, ticket, agent, choice.strategy, current):
             return True
         candidates.pop(choice.agent_id, None)
     # Every fitting agent is busy in another transaction: wait for the best of them.
@@ -128,36 +186,47 @@ async def _place(ctx: RouterContext, ticket: Ticket, views: dict[str, AgentView]
         if choice is None:
             return False
         busy.pop(choice.agent_id)
+        current.busy.discard(choice.agent_id)
         agent = await repository.get_agent(ctx.session, choice.agent_id, for_update=True)
-        if agent is not None and await _assign_if_room(ctx, ticket, agent, choice.strategy, views):
+        if agent is not None and await _assign_if_room(
+            ctx, ticket, agent, choice.strategy, current
+        ):
             return True
     return False
 
 
+def _has_room(view: AgentView, channel: str) -> bool:
+    return view.status == "online" and view.has_room(channel)
+
+
 async def _assign_if_room(
-    ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: str, views: dict[str, AgentView]
+    ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: str, current: Roster
 ) -> bool:
-    """With the agent's row locked: assign if they are online with room on the channel."""
+    """With the agent's row locked: count their load and assign if they are online with room."""
     ctx.holds_agent_lock = True
     load = (await repository.agent_loads(ctx.session, [agent.id])).get(agent.id, {})
-    views[agent.id] = _view(agent, load)
-    if agent.status != "online" or not views[agent.id].has_room(ticket.channel):
+    current.views[agent.id] = _view(agent, load)
+    current.counted.add(agent.id)
+    if not _has_room(current.views[agent.id], ticket.channel):
         return False
-    await _assign(ctx, ticket, agent, strategy)
-    views[agent.id] = _view(agent, {**load, ticket.channel: load.get(ticket.channel, 0) + 1})
+    await _assign(ctx, ticket, agent.id, strategy, current)
     return True
 
 
-async def _assign(ctx: RouterContext, ticket: Ticket, agent: Agent, strategy: str) -> None:
+async def _assign(
+    ctx: RouterContext, ticket: Ticket, agent_id: str, strategy: str, current: Roster
+) -> None:
     now = ctx.clock.now()
     previous = ticket.assignee_id
-    ticket.assignee_id = agent.id
+    ticket.assignee_id = agent_id
     ticket.manual_assignment = False
     ticket.updated_at = now
     ticket.version += 1
-    agent.last_assigned_at = now
-    await record(ctx, ticket, "assignment", {"assignee_id": [previous, agent.id]}, strategy)
-    await ctx.session.flush()
+    await repository.mark_assigned(ctx.session, agent_id, now)
+    view = current.views[agent_id]
+    load = {**view.load, ticket.channel: view.load.get(ticket.channel, 0) + 1}
+    current.views[agent_id] = replace(view, load=load, last_assigned_at=now)
+    await record(ctx, ticket, "assignment", {"assignee_id": [previous, agent_id]}, strategy)
     await ctx.emit(
         ev.TicketAssigned(ticket=snapshot(ticket), previous_assignee_id=previous, reason=strategy)
     )
@@ -168,12 +237,10 @@ async def drain_queue(ctx: RouterContext, limit: int = 200) -> int:
     waiting = await repository.waiting_tickets(ctx.session, limit)
     if not waiting:
         return 0
-    agents = await repository.online_agents(ctx.session)
-    loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
-    views = {agent.id: _view(agent, loads.get(agent.id, {})) for agent in agents}
+    current = await roster(ctx)
     assigned = 0
     for ticket in waiting:
-        if not any(view.has_room(ticket.channel) for view in views.values()):
+        if not any(view.has_room(ticket.channel) for view in current.views.values()):
             continue
         # Another router holding this ticket is routing it already: skip rather than wait.
         locked = await repository.get_ticket(
@@ -181,7 +248,7 @@ async def drain_queue(ctx: RouterContext, limit: int = 200) -> int:
         )
         if locked is None or not _routable(locked):
             continue
-        if await _place(ctx, locked, views):
+        if await _place(ctx, locked, current):
             assigned += 1
     return assigned
 
@@ -238,6 +305,7 @@ async def create_rule(ctx: RouterContext, data: rules.RoutingRuleIn) -> RoutingR
     _store_rule(row, data)
     ctx.session.add(row)
     await ctx.session.flush()
+    forget_rules(ctx)
     return row
 
 
@@ -249,6 +317,7 @@ async def replace_rule(ctx: RouterContext, rule_id: str, data: rules.RoutingRule
     _store_rule(row, data)
     row.updated_at = ctx.clock.now()
     await ctx.session.flush()
+    forget_rules(ctx)
     return row
 
 
@@ -258,3 +327,4 @@ async def delete_rule(ctx: RouterContext, rule_id: str) -> None:
         raise NotFound(f"routing rule {rule_id} not found")
     await ctx.session.delete(row)
     await ctx.session.flush()
+    forget_rules(ctx)

@@ -15,11 +15,12 @@ from services.router.context import (
     CLOSED_STATUSES,
     RouterContext,
     record,
+    save_decisions,
     snapshot,
     ticket_document,
 )
 from services.router.models import Agent, ProviderMapping, Ticket, TicketMessage
-from services.router.routing import apply_rules, drain_queue, route
+from services.router.routing import apply_rules, drain_queue, forget_roster, route
 from services.router.schemas import (
     AgentPatch,
     AgentPut,
@@ -113,10 +114,16 @@ async def _open_ticket(
         version=1,
     )
     ctx.session.add(ticket)
+    if assignee_id is not None:
+        forget_roster(ctx)  # a source's assignment adds to that agent's load
+    # Rules and routing change the new ticket in memory and their queries must not write it
+    # early: one INSERT of the routed ticket instead of an INSERT and an UPDATE.
+    with ctx.session.no_autoflush:
+        await ctx.emit(ev.TicketCreated(ticket=snapshot(ticket)))
+        await apply_rules(ctx, ticket)
+        await route(ctx, ticket)
     await ctx.session.flush()
-    await ctx.emit(ev.TicketCreated(ticket=snapshot(ticket)))
-    await apply_rules(ctx, ticket)
-    await route(ctx, ticket)
+    save_decisions(ctx)
     return ticket
 
 
@@ -223,6 +230,8 @@ async def apply_changes(
     ticket.updated_at = now
     ticket.version += 1
     await ctx.session.flush()
+    if diff.keys() & {"status", "assignee_id", "channel"}:
+        forget_roster(ctx)  # agents' loads changed outside routing
     after = snapshot(ticket)
     await ctx.emit(ev.TicketUpdated(ticket=after, changes=diff))
     if "priority" in diff:
@@ -404,6 +413,7 @@ async def put_agent(ctx: RouterContext, agent_id: str, data: AgentPut) -> tuple[
         setattr(agent, name, value)
     agent.updated_at = now
     await ctx.session.flush()
+    forget_roster(ctx)
     if was == "online" and agent.status != "online":
         await hand_back(ctx, agent)
     await drain_queue(ctx)
@@ -423,6 +433,7 @@ async def patch_agent(ctx: RouterContext, agent_id: str, data: AgentPatch) -> Ag
         setattr(agent, name, value)
     agent.updated_at = ctx.clock.now()
     await ctx.session.flush()
+    forget_roster(ctx)
     if was == "online" and agent.status != "online":
         await hand_back(ctx, agent)
     await drain_queue(ctx)

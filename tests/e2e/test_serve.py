@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from services.launcher import ServiceProcess, free_port
 from tests.conftest import eventually
 from tests.e2e.conftest import ServeStack, signed_generic
 
@@ -173,3 +174,67 @@ async def test_kill_9_loses_nothing_and_applies_nothing_twice(serve_stack: Serve
 
 async def _at_least(items: list[str], n: int) -> bool:
     return len(items) >= n
+
+
+async def test_router_scales_out_as_api_and_workers(serve_stack: ServeStack) -> None:
+    """``serve router --role worker`` processes join router's consumer group beside the running
+    router: every ticket is still assigned exactly once, and a worker answers only ops paths."""
+    await _put_agents(serve_stack, "scale")
+    workers = []
+    for number in range(2):
+        port = free_port()
+        process = ServiceProcess.serve(
+            "router",
+            port,
+            serve_stack.env,
+            role="worker",
+            log_path=serve_stack.logs / f"router-worker{number}.log",
+        )
+        await asyncio.to_thread(process.start, 90)
+        workers.append((process, port))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{workers[0][1]}") as ops:
+            assert (await ops.get("/readyz")).status_code == 200
+            metrics = await ops.get("/metrics")
+            assert "ticketflow_db_statements_total" in metrics.text
+            refused = await ops.get("/v1/tickets")
+            assert refused.status_code == 404
+            assert "worker" in refused.json()["detail"]
+        ticket_ids = []
+        async with httpx.AsyncClient(base_url=serve_stack.url("router")) as anonymous:
+            for n in range(30):
+                external_id = f"SCALE-{uuid.uuid4().hex[:8]}-{n}"
+                body, headers = signed_generic(
+                    {
+                        "type": "ticket.upsert",
+                        "data": {
+                            "source": "acme",
+                            "external_id": external_id,
+                            "occurred_at": datetime.now(UTC).isoformat(),
+                            "ticket": {
+                                "subject": "Scale-out",
+                                "channel": "web",
+                                "requester": {"id": f"cust-scale-{n}"},
+                            },
+                        },
+                    }
+                )
+                accepted = await anonymous.post(
+                    "/v1/webhooks/generic", content=body, headers=headers
+                )
+                assert accepted.status_code == 202, accepted.text
+                ticket_ids.append(f"acme:{external_id}")
+        async with serve_stack.client("router") as router:
+            for ticket_id in ticket_ids:
+
+                async def assigned(ticket_id: str = ticket_id) -> dict | None:
+                    response = await router.get(f"/v1/tickets/{ticket_id}")
+                    ticket = response.json() if response.status_code == 200 else {}
+                    return ticket if ticket.get("assignee_id") else None
+
+                ticket = await eventually(assigned, within=60)
+                assignments = [d for d in ticket["routing_history"] if d["kind"] == "assignment"]
+                assert len(assignments) == 1, f"{ticket_id} assigned {len(assignments)} times"
+    finally:
+        for process, _ in workers:
+            await asyncio.to_thread(process.stop)

@@ -156,3 +156,34 @@ async def test_inbox_purge_keeps_recent_rows(postgres_url: str) -> None:
             assert not await box.first_time(session, "purge-test", "new"), "kept: still a duplicate"
     finally:
         await engine.dispose()
+
+
+async def test_inbox_batch_dedupe_in_one_statement(postgres_url: str) -> None:
+    """``first_times``: the ids of a batch seen for the first time, duplicates inside the batch
+    and ids already recorded left out; a concurrent batch waits, then gets only what is new."""
+    engine = create_engine(postgres_url, "router")
+    sessionmaker = make_sessionmaker(engine)
+    box = Inbox(inbox, SystemClock())
+    stamp = datetime.now(UTC).isoformat()
+    a, b, c = (f"batch-{name}-{stamp}" for name in "abc")
+    try:
+        async with sessionmaker.begin() as session:
+            assert await box.first_time(session, "batch-consumer", a)
+        first = sessionmaker()
+        second = sessionmaker()
+        async with first, second:
+            await first.begin()
+            await second.begin()
+            assert await box.first_times(first, "batch-consumer", [a, b, b]) == {b}
+            pending = asyncio.create_task(box.first_times(second, "batch-consumer", [b, c]))
+            await asyncio.sleep(0.3)
+            assert not pending.done(), "the overlapping batch waits on the first transaction"
+            await first.commit()
+            assert await pending == {c}
+            await second.commit()
+        async with sessionmaker.begin() as session:
+            assert await box.first_times(session, "batch-consumer", [a, b, c]) == set()
+            assert await box.first_times(session, "other-consumer", [a]) == {a}
+            assert await box.first_times(session, "batch-consumer", []) == set()
+    finally:
+        await engine.dispose()

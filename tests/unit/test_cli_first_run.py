@@ -46,3 +46,14 @@ def test_dev_logging_keeps_uvicorn_and_httpx_quiet() -> None:
     finally:
         logging.getLogger("uvicorn.error").setLevel(logging.NOTSET)
         configure_logging("info", "json")
+
+
+def test_only_router_splits_into_api_and_worker(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TICKETFLOW_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    assert main(["serve", "sla", "--role", "worker"]) == 2
+    assert "only router splits" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "router", "--role", "janitor"])
+    assert exit_.value.code == 2
