@@ -114,6 +114,7 @@ async def create_policy(ctx: SlaContext, body: SlaPolicyWrite) -> SlaPolicy:
     row = SlaPolicy(id=str(uuid.uuid4()), created_at=now, updated_at=now, **fields)
     ctx.session.add(row)
     await ctx.session.flush()
+    ctx.forget_policies()
     await recompute_open_timers(ctx)
     return row
 
@@ -124,6 +125,7 @@ async def replace_policy(ctx: SlaContext, policy_id: str, body: SlaPolicyWrite) 
         setattr(row, name, value)
     row.updated_at = ctx.clock.now()
     await ctx.session.flush()
+    ctx.forget_policies()
     await recompute_open_timers(ctx)
     return row
 
@@ -131,6 +133,7 @@ async def replace_policy(ctx: SlaContext, policy_id: str, body: SlaPolicyWrite) 
 async def delete_policy(ctx: SlaContext, policy_id: str) -> None:
     await ctx.session.delete(await policy_or_404(ctx.session, policy_id))
     await ctx.session.flush()
+    ctx.forget_policies()
     await recompute_open_timers(ctx)
 
 
@@ -169,8 +172,10 @@ async def create_subscription(
     )
     ctx.session.add(row)
     await ctx.session.flush()
+    ctx.forget_subscriptions()
     return row
 
 
 async def delete_subscription(ctx: SlaContext, subscription_id: str) -> None:
     await ctx.session.delete(await subscription_or_404(ctx.session, subscription_id))
+    ctx.forget_subscriptions()

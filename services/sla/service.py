@@ -33,7 +33,7 @@ Functions take the session and the outbox and never commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self
@@ -127,12 +127,11 @@ def policy_of(row: SlaPolicy) -> Policy:
     )
 
 
-def choose_policy(rows: Iterable[SlaPolicy], document: dict[str, Any]) -> Policy:
-    """The first policy by position whose conditions match, else the built-in default."""
-    for row in rows:
-        if matches(Conditions.model_validate(row.conditions), document):
-            return policy_of(row)
-    return default_policy(str(document.get("channel", "")))
+# ``session.info`` keys: what one transaction reads once for all its events (the consumer applies
+# a partition's batch in one transaction), dropped when the transaction itself changes it.
+_POLICIES = "sla_policies"
+_SUBSCRIPTIONS = "sla_subscriptions"
+_CALENDARS = "sla_calendars"
 
 
 @dataclass
@@ -140,8 +139,6 @@ class SlaContext(UnitOfWork):
     """sla's unit of work; its events also go to the outbound webhook subscriptions (and an
     escalation to the e-mail addresses it notifies, when ``email_notify``: SMTP is set)."""
 
-    _calendars: dict[str, Calendar] = field(default_factory=dict)
-    _subscriptions: Sequence[WebhookSubscription] | None = None
     email_notify: bool = False
 
     @classmethod
@@ -159,11 +156,13 @@ class SlaContext(UnitOfWork):
     async def emit(self, event: ev.Event) -> str:
         """Publish through the outbox and queue its outbound deliveries, in this transaction."""
         event_id = await super().emit(event)
-        if self._subscriptions is None:
-            self._subscriptions = await repository.all_subscriptions(self.session)
+        subscriptions: Sequence[WebhookSubscription] | None = self.session.info.get(_SUBSCRIPTIONS)
+        if subscriptions is None:
+            subscriptions = await repository.all_subscriptions(self.session)
+            self.session.info[_SUBSCRIPTIONS] = subscriptions
         await webhooks.enqueue(
             self.session,
-            self._subscriptions,
+            subscriptions,
             event,
             event_id,
             self.clock.now(),
@@ -175,20 +174,40 @@ class SlaContext(UnitOfWork):
         """The calendar of a timer; a deleted one counts as around the clock."""
         if calendar_id is None:
             return None
-        if calendar_id not in self._calendars:
+        calendars: dict[str, Calendar] = self.session.info.setdefault(_CALENDARS, {})
+        if calendar_id not in calendars:
             row = await repository.get_calendar(self.session, calendar_id)
-            self._calendars[calendar_id] = (
+            calendars[calendar_id] = (
                 None if row is None else parse_calendar(row.timezone, row.hours, row.holidays)
             )
-        return self._calendars[calendar_id]
+        return calendars[calendar_id]
 
     def forget_calendar(self, calendar_id: str) -> None:
         """The calendar was changed in this transaction: read it again when next needed."""
-        self._calendars.pop(calendar_id, None)
+        self.session.info.get(_CALENDARS, {}).pop(calendar_id, None)
+
+    def forget_policies(self) -> None:
+        """A policy was written in this transaction: read them again when next needed."""
+        self.session.info.pop(_POLICIES, None)
+
+    def forget_subscriptions(self) -> None:
+        """A subscription was written in this transaction: read them again when next needed."""
+        self.session.info.pop(_SUBSCRIPTIONS, None)
 
 
 async def policy_for(ctx: SlaContext, ticket: TrackedTicket) -> Policy:
-    return choose_policy(await repository.list_policies(ctx.session), ticket.document)
+    """The first policy by position whose conditions match the ticket, else the default.
+
+    The policies are read and parsed once per transaction."""
+    policies: list[tuple[Conditions, Policy]] | None = ctx.session.info.get(_POLICIES)
+    if policies is None:
+        rows = await repository.list_policies(ctx.session)
+        policies = [(Conditions.model_validate(row.conditions), policy_of(row)) for row in rows]
+        ctx.session.info[_POLICIES] = policies
+    for conditions, policy in policies:
+        if matches(conditions, ticket.document):
+            return policy
+    return default_policy(str(ticket.document.get("channel", "")))
 
 
 # --- timer arithmetic -------------------------------------------------------------------------
