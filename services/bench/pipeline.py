@@ -151,8 +151,9 @@ async def db_statements(client: httpx.AsyncClient, port: int) -> float | None:
 
 
 @dataclass
-class RouterProcesses:
-    """The router processes of a run: one ``--role all``, or one api and ``workers`` workers."""
+class ServiceProcesses:
+    """The processes of one service in a run (router: one ``--role all``, or one api and
+    ``workers`` workers), whose counters are read together."""
 
     api_port: int
     processes: list[tuple[ServiceProcess, int]]
@@ -167,15 +168,15 @@ class RouterProcesses:
         return None if any(s is None for s in seconds) else sum(s or 0 for s in seconds)
 
 
-def start_routers(env: BenchEnv, workers: int) -> RouterProcesses:
+def start_routers(env: BenchEnv, workers: int) -> ServiceProcesses:
     if workers == 0:
         process, port = env.start_service("router")
-        return RouterProcesses(port, [(process, port)])
+        return ServiceProcesses(port, [(process, port)])
     api, api_port = env.start_service("router", role="api", name="router-api")
     started = [(api, api_port)]
     for number in range(1, workers + 1):
         started.append(env.start_service("router", role="worker", name=f"router-worker{number}"))
-    return RouterProcesses(api_port, started)
+    return ServiceProcesses(api_port, started)
 
 
 def _per_ticket(
@@ -190,7 +191,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
     """One run; ``workers`` > 0 serves router as one ``--role api`` process (the door) and that
     many ``--role worker`` processes in one consumer group instead of one ``--role all``."""
     routers = start_routers(env, workers)
-    env.start_service("sla")
+    sla = ServiceProcesses(0, [env.start_service("sla")])  # the same counters, read from sla
     router_url = f"http://127.0.0.1:{routers.api_port}"
     agents = max(options.agents, math.ceil(options.tickets / AGENT_CAPACITY) + 1)
     await create_agents(router_url, agents)
@@ -199,6 +200,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
     observer = Observer(env.bootstrap, topics)
     await observer.start()
     statements_before, cpu_before = await routers.statements(), routers.cpu()
+    sla_statements_before, sla_cpu_before = await sla.statements(), sla.cpu()
     try:
         progress(f"pipeline: offering {options.tickets} tickets at {options.rate:g}/s")
         result = await run_loadgen(
@@ -232,6 +234,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
                 )
             await asyncio.sleep(0.2)
         cpu_after, statements_after = routers.cpu(), await routers.statements()
+        sla_cpu_after, sla_statements_after = sla.cpu(), await sla.statements()
         lag = await consumer_lag(
             env.bootstrap,
             observer,
@@ -277,6 +280,13 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
         # Every router process, the door included (its webhook insert and outbox row).
         "statements_per_ticket": _per_ticket(statements_before, statements_after, routed),
         "router_cpu_ms_per_ticket": _per_ticket(cpu_before, cpu_after, routed, 1000.0),
+        # sla's share: every event of the ticket it handled (created, assigned, ...).
+        "sla_statements_per_ticket": _per_ticket(
+            sla_statements_before, sla_statements_after, len(to_started)
+        ),
+        "sla_cpu_ms_per_ticket": _per_ticket(
+            sla_cpu_before, sla_cpu_after, len(to_started), 1000.0
+        ),
         "consumer_lag_end": lag,
         "ratio": value,
         "target_ratio": TARGET_RATIO,
@@ -389,6 +399,15 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             "pipeline",
             "router CPU per ticket",
             fmt(figures["router_cpu_ms_per_ticket"], " ms"),
+            "",
+            "",
+            "",
+        ),
+        (
+            "pipeline",
+            "sla SQL statements / CPU per ticket",
+            f"{fmt(figures.get('sla_statements_per_ticket'))} / "
+            f"{fmt(figures.get('sla_cpu_ms_per_ticket'), ' ms')}",
             "",
             "",
             "",
