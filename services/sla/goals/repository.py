@@ -4,17 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from typing import cast as type_cast
 
-from sqlalchemy import Float, Table, Text, cast, delete, func, select
+from sqlalchemy import (
+    Float,
+    Table,
+    Text,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.sla.goals.models import Goal, GoalBucket, GoalSample, SurveyAnswer, TicketTimeline
+from services.sla.goals.models import (
+    Goal,
+    GoalBucket,
+    GoalRevision,
+    GoalSample,
+    SurveyAnswer,
+    TicketTimeline,
+)
 from services.sla.goals.projection import Totals
 from services.sla.models import Timer
 from shared.db import dialect_name
@@ -29,6 +51,85 @@ goal_buckets = type_cast(Table, GoalBucket.__table__)
 async def list_goals(session: AsyncSession) -> Sequence[Goal]:
     """Every goal, in id order."""
     return (await session.scalars(select(Goal).order_by(Goal.id))).all()
+
+
+def _revision_token() -> Any:
+    return select(GoalRevision.token).where(GoalRevision.id == 1).scalar_subquery()
+
+
+async def goals_with_revision(session: AsyncSession) -> tuple[str | None, list[Goal]]:
+    """Every goal and the revision token they are at, read in one statement (so in one
+    snapshot); the token is ``None`` where the revision row is missing."""
+    one = select(literal(1).label("one")).subquery()
+    rows = await session.execute(
+        select(_revision_token(), Goal).select_from(one).outerjoin(Goal, true()).order_by(Goal.id)
+    )
+    token: str | None = None
+    goals: list[Goal] = []
+    for row in rows:
+        token = row[0]
+        if row[1] is not None:
+            goals.append(row[1])
+    return token, goals
+
+
+async def bump_revision(session: AsyncSession) -> None:
+    """A goal was written: every process's cached goal list is now stale."""
+    await session.execute(
+        update(GoalRevision).where(GoalRevision.id == 1).values(token=uuid.uuid4().hex)
+    )
+
+
+@dataclass
+class TicketState:
+    """What goal bookkeeping needs of one ticket, read in one statement."""
+
+    timeline: TicketTimeline | None
+    samples: list[GoalSample]  # its ticket samples (not survey ones)
+    timers: list[Timer] | None  # its stopped sla timers, when asked for
+    answered: bool  # whether a survey answer for the ticket is stored
+    goal_token: str | None
+
+
+async def ticket_state(session: AsyncSession, ticket_id: str, *, with_timers: bool) -> TicketState:
+    """The ticket's timeline, samples, (stopped timers), whether it has survey answers, and the
+    goal revision, in one round trip: the one-row ``SELECT 1`` outer-joined to each.
+
+    Not locked: every sla handler has locked the ticket's own row (``track``) before, which
+    serializes the events of one ticket."""
+    one = select(literal(1).label("one")).subquery()
+    answered = exists().where(SurveyAnswer.ticket_id == ticket_id)
+    query = (
+        select(TicketTimeline, GoalSample, _revision_token(), answered)
+        .select_from(one)
+        .outerjoin(TicketTimeline, TicketTimeline.ticket_id == ticket_id)
+        .outerjoin(
+            GoalSample,
+            and_(GoalSample.ticket_id == ticket_id, GoalSample.key.not_like("survey:%")),
+        )
+    )
+    if with_timers:
+        query = query.add_columns(Timer).outerjoin(
+            Timer,
+            and_(
+                Timer.ticket_id == ticket_id,
+                Timer.met_at.is_not(None),
+                Timer.status.in_(("met", "breached")),
+            ),
+        )
+    state = TicketState(None, [], [] if with_timers else None, False, None)
+    samples: dict[tuple[str, str], GoalSample] = {}
+    timers: dict[str, Timer] = {}
+    for row in await session.execute(query):
+        state.timeline, state.goal_token, state.answered = row[0], row[2], bool(row[3])
+        if row[1] is not None:
+            samples[(row[1].goal_id, row[1].key)] = row[1]
+        if with_timers and row[4] is not None:
+            timers[row[4].id] = row[4]
+    state.samples = list(samples.values())
+    if state.timers is not None:
+        state.timers = list(timers.values())
+    return state
 
 
 async def page_goals(session: AsyncSession, *, limit: int, cursor: str | None) -> Slice[Goal]:

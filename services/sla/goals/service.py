@@ -135,6 +135,7 @@ async def create_goal(ctx: SlaContext, body: GoalWrite, *, demo: bool = False) -
     row = Goal(id=str(uuid.uuid4()), demo=demo, created_at=now, updated_at=now, **_fields(body))
     ctx.session.add(row)
     await ctx.session.flush()
+    await goals_changed(ctx)
     await backfill(ctx, GoalDef.of(row))
     return row
 
@@ -149,6 +150,7 @@ async def update_goal(ctx: SlaContext, goal_id: str, body: GoalWrite) -> Goal:
         setattr(row, name, value)
     row.updated_at = ctx.clock.now()
     await ctx.session.flush()
+    await goals_changed(ctx)
     after = GoalDef.of(row)
     if (
         before.metric,
@@ -178,6 +180,7 @@ async def delete_goal(ctx: SlaContext, goal_id: str) -> None:
         raise NotFound(f"goal {goal_id} not found")
     await repository.clear_goal_data(ctx.session, goal_id)
     await ctx.session.delete(row)
+    await goals_changed(ctx)
 
 
 def backfill_start(goal: GoalDef, now: datetime) -> datetime:
@@ -355,24 +358,61 @@ def apply_samples(
     return changed
 
 
-async def goal_defs(ctx: SlaContext) -> list[GoalDef]:
-    return [GoalDef.of(row) for row in await repository.list_goals(ctx.session)]
+# The goal list per database, with the revision token it was read at. Every goal write changes
+# the token in its transaction, and each event reads the token (``repository.ticket_state``), so
+# a process never uses a list older than what its transaction sees, whichever process wrote.
+_goal_cache: dict[str, tuple[str, list[GoalDef]]] = {}
 
 
-async def sync_ticket(ctx: SlaContext, timeline: TicketTimeline, goals: Sequence[GoalDef]) -> bool:
-    """Bring every non-survey goal's samples of this ticket up to date."""
+def _database(session: AsyncSession) -> str:
+    return str(session.bind.url)
+
+
+def cached_goals(session: AsyncSession) -> list[GoalDef] | None:
+    """The goal list this process last read from the session's database (maybe stale)."""
+    found = _goal_cache.get(_database(session))
+    return None if found is None else found[1]
+
+
+async def goal_defs(ctx: SlaContext, token: str | None = None) -> list[GoalDef]:
+    """The goals; from memory when ``token`` (the revision just read) is the cached one's."""
+    key = _database(ctx.session)
+    found = _goal_cache.get(key)
+    if token is not None and found is not None and found[0] == token:
+        return found[1]
+    current, rows = await repository.goals_with_revision(ctx.session)
+    goals = [GoalDef.of(row) for row in rows]
+    if current is not None:
+        _goal_cache[key] = (current, goals)
+    return goals
+
+
+async def goals_changed(ctx: SlaContext) -> None:
+    """Call on every write of a goal definition: the cached lists are stale."""
+    await repository.bump_revision(ctx.session)
+
+
+async def sync_ticket(
+    ctx: SlaContext,
+    timeline: TicketTimeline,
+    goals: Sequence[GoalDef],
+    stored: Sequence[GoalSample],
+    timers: Sequence[Timer] | None,
+) -> bool:
+    """Bring every non-survey goal's samples of this ticket (``stored``: its non-survey ones)
+    up to date; ``timers`` are its stopped sla timers, read here if ``None`` and needed."""
     relevant = [g for g in goals if g.metric not in metrics.SURVEY_METRICS]
     if not relevant:
         return False
-    stored = await repository.samples_of_ticket(ctx.session, timeline.ticket_id)
-    timers: Sequence[Timer] = ()
-    if any(g.metric == "sla_compliance" for g in relevant):
-        timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
+    if timers is None:
+        timers = ()
+        if any(g.metric == "sla_compliance" for g in relevant):
+            timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
     deltas: dict[repository.BucketKey, list[float]] = {}
     changed = False
     for goal in relevant:
         wanted = await expected_samples(ctx, goal, timeline, timers)
-        mine = [s for s in stored if s.goal_id == goal.id and not s.key.startswith("survey:")]
+        mine = [s for s in stored if s.goal_id == goal.id]
         changed |= apply_samples(ctx, goal, timeline.ticket_id, mine, wanted, deltas)
     await repository.bump_buckets(ctx.session, deltas)
     return changed

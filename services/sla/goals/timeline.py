@@ -48,11 +48,14 @@ def _append(timeline: TicketTimeline, at: datetime, code: str, value: str | None
     timeline.events = events  # a new list, so the JSON column is written
 
 
-async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline, bool, bool]:
-    """Update the ticket's timeline from one of router's events (idempotent per change);
-    returns it, whether it is new, and whether anything a sample depends on changed."""
+async def record(
+    ctx: SlaContext, event: ev.TicketEvent, state: repository.TicketState
+) -> tuple[TicketTimeline, bool, bool]:
+    """Update the ticket's timeline (``state.timeline``, as read) from one of router's events
+    (idempotent per change); returns it, whether it is new, and whether anything a sample
+    depends on changed."""
     snapshot = event.ticket
-    timeline = await repository.get_timeline(ctx.session, snapshot.id, for_update=True)
+    timeline = state.timeline
     new = timeline is None
     changed = False
     if timeline is None:
@@ -86,7 +89,9 @@ async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline
         timeline.channel = snapshot.channel
         timeline.group = snapshot.group
         timeline.version = snapshot.version
-        timeline.document = _document(snapshot)
+        document = _document(snapshot)
+        if document != timeline.document:
+            timeline.document = document
     if isinstance(event, ev.TicketMessageAdded):
         message = event.message
         if message.author == "customer":
@@ -95,22 +100,30 @@ async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline
         elif message.public:
             _append(timeline, message.created_at, "a", None)
             changed = True
-    await ctx.session.flush()
     return timeline, new, changed
 
 
 async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
+    """One read for the ticket's timeline, samples, stopped timers (when a goal may need them),
+    answers and the goal revision; the goal list comes from memory while the revision holds."""
     sla = SlaContext.for_event(ctx)
-    timeline, new, touched = await record(sla, event)
-    if not touched and not new:
+    known = service.cached_goals(sla.session)
+    with_timers = known is None or any(g.metric == "sla_compliance" for g in known)
+    state = await repository.ticket_state(sla.session, event.ticket.id, with_timers=with_timers)
+    timeline, new, touched = await record(sla, event, state)
+    answers = new and state.answered
+    if not touched and not answers:
         return  # nothing a sample depends on moved (an assignment, a tag...)
-    goals = await service.goal_defs(sla)
+    goals = await service.goal_defs(sla, state.goal_token)
     if not goals:
         return
-    changed = touched and await service.sync_ticket(sla, timeline, goals)
-    if new:
+    changed = touched and await service.sync_ticket(
+        sla, timeline, goals, state.samples, state.timers
+    )
+    if answers:
         # Surveys travel on another topic: an answer may have come before its ticket, when no
         # scoped goal could place it yet.
+        await sla.session.flush()
         for answer in await repository.answers_of_ticket(sla.session, timeline.ticket_id):
             changed |= await service.record_answer(sla, answer, goals)
     if changed:
