@@ -365,7 +365,7 @@ _goal_cache: dict[str, tuple[str, list[GoalDef]]] = {}
 
 
 def _database(session: AsyncSession) -> str:
-    return str(session.bind.url)
+    return str(session.get_bind().engine.url)
 
 
 def cached_goals(session: AsyncSession) -> list[GoalDef] | None:
