@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from typing import cast as type_cast
@@ -23,6 +23,7 @@ from sqlalchemy import (
     literal,
     select,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -161,60 +162,84 @@ async def bucket_totals(
 
 
 async def samples_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[GoalSample]:
-    return (
-        await session.scalars(select(GoalSample).where(GoalSample.ticket_id == ticket_id))
-    ).all()
+    # Samples are written with Core (``write_samples``): refresh those already in the session.
+    query = select(GoalSample).where(GoalSample.ticket_id == ticket_id)
+    return (await session.scalars(query.execution_options(populate_existing=True))).all()
 
 
 BucketKey = tuple[str, date]
 
 
-def add_delta(
-    deltas: dict[BucketKey, list[float]],
-    goal_id: str,
-    day: date,
-    sign: int,
-    good: int,
-    bad: int,
-    value: float,
-) -> None:
-    """Collect a change of one day's totals; ``bump_buckets`` writes them all at once."""
-    delta = deltas.setdefault((goal_id, day), [0, 0, 0, 0.0])
-    delta[0] += sign
-    delta[1] += sign * good
-    delta[2] += sign * bad
-    delta[3] += sign * value
+@dataclass
+class SampleWrites:
+    """The sample rows to upsert and delete for one event, and the day totals' changes."""
+
+    upserts: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[tuple[str, str, str]] = field(default_factory=list)  # goal, ticket, key
+    deltas: dict[BucketKey, list[float]] = field(default_factory=dict)
+
+    def add_delta(
+        self, goal_id: str, day: date, sign: int, good: int, bad: int, value: float
+    ) -> None:
+        delta = self.deltas.setdefault((goal_id, day), [0, 0, 0, 0.0])
+        delta[0] += sign
+        delta[1] += sign * good
+        delta[2] += sign * bad
+        delta[3] += sign * value
+
+    def bucket_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "goal_id": goal_id,
+                "day": day,
+                "samples": int(d[0]),
+                "good": int(d[1]),
+                "bad": int(d[2]),
+                "value_sum": d[3],
+            }
+            for (goal_id, day), d in sorted(self.deltas.items())
+            if any(d)
+        ]
 
 
-async def bump_buckets(session: AsyncSession, deltas: dict[BucketKey, list[float]]) -> None:
-    """Add the collected changes to the day totals in one atomic upsert."""
-    rows = [
-        {
-            "goal_id": goal_id,
-            "day": day,
-            "samples": int(d[0]),
-            "good": int(d[1]),
-            "bad": int(d[2]),
-            "value_sum": d[3],
-        }
-        for (goal_id, day), d in sorted(deltas.items())
-        if any(d)
-    ]
-    if not rows:
-        return
-    table = goal_buckets
-    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
-    statement = insert(table).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["goal_id", "day"],
-        set_={
-            "samples": table.c.samples + statement.excluded.samples,
-            "good": table.c.good + statement.excluded.good,
-            "bad": table.c.bad + statement.excluded.bad,
-            "value_sum": table.c.value_sum + statement.excluded.value_sum,
-        },
-    )
-    await session.execute(statement)
+async def write_samples(session: AsyncSession, writes: SampleWrites) -> None:
+    """Upsert and delete the samples and add the changes to the day totals, atomically. On
+    PostgreSQL in one statement (the sample writes as data-modifying CTEs of the bucket upsert),
+    on SQLite in one statement each."""
+    postgres = dialect_name(session) == "postgresql"
+    insert = postgresql.insert if postgres else sqlite.insert
+    statements: list[Any] = []
+    if writes.upserts:
+        upsert = insert(goal_samples).values(writes.upserts)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["goal_id", "ticket_id", "key"],
+            set_={name: upsert.excluded[name] for name in ("day", "good", "bad", "value")},
+        )
+        statements.append(upsert)
+    if writes.deletes:
+        statements.append(
+            delete(goal_samples).where(
+                tuple_(goal_samples.c.goal_id, goal_samples.c.ticket_id, goal_samples.c.key).in_(
+                    writes.deletes
+                )
+            )
+        )
+    rows = writes.bucket_rows()
+    if rows:
+        bump = insert(goal_buckets).values(rows)
+        bump = bump.on_conflict_do_update(
+            index_elements=["goal_id", "day"],
+            set_={
+                name: goal_buckets.c[name] + bump.excluded[name]
+                for name in ("samples", "good", "bad", "value_sum")
+            },
+        )
+        if postgres and statements:
+            bump = bump.add_cte(*(s.cte(f"w{i}") for i, s in enumerate(statements)))
+            statements = []
+        statements.append(bump)
+    for statement in statements:
+        await session.execute(statement)
 
 
 async def clear_goal_data(session: AsyncSession, goal_id: str) -> None:

@@ -2,7 +2,8 @@
 
 Bookkeeping is incremental: each ticket or survey event recomputes that ticket's samples for
 the goals it concerns (pure functions in ``metrics``), compares them with the stored ones and
-moves only the difference into the per-day buckets. So a redelivered event changes nothing, a
+moves only the difference into the per-day buckets (samples and buckets written together by
+``repository.write_samples``, one statement on PostgreSQL). So a redelivered event changes nothing, a
 correction (a reopen turning a first-contact resolution into a miss) replaces its sample, and a
 late answer counts on the day it was answered.
 """
@@ -315,17 +316,16 @@ async def expected_samples(
 
 
 def apply_samples(
-    ctx: SlaContext,
     goal: GoalDef,
     ticket_id: str,
     stored: Iterable[GoalSample],
     wanted: Sequence[metrics.Sample],
-    deltas: dict[repository.BucketKey, list[float]],
+    writes: repository.SampleWrites,
     *,
     only_keys: set[str] | None = None,
 ) -> bool:
-    """Make the stored samples of one ticket equal ``wanted``, collecting the changes of the
-    day totals in ``deltas``; returns whether anything moved.
+    """Make the stored samples of one ticket equal ``wanted``, collecting the rows to write and
+    the changes of the day totals in ``writes``; returns whether anything moved.
 
     ``only_keys`` limits the removal of stale samples to those keys (a survey answer touches
     only its own sample)."""
@@ -343,17 +343,15 @@ def apply_samples(
                 sample.value,
             ):
                 continue
-            repository.add_delta(deltas, goal.id, old.day, -1, old.good, old.bad, old.value)
-            old.day, old.good, old.bad, old.value = day, sample.good, sample.bad, sample.value
-        else:
-            ctx.session.add(GoalSample(**_sample_row(goal.id, ticket_id, sample, day)))
-        repository.add_delta(deltas, goal.id, day, 1, sample.good, sample.bad, sample.value)
+            writes.add_delta(goal.id, old.day, -1, old.good, old.bad, old.value)
+        writes.upserts.append(_sample_row(goal.id, ticket_id, sample, day))
+        writes.add_delta(goal.id, day, 1, sample.good, sample.bad, sample.value)
         changed = True
     for key, old in have.items():
         if only_keys is not None and key not in only_keys:
             continue
-        repository.add_delta(deltas, goal.id, old.day, -1, old.good, old.bad, old.value)
-        ctx.session.sync_session.delete(old)
+        writes.add_delta(goal.id, old.day, -1, old.good, old.bad, old.value)
+        writes.deletes.append((goal.id, ticket_id, key))
         changed = True
     return changed
 
@@ -408,13 +406,13 @@ async def sync_ticket(
         timers = ()
         if any(g.metric == "sla_compliance" for g in relevant):
             timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
-    deltas: dict[repository.BucketKey, list[float]] = {}
+    writes = repository.SampleWrites()
     changed = False
     for goal in relevant:
         wanted = await expected_samples(ctx, goal, timeline, timers)
         mine = [s for s in stored if s.goal_id == goal.id]
-        changed |= apply_samples(ctx, goal, timeline.ticket_id, mine, wanted, deltas)
-    await repository.bump_buckets(ctx.session, deltas)
+        changed |= apply_samples(goal, timeline.ticket_id, mine, wanted, writes)
+    await repository.write_samples(ctx.session, writes)
     return changed
 
 
@@ -425,12 +423,12 @@ async def record_answer(ctx: SlaContext, answer: SurveyAnswer, goals: Sequence[G
     timeline = await repository.get_timeline(ctx.session, answer.ticket_id)
     stored = await repository.samples_of_ticket(ctx.session, answer.ticket_id)
     sample = _answer_sample(answer)
-    deltas: dict[repository.BucketKey, list[float]] = {}
+    writes = repository.SampleWrites()
     changed = False
     for goal in relevant:
         wanted = [sample] if _answer_in_scope(goal, answer, timeline) else []
         changed |= apply_samples(
-            ctx, goal, answer.ticket_id, stored, wanted, deltas, only_keys={sample.key}
+            goal, answer.ticket_id, stored, wanted, writes, only_keys={sample.key}
         )
-    await repository.bump_buckets(ctx.session, deltas)
+    await repository.write_samples(ctx.session, writes)
     return changed
