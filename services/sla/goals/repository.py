@@ -47,6 +47,8 @@ STREAM_CHUNK = 2000
 REPLAY_BATCH = 10_000
 goal_samples = type_cast(Table, GoalSample.__table__)
 goal_buckets = type_cast(Table, GoalBucket.__table__)
+ticket_timelines = type_cast(Table, TicketTimeline.__table__)
+TIMELINE_COLUMNS = tuple(column.key for column in ticket_timelines.columns)  # ticket_id first
 
 
 async def list_goals(session: AsyncSession) -> Sequence[Goal]:
@@ -177,6 +179,7 @@ class SampleWrites:
     upserts: list[dict[str, Any]] = field(default_factory=list)
     deletes: list[tuple[str, str, str]] = field(default_factory=list)  # goal, ticket, key
     deltas: dict[BucketKey, list[float]] = field(default_factory=dict)
+    timeline: dict[str, Any] | None = None  # the ticket's timeline row to upsert
 
     def add_delta(
         self, goal_id: str, day: date, sign: int, good: int, bad: int, value: float
@@ -203,12 +206,19 @@ class SampleWrites:
 
 
 async def write_samples(session: AsyncSession, writes: SampleWrites) -> None:
-    """Upsert and delete the samples and add the changes to the day totals, atomically. On
-    PostgreSQL in one statement (the sample writes as data-modifying CTEs of the bucket upsert),
-    on SQLite in one statement each."""
+    """Upsert the timeline, upsert and delete the samples and add the changes to the day
+    totals, atomically. On PostgreSQL in one statement (the other writes as data-modifying CTEs
+    of the bucket upsert), on SQLite in one statement each."""
     postgres = dialect_name(session) == "postgresql"
     insert = postgresql.insert if postgres else sqlite.insert
     statements: list[Any] = []
+    if writes.timeline is not None:
+        timeline = insert(ticket_timelines).values(writes.timeline)
+        timeline = timeline.on_conflict_do_update(
+            index_elements=["ticket_id"],
+            set_={name: timeline.excluded[name] for name in TIMELINE_COLUMNS[1:]},
+        )
+        statements.append(timeline)
     if writes.upserts:
         upsert = insert(goal_samples).values(writes.upserts)
         upsert = upsert.on_conflict_do_update(

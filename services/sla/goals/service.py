@@ -396,17 +396,19 @@ async def sync_ticket(
     goals: Sequence[GoalDef],
     stored: Sequence[GoalSample],
     timers: Sequence[Timer] | None,
+    writes: repository.SampleWrites,
 ) -> bool:
     """Bring every non-survey goal's samples of this ticket (``stored``: its non-survey ones)
-    up to date; ``timers`` are its stopped sla timers, read here if ``None`` and needed."""
+    up to date; ``timers`` are its stopped sla timers, read here if ``None`` and needed. The
+    writes go out with those already in ``writes`` (the timeline)."""
     relevant = [g for g in goals if g.metric not in metrics.SURVEY_METRICS]
     if not relevant:
+        await repository.write_samples(ctx.session, writes)
         return False
     if timers is None:
         timers = ()
         if any(g.metric == "sla_compliance" for g in relevant):
             timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
-    writes = repository.SampleWrites()
     changed = False
     for goal in relevant:
         wanted = await expected_samples(ctx, goal, timeline, timers)

@@ -71,7 +71,6 @@ async def record(
             version=snapshot.version,
             demo=False,
         )
-        ctx.session.add(timeline)
         changed = snapshot.status in ("solved", "closed")
     elif snapshot.version >= timeline.version:
         at = snapshot.updated_at
@@ -103,27 +102,36 @@ async def record(
     return timeline, new, changed
 
 
+def _row(timeline: TicketTimeline) -> dict[str, Any]:
+    return {column: getattr(timeline, column) for column in repository.TIMELINE_COLUMNS}
+
+
 async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     """One read for the ticket's timeline, samples, stopped timers (when a goal may need them),
-    answers and the goal revision; the goal list comes from memory while the revision holds."""
+    answers and the goal revision; the goal list comes from memory while the revision holds.
+    One write: the timeline, the samples and the day totals together (``write_samples``)."""
     sla = SlaContext.for_event(ctx)
     known = service.cached_goals(sla.session)
     with_timers = known is None or any(g.metric == "sla_compliance" for g in known)
     state = await repository.ticket_state(sla.session, event.ticket.id, with_timers=with_timers)
+    before = None if state.timeline is None else _row(state.timeline)
+    if state.timeline is not None:
+        sla.session.expunge(state.timeline)  # written with Core below, not by the unit of work
     timeline, new, touched = await record(sla, event, state)
+    after = _row(timeline)
+    writes = repository.SampleWrites(timeline=after if after != before else None)
     answers = new and state.answered
-    if not touched and not answers:
-        return  # nothing a sample depends on moved (an assignment, a tag...)
-    goals = await service.goal_defs(sla, state.goal_token)
-    if not goals:
-        return
-    changed = touched and await service.sync_ticket(
-        sla, timeline, goals, state.samples, state.timers
-    )
-    if answers:
+    goals = await service.goal_defs(sla, state.goal_token) if touched or answers else []
+    changed = bool(goals) and touched
+    if changed:
+        changed = await service.sync_ticket(
+            sla, timeline, goals, state.samples, state.timers, writes
+        )
+    else:
+        await repository.write_samples(sla.session, writes)
+    if goals and answers:
         # Surveys travel on another topic: an answer may have come before its ticket, when no
         # scoped goal could place it yet.
-        await sla.session.flush()
         for answer in await repository.answers_of_ticket(sla.session, timeline.ticket_id):
             changed |= await service.record_answer(sla, answer, goals)
     if changed:
