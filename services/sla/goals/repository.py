@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any
 from typing import cast as type_cast
 
+import orjson
 from sqlalchemy import (
     Float,
     Table,
@@ -22,11 +23,12 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     true,
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -205,12 +207,88 @@ class SampleWrites:
         ]
 
 
+# On PostgreSQL every write of one event in one statement of constant text: the rows travel as
+# arrays (``unnest``), so the statement is compiled and prepared once, not per number of rows
+# (compiling a multi-row ``VALUES`` cost more than its round trip). An empty array or a false
+# ``write_timeline`` writes nothing.
+_WRITE_POSTGRES = text(
+    """
+WITH timeline AS (
+    INSERT INTO sla.ticket_timelines (ticket_id, created_at, channel, "group", priority, status,
+        document, events, version, demo)
+    SELECT CAST(:ticket_id AS varchar), CAST(:created_at AS timestamptz),
+        CAST(:channel AS varchar), CAST(:grp AS varchar), CAST(:priority AS varchar),
+        CAST(:status AS varchar), CAST(:document AS jsonb), CAST(:events AS jsonb),
+        CAST(:version AS integer), CAST(:demo AS boolean)
+    WHERE CAST(:write_timeline AS boolean)
+    ON CONFLICT (ticket_id) DO UPDATE SET created_at = excluded.created_at,
+        channel = excluded.channel, "group" = excluded."group", priority = excluded.priority,
+        status = excluded.status, document = excluded.document, events = excluded.events,
+        version = excluded.version, demo = excluded.demo
+), upserted AS (
+    INSERT INTO sla.goal_samples (goal_id, ticket_id, key, day, good, bad, value)
+    SELECT * FROM unnest(CAST(:s_goal AS varchar[]), CAST(:s_ticket AS varchar[]),
+        CAST(:s_key AS varchar[]), CAST(:s_day AS date[]), CAST(:s_good AS integer[]),
+        CAST(:s_bad AS integer[]), CAST(:s_value AS float8[]))
+    ON CONFLICT (goal_id, ticket_id, key) DO UPDATE SET day = excluded.day,
+        good = excluded.good, bad = excluded.bad, value = excluded.value
+), deleted AS (
+    DELETE FROM sla.goal_samples WHERE (goal_id, ticket_id, key) IN (
+        SELECT * FROM unnest(CAST(:d_goal AS varchar[]), CAST(:d_ticket AS varchar[]),
+            CAST(:d_key AS varchar[])))
+)
+INSERT INTO sla.goal_buckets AS b (goal_id, day, samples, good, bad, value_sum)
+SELECT * FROM unnest(CAST(:b_goal AS varchar[]), CAST(:b_day AS date[]),
+    CAST(:b_samples AS integer[]), CAST(:b_good AS integer[]), CAST(:b_bad AS integer[]),
+    CAST(:b_value AS float8[]))
+ON CONFLICT (goal_id, day) DO UPDATE SET samples = b.samples + excluded.samples,
+    good = b.good + excluded.good, bad = b.bad + excluded.bad,
+    value_sum = b.value_sum + excluded.value_sum
+"""
+)
+
+
+def _postgres_parameters(writes: SampleWrites) -> dict[str, Any]:
+    timeline = writes.timeline or dict.fromkeys(TIMELINE_COLUMNS)
+    buckets = writes.bucket_rows()
+    return {
+        "write_timeline": writes.timeline is not None,
+        **{name: timeline[name] for name in TIMELINE_COLUMNS if name != "group"},
+        "grp": timeline["group"],
+        "document": None
+        if writes.timeline is None
+        else orjson.dumps(timeline["document"]).decode(),
+        "events": None if writes.timeline is None else orjson.dumps(timeline["events"]).decode(),
+        "s_goal": [r["goal_id"] for r in writes.upserts],
+        "s_ticket": [r["ticket_id"] for r in writes.upserts],
+        "s_key": [r["key"] for r in writes.upserts],
+        "s_day": [r["day"] for r in writes.upserts],
+        "s_good": [r["good"] for r in writes.upserts],
+        "s_bad": [r["bad"] for r in writes.upserts],
+        "s_value": [float(r["value"]) for r in writes.upserts],
+        "d_goal": [d[0] for d in writes.deletes],
+        "d_ticket": [d[1] for d in writes.deletes],
+        "d_key": [d[2] for d in writes.deletes],
+        "b_goal": [r["goal_id"] for r in buckets],
+        "b_day": [r["day"] for r in buckets],
+        "b_samples": [r["samples"] for r in buckets],
+        "b_good": [r["good"] for r in buckets],
+        "b_bad": [r["bad"] for r in buckets],
+        "b_value": [float(r["value_sum"]) for r in buckets],
+    }
+
+
 async def write_samples(session: AsyncSession, writes: SampleWrites) -> None:
     """Upsert the timeline, upsert and delete the samples and add the changes to the day
-    totals, atomically. On PostgreSQL in one statement (the other writes as data-modifying CTEs
-    of the bucket upsert), on SQLite in one statement each."""
+    totals, atomically. On PostgreSQL in one statement (``_WRITE_POSTGRES``), on SQLite in one
+    statement each."""
+    if not (writes.timeline or writes.upserts or writes.deletes or writes.bucket_rows()):
+        return
     postgres = dialect_name(session) == "postgresql"
-    insert = postgresql.insert if postgres else sqlite.insert
+    if postgres:
+        await session.execute(_WRITE_POSTGRES, _postgres_parameters(writes))
+        return
+    insert = sqlite.insert
     statements: list[Any] = []
     if writes.timeline is not None:
         timeline = insert(ticket_timelines).values(writes.timeline)
@@ -244,9 +322,6 @@ async def write_samples(session: AsyncSession, writes: SampleWrites) -> None:
                 for name in ("samples", "good", "bad", "value_sum")
             },
         )
-        if postgres and statements:
-            bump = bump.add_cte(*(s.cte(f"w{i}") for i, s in enumerate(statements)))
-            statements = []
         statements.append(bump)
     for statement in statements:
         await session.execute(statement)
