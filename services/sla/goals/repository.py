@@ -8,15 +8,18 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any
 from typing import cast as type_cast
 
 import orjson
 from sqlalchemy import (
     Float,
+    String,
     Table,
     Text,
     and_,
+    bindparam,
     cast,
     delete,
     exists,
@@ -87,54 +90,93 @@ async def bump_revision(session: AsyncSession) -> None:
 
 @dataclass
 class TicketState:
-    """What goal bookkeeping needs of one ticket, read in one statement."""
+    """What goal bookkeeping needs of one ticket, read in one statement. Samples and timers
+    are plain rows (``goal_id, key, day, good, bad, value``; ``metric, cycle, status, met_at,
+    consumed_seconds``); the timeline is not in the session (it is written with Core)."""
 
     timeline: TicketTimeline | None
-    samples: list[GoalSample]  # its ticket samples (not survey ones)
-    timers: list[Timer] | None  # its stopped sla timers, when asked for
+    samples: list[Any]  # its ticket samples (not survey ones)
+    timers: list[Any] | None  # its stopped sla timers, when asked for
     answered: bool  # whether a survey answer for the ticket is stored
     goal_token: str | None
 
 
-async def ticket_state(session: AsyncSession, ticket_id: str, *, with_timers: bool) -> TicketState:
-    """The ticket's timeline, samples, (stopped timers), whether it has survey answers, and the
-    goal revision, in one round trip: the one-row ``SELECT 1`` outer-joined to each.
+_SAMPLE_COLUMNS = ("goal_id", "key", "day", "good", "bad", "value")
+_TIMER_COLUMNS = ("metric", "cycle", "status", "met_at", "consumed_seconds")
 
-    Not locked: every sla handler has locked the ticket's own row (``track``) before, which
-    serializes the events of one ticket."""
+
+def _state_query(with_timers: bool) -> Any:
+    """``ticket_state``'s statement, built once (its construction and cache key cost more than
+    executing it): the one-row ``SELECT 1`` outer-joined to the ticket's rows."""
+    ticket_id = bindparam("ticket_id", type_=String)
     one = select(literal(1).label("one")).subquery()
     answered = exists().where(SurveyAnswer.ticket_id == ticket_id)
+    line = ticket_timelines.c
+    timeline_columns = [
+        line[name] if name not in ("document", "events") else cast(line[name], Text)
+        for name in TIMELINE_COLUMNS
+    ]
+    sample_columns = [goal_samples.c[name] for name in _SAMPLE_COLUMNS]
     query = (
-        select(TicketTimeline, GoalSample, _revision_token(), answered)
+        select(_revision_token(), answered, *timeline_columns, *sample_columns)
         .select_from(one)
-        .outerjoin(TicketTimeline, TicketTimeline.ticket_id == ticket_id)
+        .outerjoin(ticket_timelines, line.ticket_id == ticket_id)
         .outerjoin(
-            GoalSample,
-            and_(GoalSample.ticket_id == ticket_id, GoalSample.key.not_like("survey:%")),
+            goal_samples,
+            and_(goal_samples.c.ticket_id == ticket_id, goal_samples.c.key.not_like("survey:%")),
         )
     )
     if with_timers:
-        query = query.add_columns(Timer).outerjoin(
-            Timer,
+        timers = type_cast(Table, Timer.__table__)
+        query = query.add_columns(*(timers.c[name] for name in _TIMER_COLUMNS)).outerjoin(
+            timers,
             and_(
-                Timer.ticket_id == ticket_id,
-                Timer.met_at.is_not(None),
-                Timer.status.in_(("met", "breached")),
+                timers.c.ticket_id == ticket_id,
+                timers.c.met_at.is_not(None),
+                timers.c.status.in_(("met", "breached")),
             ),
         )
-    state = TicketState(None, [], [] if with_timers else None, False, None)
-    samples: dict[tuple[str, str], GoalSample] = {}
-    timers: dict[str, Timer] = {}
-    for row in await session.execute(query):
-        state.timeline, state.goal_token, state.answered = row[0], row[2], bool(row[3])
-        if row[1] is not None:
-            samples[(row[1].goal_id, row[1].key)] = row[1]
-        if with_timers and row[4] is not None:
-            timers[row[4].id] = row[4]
+    return query
+
+
+_STATE_QUERIES = {flag: _state_query(flag) for flag in (False, True)}
+
+
+async def ticket_state(session: AsyncSession, ticket_id: str, *, with_timers: bool) -> TicketState:
+    """The ticket's timeline, samples, (stopped timers), whether it has survey answers, and the
+    goal revision, in one round trip: the one-row ``SELECT 1`` outer-joined to each. Core rows,
+    the timeline's JSON as text decoded once (the join repeats it on every row).
+
+    Not locked: every sla handler has locked the ticket's own row (``track``) before, which
+    serializes the events of one ticket."""
+    query = _STATE_QUERIES[with_timers]
+    rows = (await session.execute(query, {"ticket_id": ticket_id})).all()
+    first = rows[0]
+    state = TicketState(None, [], [] if with_timers else None, bool(first[1]), first[0])
+    width = len(TIMELINE_COLUMNS)
+    if first[2] is not None:
+        values = dict(zip(TIMELINE_COLUMNS, first[2 : 2 + width], strict=True))
+        values["document"] = orjson.loads(values["document"])
+        values["events"] = orjson.loads(values["events"])
+        state.timeline = TicketTimeline(**values)
+    at = 2 + width
+    samples: dict[tuple[str, str], Any] = {}
+    timers: dict[tuple[str, int], Any] = {}
+    for row in rows:
+        if row[at] is not None:
+            sample = Row(**dict(zip(_SAMPLE_COLUMNS, row[at : at + 6], strict=True)))
+            samples[(sample.goal_id, sample.key)] = sample
+        if with_timers and row[at + 6] is not None:
+            timer = Row(**dict(zip(_TIMER_COLUMNS, row[at + 6 :], strict=True)))
+            timers[(timer.metric, timer.cycle)] = timer
     state.samples = list(samples.values())
     if state.timers is not None:
         state.timers = list(timers.values())
     return state
+
+
+class Row(SimpleNamespace):
+    """A plain row read by ``ticket_state``."""
 
 
 async def page_goals(session: AsyncSession, *, limit: int, cursor: str | None) -> Slice[Goal]:

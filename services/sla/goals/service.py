@@ -21,9 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sla import repository as sla_repository
 from services.sla.goals import metrics, periods, repository
-from services.sla.goals.models import Goal, GoalSample, SurveyAnswer, TicketTimeline
+from services.sla.goals.models import Goal, SurveyAnswer, TicketTimeline
 from services.sla.goals.schemas import GoalWrite
-from services.sla.models import Timer
 from services.sla.service import SlaContext
 from shared.errors import NotFound, Unprocessable
 
@@ -294,7 +293,7 @@ async def expected_samples(
     ctx: SlaContext,
     goal: GoalDef,
     timeline: TicketTimeline | None,
-    timers: Sequence[Timer] = (),
+    timers: Sequence[Any] = (),
 ) -> list[metrics.Sample]:
     """The samples one ticket gives ``goal`` now (survey goals are kept by ``record_answer``);
     ``timers`` are the ticket's stopped sla timers, for ``sla_compliance``."""
@@ -318,7 +317,7 @@ async def expected_samples(
 def apply_samples(
     goal: GoalDef,
     ticket_id: str,
-    stored: Iterable[GoalSample],
+    stored: Iterable[Any],
     wanted: Sequence[metrics.Sample],
     writes: repository.SampleWrites,
     *,
@@ -394,8 +393,8 @@ async def sync_ticket(
     ctx: SlaContext,
     timeline: TicketTimeline,
     goals: Sequence[GoalDef],
-    stored: Sequence[GoalSample],
-    timers: Sequence[Timer] | None,
+    stored: Sequence[Any],
+    timers: Sequence[Any] | None,
     writes: repository.SampleWrites,
 ) -> bool:
     """Bring every non-survey goal's samples of this ticket (``stored``: its non-survey ones)

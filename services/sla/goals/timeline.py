@@ -115,8 +115,6 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     with_timers = known is None or any(g.metric == "sla_compliance" for g in known)
     state = await repository.ticket_state(sla.session, event.ticket.id, with_timers=with_timers)
     before = None if state.timeline is None else _row(state.timeline)
-    if state.timeline is not None:
-        sla.session.expunge(state.timeline)  # written with Core below, not by the unit of work
     timeline, new, touched = await record(sla, event, state)
     after = _row(timeline)
     writes = repository.SampleWrites(timeline=after if after != before else None)
