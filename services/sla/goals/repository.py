@@ -150,6 +150,9 @@ async def ticket_state(session: AsyncSession, ticket_id: str, *, with_timers: bo
     Not locked: every sla handler has locked the ticket's own row (``track``) before, which
     serializes the events of one ticket."""
     query = _STATE_QUERIES[with_timers]
+    # A Core select does not autoflush: the timers sla's handler just stopped must be written
+    # first (nothing is sent when nothing is pending).
+    await session.flush()
     rows = (await session.execute(query, {"ticket_id": ticket_id})).all()
     first = rows[0]
     state = TicketState(None, [], [] if with_timers else None, bool(first[1]), first[0])
