@@ -33,6 +33,7 @@ def test_bench_goals_prints_and_writes_every_figure(tmp_path: Path) -> None:
         "attainment read p50",
         "attainment read p99",
         "what-if replay",
+        "statements per event",
         "handling per event",
     ):
         assert figure in result.stdout, figure
@@ -48,5 +49,8 @@ def test_bench_goals_prints_and_writes_every_figure(tmp_path: Path) -> None:
         "without_ms_per_event",
     ):
         assert figures[key] is not None, key
+    # Counted, not timed: the bookkeeping is one read and, when something moved, one write.
+    extra = figures["with_goals_statements_per_event"] - figures["without_statements_per_event"]
+    assert 0 < extra < 4, figures  # 2.0 measured; 6.0 before issue 11
     # The generated timelines: every first response is 20..919 s, resolution well after.
     assert set(figures["compliance"]) == {"first_response", "next_response", "resolution"}

@@ -84,3 +84,25 @@ async def test_survey_scores_known_by_construction(desk: Desk) -> None:
     assert result["needed"] == pytest.approx(
         100 * (0.75 * (10 + remaining) - 7) / remaining, abs=0.01
     )
+
+
+async def test_a_goal_changed_elsewhere_is_used_by_the_next_event(desk: Desk) -> None:
+    """sla keeps the goal list in memory behind the goal revision: a scope changed (by any
+    process) is what the very next event is measured against."""
+    from tests.goals_support import chat_goal
+
+    goal = await desk.goal(**chat_goal())
+    chat = f"{desk.prefix}cached-chat"
+    await desk.created(chat, MONDAY)
+    await desk.message(chat, MONDAY + timedelta(seconds=10))
+    assert (await desk.settled(goal["id"], 1))["met_count"] == 1  # the list is now cached
+    changed = await desk.client.put(
+        f"/v1/goals/{goal['id']}", json=chat_goal(scope={"channel": ["email"]})
+    )
+    assert changed.status_code == 200, changed.text
+    assert (await desk.attainment(goal["id"]))["sample_size"] == 0  # re-measured: no email yet
+    email = f"{desk.prefix}cached-email"
+    await desk.created(email, MONDAY + timedelta(minutes=1), channel="email")
+    await desk.message(email, MONDAY + timedelta(minutes=3))
+    result = await desk.settled(goal["id"], 1)
+    assert (result["sample_size"], result["met_count"]) == (1, 0)  # 120 s: not within 60 s

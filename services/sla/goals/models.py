@@ -8,6 +8,9 @@
   redelivered or corrected event replaces its sample instead of counting it twice.
 - ``goal_buckets``: per goal and local day (in the goal's time zone) the running totals that
   attainment reads, so a read never scans tickets.
+- ``goal_revision``: one row whose token changes with every write of a goal definition, so that
+  each sla process can keep the goal list in memory and know, for the price of a subquery in a
+  read it makes anyway, whether it is still current.
 """
 
 from __future__ import annotations
@@ -100,3 +103,13 @@ class GoalBucket(Base):
     good: Mapped[int] = mapped_column(Integer)
     bad: Mapped[int] = mapped_column(Integer)
     value_sum: Mapped[float] = mapped_column(Float)
+
+
+class GoalRevision(Base):
+    """The single row (``id`` 1) of the goal definitions' revision: a new random ``token`` on
+    every create, update or delete of a goal, in the same transaction."""
+
+    __tablename__ = "goal_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))

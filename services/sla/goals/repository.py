@@ -4,17 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any
 from typing import cast as type_cast
 
-from sqlalchemy import Float, Table, Text, cast, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import (
+    Float,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    text,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.sla.goals.models import Goal, GoalBucket, GoalSample, SurveyAnswer, TicketTimeline
+from services.sla.goals.models import (
+    Goal,
+    GoalBucket,
+    GoalRevision,
+    GoalSample,
+    SurveyAnswer,
+    TicketTimeline,
+)
 from services.sla.goals.projection import Totals
 from services.sla.models import Timer
 from shared.db import dialect_name
@@ -24,11 +52,134 @@ STREAM_CHUNK = 2000
 REPLAY_BATCH = 10_000
 goal_samples = type_cast(Table, GoalSample.__table__)
 goal_buckets = type_cast(Table, GoalBucket.__table__)
+ticket_timelines = type_cast(Table, TicketTimeline.__table__)
+TIMELINE_COLUMNS = tuple(column.key for column in ticket_timelines.columns)  # ticket_id first
 
 
 async def list_goals(session: AsyncSession) -> Sequence[Goal]:
     """Every goal, in id order."""
     return (await session.scalars(select(Goal).order_by(Goal.id))).all()
+
+
+def _revision_token() -> Any:
+    return select(GoalRevision.token).where(GoalRevision.id == 1).scalar_subquery()
+
+
+async def goals_with_revision(session: AsyncSession) -> tuple[str | None, list[Goal]]:
+    """Every goal and the revision token they are at, read in one statement (so in one
+    snapshot); the token is ``None`` where the revision row is missing."""
+    one = select(literal(1).label("one")).subquery()
+    rows = await session.execute(
+        select(_revision_token(), Goal).select_from(one).outerjoin(Goal, true()).order_by(Goal.id)
+    )
+    token: str | None = None
+    goals: list[Goal] = []
+    for row in rows:
+        token = row[0]
+        if row[1] is not None:
+            goals.append(row[1])
+    return token, goals
+
+
+async def bump_revision(session: AsyncSession) -> None:
+    """A goal was written: every process's cached goal list is now stale."""
+    await session.execute(
+        update(GoalRevision).where(GoalRevision.id == 1).values(token=uuid.uuid4().hex)
+    )
+
+
+@dataclass
+class TicketState:
+    """What goal bookkeeping needs of one ticket, read in one statement. Samples and timers
+    are plain rows (``goal_id, key, day, good, bad, value``; ``metric, cycle, status, met_at,
+    consumed_seconds``); the timeline is not in the session (it is written with Core)."""
+
+    timeline: TicketTimeline | None
+    samples: list[Any]  # its ticket samples (not survey ones)
+    timers: list[Any] | None  # its stopped sla timers, when asked for
+    answered: bool  # whether a survey answer for the ticket is stored
+    goal_token: str | None
+
+
+_SAMPLE_COLUMNS = ("goal_id", "key", "day", "good", "bad", "value")
+_TIMER_COLUMNS = ("metric", "cycle", "status", "met_at", "consumed_seconds")
+
+
+def _state_query(with_timers: bool) -> Any:
+    """``ticket_state``'s statement, built once (its construction and cache key cost more than
+    executing it): the one-row ``SELECT 1`` outer-joined to the ticket's rows."""
+    ticket_id = bindparam("ticket_id", type_=String)
+    one = select(literal(1).label("one")).subquery()
+    answered = exists().where(SurveyAnswer.ticket_id == ticket_id)
+    line = ticket_timelines.c
+    timeline_columns = [
+        line[name] if name not in ("document", "events") else cast(line[name], Text)
+        for name in TIMELINE_COLUMNS
+    ]
+    sample_columns = [goal_samples.c[name] for name in _SAMPLE_COLUMNS]
+    query = (
+        select(_revision_token(), answered, *timeline_columns, *sample_columns)
+        .select_from(one)
+        .outerjoin(ticket_timelines, line.ticket_id == ticket_id)
+        .outerjoin(
+            goal_samples,
+            and_(goal_samples.c.ticket_id == ticket_id, goal_samples.c.key.not_like("survey:%")),
+        )
+    )
+    if with_timers:
+        timers = type_cast(Table, Timer.__table__)
+        query = query.add_columns(*(timers.c[name] for name in _TIMER_COLUMNS)).outerjoin(
+            timers,
+            and_(
+                timers.c.ticket_id == ticket_id,
+                timers.c.met_at.is_not(None),
+                timers.c.status.in_(("met", "breached")),
+            ),
+        )
+    return query
+
+
+_STATE_QUERIES = {flag: _state_query(flag) for flag in (False, True)}
+
+
+async def ticket_state(session: AsyncSession, ticket_id: str, *, with_timers: bool) -> TicketState:
+    """The ticket's timeline, samples, (stopped timers), whether it has survey answers, and the
+    goal revision, in one round trip: the one-row ``SELECT 1`` outer-joined to each. Core rows,
+    the timeline's JSON as text decoded once (the join repeats it on every row).
+
+    Not locked: every sla handler has locked the ticket's own row (``track``) before, which
+    serializes the events of one ticket."""
+    query = _STATE_QUERIES[with_timers]
+    # A Core select does not autoflush: the timers sla's handler just stopped must be written
+    # first (nothing is sent when nothing is pending).
+    await session.flush()
+    rows = (await session.execute(query, {"ticket_id": ticket_id})).all()
+    first = rows[0]
+    state = TicketState(None, [], [] if with_timers else None, bool(first[1]), first[0])
+    width = len(TIMELINE_COLUMNS)
+    if first[2] is not None:
+        values = dict(zip(TIMELINE_COLUMNS, first[2 : 2 + width], strict=True))
+        values["document"] = orjson.loads(values["document"])
+        values["events"] = orjson.loads(values["events"])
+        state.timeline = TicketTimeline(**values)
+    at = 2 + width
+    samples: dict[tuple[str, str], Any] = {}
+    timers: dict[tuple[str, int], Any] = {}
+    for row in rows:
+        if row[at] is not None:
+            sample = Row(**dict(zip(_SAMPLE_COLUMNS, row[at : at + 6], strict=True)))
+            samples[(sample.goal_id, sample.key)] = sample
+        if with_timers and row[at + 6] is not None:
+            timer = Row(**dict(zip(_TIMER_COLUMNS, row[at + 6 :], strict=True)))
+            timers[(timer.metric, timer.cycle)] = timer
+    state.samples = list(samples.values())
+    if state.timers is not None:
+        state.timers = list(timers.values())
+    return state
+
+
+class Row(SimpleNamespace):
+    """A plain row read by ``ticket_state``."""
 
 
 async def page_goals(session: AsyncSession, *, limit: int, cursor: str | None) -> Slice[Goal]:
@@ -60,60 +211,165 @@ async def bucket_totals(
 
 
 async def samples_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[GoalSample]:
-    return (
-        await session.scalars(select(GoalSample).where(GoalSample.ticket_id == ticket_id))
-    ).all()
+    # Samples are written with Core (``write_samples``): refresh those already in the session.
+    query = select(GoalSample).where(GoalSample.ticket_id == ticket_id)
+    return (await session.scalars(query.execution_options(populate_existing=True))).all()
 
 
 BucketKey = tuple[str, date]
 
 
-def add_delta(
-    deltas: dict[BucketKey, list[float]],
-    goal_id: str,
-    day: date,
-    sign: int,
-    good: int,
-    bad: int,
-    value: float,
-) -> None:
-    """Collect a change of one day's totals; ``bump_buckets`` writes them all at once."""
-    delta = deltas.setdefault((goal_id, day), [0, 0, 0, 0.0])
-    delta[0] += sign
-    delta[1] += sign * good
-    delta[2] += sign * bad
-    delta[3] += sign * value
+@dataclass
+class SampleWrites:
+    """The sample rows to upsert and delete for one event, and the day totals' changes."""
+
+    upserts: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[tuple[str, str, str]] = field(default_factory=list)  # goal, ticket, key
+    deltas: dict[BucketKey, list[float]] = field(default_factory=dict)
+    timeline: dict[str, Any] | None = None  # the ticket's timeline row to upsert
+
+    def add_delta(
+        self, goal_id: str, day: date, sign: int, good: int, bad: int, value: float
+    ) -> None:
+        delta = self.deltas.setdefault((goal_id, day), [0, 0, 0, 0.0])
+        delta[0] += sign
+        delta[1] += sign * good
+        delta[2] += sign * bad
+        delta[3] += sign * value
+
+    def bucket_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "goal_id": goal_id,
+                "day": day,
+                "samples": int(d[0]),
+                "good": int(d[1]),
+                "bad": int(d[2]),
+                "value_sum": d[3],
+            }
+            for (goal_id, day), d in sorted(self.deltas.items())
+            if any(d)
+        ]
 
 
-async def bump_buckets(session: AsyncSession, deltas: dict[BucketKey, list[float]]) -> None:
-    """Add the collected changes to the day totals in one atomic upsert."""
-    rows = [
-        {
-            "goal_id": goal_id,
-            "day": day,
-            "samples": int(d[0]),
-            "good": int(d[1]),
-            "bad": int(d[2]),
-            "value_sum": d[3],
-        }
-        for (goal_id, day), d in sorted(deltas.items())
-        if any(d)
-    ]
-    if not rows:
+# On PostgreSQL every write of one event in one statement of constant text: the rows travel as
+# arrays (``unnest``), so the statement is compiled and prepared once, not per number of rows
+# (compiling a multi-row ``VALUES`` cost more than its round trip). An empty array or a false
+# ``write_timeline`` writes nothing.
+_WRITE_POSTGRES = text(
+    """
+WITH timeline AS (
+    INSERT INTO sla.ticket_timelines (ticket_id, created_at, channel, "group", priority, status,
+        document, events, version, demo)
+    SELECT CAST(:ticket_id AS varchar), CAST(:created_at AS timestamptz),
+        CAST(:channel AS varchar), CAST(:grp AS varchar), CAST(:priority AS varchar),
+        CAST(:status AS varchar), CAST(:document AS jsonb), CAST(:events AS jsonb),
+        CAST(:version AS integer), CAST(:demo AS boolean)
+    WHERE CAST(:write_timeline AS boolean)
+    ON CONFLICT (ticket_id) DO UPDATE SET created_at = excluded.created_at,
+        channel = excluded.channel, "group" = excluded."group", priority = excluded.priority,
+        status = excluded.status, document = excluded.document, events = excluded.events,
+        version = excluded.version, demo = excluded.demo
+), upserted AS (
+    INSERT INTO sla.goal_samples (goal_id, ticket_id, key, day, good, bad, value)
+    SELECT * FROM unnest(CAST(:s_goal AS varchar[]), CAST(:s_ticket AS varchar[]),
+        CAST(:s_key AS varchar[]), CAST(:s_day AS date[]), CAST(:s_good AS integer[]),
+        CAST(:s_bad AS integer[]), CAST(:s_value AS float8[]))
+    ON CONFLICT (goal_id, ticket_id, key) DO UPDATE SET day = excluded.day,
+        good = excluded.good, bad = excluded.bad, value = excluded.value
+), deleted AS (
+    DELETE FROM sla.goal_samples WHERE (goal_id, ticket_id, key) IN (
+        SELECT * FROM unnest(CAST(:d_goal AS varchar[]), CAST(:d_ticket AS varchar[]),
+            CAST(:d_key AS varchar[])))
+)
+INSERT INTO sla.goal_buckets AS b (goal_id, day, samples, good, bad, value_sum)
+SELECT * FROM unnest(CAST(:b_goal AS varchar[]), CAST(:b_day AS date[]),
+    CAST(:b_samples AS integer[]), CAST(:b_good AS integer[]), CAST(:b_bad AS integer[]),
+    CAST(:b_value AS float8[]))
+ON CONFLICT (goal_id, day) DO UPDATE SET samples = b.samples + excluded.samples,
+    good = b.good + excluded.good, bad = b.bad + excluded.bad,
+    value_sum = b.value_sum + excluded.value_sum
+"""
+)
+
+
+def _postgres_parameters(writes: SampleWrites) -> dict[str, Any]:
+    timeline = writes.timeline or dict.fromkeys(TIMELINE_COLUMNS)
+    buckets = writes.bucket_rows()
+    return {
+        "write_timeline": writes.timeline is not None,
+        **{name: timeline[name] for name in TIMELINE_COLUMNS if name != "group"},
+        "grp": timeline["group"],
+        "document": None
+        if writes.timeline is None
+        else orjson.dumps(timeline["document"]).decode(),
+        "events": None if writes.timeline is None else orjson.dumps(timeline["events"]).decode(),
+        "s_goal": [r["goal_id"] for r in writes.upserts],
+        "s_ticket": [r["ticket_id"] for r in writes.upserts],
+        "s_key": [r["key"] for r in writes.upserts],
+        "s_day": [r["day"] for r in writes.upserts],
+        "s_good": [r["good"] for r in writes.upserts],
+        "s_bad": [r["bad"] for r in writes.upserts],
+        "s_value": [float(r["value"]) for r in writes.upserts],
+        "d_goal": [d[0] for d in writes.deletes],
+        "d_ticket": [d[1] for d in writes.deletes],
+        "d_key": [d[2] for d in writes.deletes],
+        "b_goal": [r["goal_id"] for r in buckets],
+        "b_day": [r["day"] for r in buckets],
+        "b_samples": [r["samples"] for r in buckets],
+        "b_good": [r["good"] for r in buckets],
+        "b_bad": [r["bad"] for r in buckets],
+        "b_value": [float(r["value_sum"]) for r in buckets],
+    }
+
+
+async def write_samples(session: AsyncSession, writes: SampleWrites) -> None:
+    """Upsert the timeline, upsert and delete the samples and add the changes to the day
+    totals, atomically. On PostgreSQL in one statement (``_WRITE_POSTGRES``), on SQLite in one
+    statement each."""
+    if not (writes.timeline or writes.upserts or writes.deletes or writes.bucket_rows()):
         return
-    table = goal_buckets
-    insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
-    statement = insert(table).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["goal_id", "day"],
-        set_={
-            "samples": table.c.samples + statement.excluded.samples,
-            "good": table.c.good + statement.excluded.good,
-            "bad": table.c.bad + statement.excluded.bad,
-            "value_sum": table.c.value_sum + statement.excluded.value_sum,
-        },
-    )
-    await session.execute(statement)
+    postgres = dialect_name(session) == "postgresql"
+    if postgres:
+        await session.execute(_WRITE_POSTGRES, _postgres_parameters(writes))
+        return
+    insert = sqlite.insert
+    statements: list[Any] = []
+    if writes.timeline is not None:
+        timeline = insert(ticket_timelines).values(writes.timeline)
+        timeline = timeline.on_conflict_do_update(
+            index_elements=["ticket_id"],
+            set_={name: timeline.excluded[name] for name in TIMELINE_COLUMNS[1:]},
+        )
+        statements.append(timeline)
+    if writes.upserts:
+        upsert = insert(goal_samples).values(writes.upserts)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["goal_id", "ticket_id", "key"],
+            set_={name: upsert.excluded[name] for name in ("day", "good", "bad", "value")},
+        )
+        statements.append(upsert)
+    if writes.deletes:
+        statements.append(
+            delete(goal_samples).where(
+                tuple_(goal_samples.c.goal_id, goal_samples.c.ticket_id, goal_samples.c.key).in_(
+                    writes.deletes
+                )
+            )
+        )
+    rows = writes.bucket_rows()
+    if rows:
+        bump = insert(goal_buckets).values(rows)
+        bump = bump.on_conflict_do_update(
+            index_elements=["goal_id", "day"],
+            set_={
+                name: goal_buckets.c[name] + bump.excluded[name]
+                for name in ("samples", "good", "bad", "value_sum")
+            },
+        )
+        statements.append(bump)
+    for statement in statements:
+        await session.execute(statement)
 
 
 async def clear_goal_data(session: AsyncSession, goal_id: str) -> None:

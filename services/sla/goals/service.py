@@ -2,7 +2,8 @@
 
 Bookkeeping is incremental: each ticket or survey event recomputes that ticket's samples for
 the goals it concerns (pure functions in ``metrics``), compares them with the stored ones and
-moves only the difference into the per-day buckets. So a redelivered event changes nothing, a
+moves only the difference into the per-day buckets (samples and buckets written together by
+``repository.write_samples``, one statement on PostgreSQL). So a redelivered event changes nothing, a
 correction (a reopen turning a first-contact resolution into a miss) replaces its sample, and a
 late answer counts on the day it was answered.
 """
@@ -20,9 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sla import repository as sla_repository
 from services.sla.goals import metrics, periods, repository
-from services.sla.goals.models import Goal, GoalSample, SurveyAnswer, TicketTimeline
+from services.sla.goals.models import Goal, SurveyAnswer, TicketTimeline
 from services.sla.goals.schemas import GoalWrite
-from services.sla.models import Timer
 from services.sla.service import SlaContext
 from shared.errors import NotFound, Unprocessable
 
@@ -135,6 +135,7 @@ async def create_goal(ctx: SlaContext, body: GoalWrite, *, demo: bool = False) -
     row = Goal(id=str(uuid.uuid4()), demo=demo, created_at=now, updated_at=now, **_fields(body))
     ctx.session.add(row)
     await ctx.session.flush()
+    await goals_changed(ctx)
     await backfill(ctx, GoalDef.of(row))
     return row
 
@@ -149,6 +150,7 @@ async def update_goal(ctx: SlaContext, goal_id: str, body: GoalWrite) -> Goal:
         setattr(row, name, value)
     row.updated_at = ctx.clock.now()
     await ctx.session.flush()
+    await goals_changed(ctx)
     after = GoalDef.of(row)
     if (
         before.metric,
@@ -178,6 +180,7 @@ async def delete_goal(ctx: SlaContext, goal_id: str) -> None:
         raise NotFound(f"goal {goal_id} not found")
     await repository.clear_goal_data(ctx.session, goal_id)
     await ctx.session.delete(row)
+    await goals_changed(ctx)
 
 
 def backfill_start(goal: GoalDef, now: datetime) -> datetime:
@@ -290,7 +293,7 @@ async def expected_samples(
     ctx: SlaContext,
     goal: GoalDef,
     timeline: TicketTimeline | None,
-    timers: Sequence[Timer] = (),
+    timers: Sequence[Any] = (),
 ) -> list[metrics.Sample]:
     """The samples one ticket gives ``goal`` now (survey goals are kept by ``record_answer``);
     ``timers`` are the ticket's stopped sla timers, for ``sla_compliance``."""
@@ -312,17 +315,16 @@ async def expected_samples(
 
 
 def apply_samples(
-    ctx: SlaContext,
     goal: GoalDef,
     ticket_id: str,
-    stored: Iterable[GoalSample],
+    stored: Iterable[Any],
     wanted: Sequence[metrics.Sample],
-    deltas: dict[repository.BucketKey, list[float]],
+    writes: repository.SampleWrites,
     *,
     only_keys: set[str] | None = None,
 ) -> bool:
-    """Make the stored samples of one ticket equal ``wanted``, collecting the changes of the
-    day totals in ``deltas``; returns whether anything moved.
+    """Make the stored samples of one ticket equal ``wanted``, collecting the rows to write and
+    the changes of the day totals in ``writes``; returns whether anything moved.
 
     ``only_keys`` limits the removal of stale samples to those keys (a survey answer touches
     only its own sample)."""
@@ -340,41 +342,78 @@ def apply_samples(
                 sample.value,
             ):
                 continue
-            repository.add_delta(deltas, goal.id, old.day, -1, old.good, old.bad, old.value)
-            old.day, old.good, old.bad, old.value = day, sample.good, sample.bad, sample.value
-        else:
-            ctx.session.add(GoalSample(**_sample_row(goal.id, ticket_id, sample, day)))
-        repository.add_delta(deltas, goal.id, day, 1, sample.good, sample.bad, sample.value)
+            writes.add_delta(goal.id, old.day, -1, old.good, old.bad, old.value)
+        writes.upserts.append(_sample_row(goal.id, ticket_id, sample, day))
+        writes.add_delta(goal.id, day, 1, sample.good, sample.bad, sample.value)
         changed = True
     for key, old in have.items():
         if only_keys is not None and key not in only_keys:
             continue
-        repository.add_delta(deltas, goal.id, old.day, -1, old.good, old.bad, old.value)
-        ctx.session.sync_session.delete(old)
+        writes.add_delta(goal.id, old.day, -1, old.good, old.bad, old.value)
+        writes.deletes.append((goal.id, ticket_id, key))
         changed = True
     return changed
 
 
-async def goal_defs(ctx: SlaContext) -> list[GoalDef]:
-    return [GoalDef.of(row) for row in await repository.list_goals(ctx.session)]
+# The goal list per database, with the revision token it was read at. Every goal write changes
+# the token in its transaction, and each event reads the token (``repository.ticket_state``), so
+# a process never uses a list older than what its transaction sees, whichever process wrote.
+_goal_cache: dict[str, tuple[str, list[GoalDef]]] = {}
 
 
-async def sync_ticket(ctx: SlaContext, timeline: TicketTimeline, goals: Sequence[GoalDef]) -> bool:
-    """Bring every non-survey goal's samples of this ticket up to date."""
+def _database(session: AsyncSession) -> str:
+    return str(session.get_bind().engine.url)
+
+
+def cached_goals(session: AsyncSession) -> list[GoalDef] | None:
+    """The goal list this process last read from the session's database (maybe stale)."""
+    found = _goal_cache.get(_database(session))
+    return None if found is None else found[1]
+
+
+async def goal_defs(ctx: SlaContext, token: str | None = None) -> list[GoalDef]:
+    """The goals; from memory when ``token`` (the revision just read) is the cached one's."""
+    key = _database(ctx.session)
+    found = _goal_cache.get(key)
+    if token is not None and found is not None and found[0] == token:
+        return found[1]
+    current, rows = await repository.goals_with_revision(ctx.session)
+    goals = [GoalDef.of(row) for row in rows]
+    if current is not None:
+        _goal_cache[key] = (current, goals)
+    return goals
+
+
+async def goals_changed(ctx: SlaContext) -> None:
+    """Call on every write of a goal definition: the cached lists are stale."""
+    await repository.bump_revision(ctx.session)
+
+
+async def sync_ticket(
+    ctx: SlaContext,
+    timeline: TicketTimeline,
+    goals: Sequence[GoalDef],
+    stored: Sequence[Any],
+    timers: Sequence[Any] | None,
+    writes: repository.SampleWrites,
+) -> bool:
+    """Bring every non-survey goal's samples of this ticket (``stored``: its non-survey ones)
+    up to date; ``timers`` are its stopped sla timers, read here if ``None`` and needed. The
+    writes go out with those already in ``writes`` (the timeline)."""
     relevant = [g for g in goals if g.metric not in metrics.SURVEY_METRICS]
     if not relevant:
+        await repository.write_samples(ctx.session, writes)
         return False
-    stored = await repository.samples_of_ticket(ctx.session, timeline.ticket_id)
-    timers: Sequence[Timer] = ()
-    if any(g.metric == "sla_compliance" for g in relevant):
-        timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
-    deltas: dict[repository.BucketKey, list[float]] = {}
+    if timers is None:
+        timers = ()
+        if any(g.metric == "sla_compliance" for g in relevant):
+            timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
     changed = False
     for goal in relevant:
         wanted = await expected_samples(ctx, goal, timeline, timers)
-        mine = [s for s in stored if s.goal_id == goal.id and not s.key.startswith("survey:")]
-        changed |= apply_samples(ctx, goal, timeline.ticket_id, mine, wanted, deltas)
-    await repository.bump_buckets(ctx.session, deltas)
+        mine = [s for s in stored if s.goal_id == goal.id]
+        changed |= apply_samples(goal, timeline.ticket_id, mine, wanted, writes)
+    await repository.write_samples(ctx.session, writes)
     return changed
 
 
@@ -385,12 +424,12 @@ async def record_answer(ctx: SlaContext, answer: SurveyAnswer, goals: Sequence[G
     timeline = await repository.get_timeline(ctx.session, answer.ticket_id)
     stored = await repository.samples_of_ticket(ctx.session, answer.ticket_id)
     sample = _answer_sample(answer)
-    deltas: dict[repository.BucketKey, list[float]] = {}
+    writes = repository.SampleWrites()
     changed = False
     for goal in relevant:
         wanted = [sample] if _answer_in_scope(goal, answer, timeline) else []
         changed |= apply_samples(
-            ctx, goal, answer.ticket_id, stored, wanted, deltas, only_keys={sample.key}
+            goal, answer.ticket_id, stored, wanted, writes, only_keys={sample.key}
         )
-    await repository.bump_buckets(ctx.session, deltas)
+    await repository.write_samples(ctx.session, writes)
     return changed

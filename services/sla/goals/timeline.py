@@ -48,11 +48,14 @@ def _append(timeline: TicketTimeline, at: datetime, code: str, value: str | None
     timeline.events = events  # a new list, so the JSON column is written
 
 
-async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline, bool, bool]:
-    """Update the ticket's timeline from one of router's events (idempotent per change);
-    returns it, whether it is new, and whether anything a sample depends on changed."""
+async def record(
+    ctx: SlaContext, event: ev.TicketEvent, state: repository.TicketState
+) -> tuple[TicketTimeline, bool, bool]:
+    """Update the ticket's timeline (``state.timeline``, as read) from one of router's events
+    (idempotent per change); returns it, whether it is new, and whether anything a sample
+    depends on changed."""
     snapshot = event.ticket
-    timeline = await repository.get_timeline(ctx.session, snapshot.id, for_update=True)
+    timeline = state.timeline
     new = timeline is None
     changed = False
     if timeline is None:
@@ -68,7 +71,6 @@ async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline
             version=snapshot.version,
             demo=False,
         )
-        ctx.session.add(timeline)
         changed = snapshot.status in ("solved", "closed")
     elif snapshot.version >= timeline.version:
         at = snapshot.updated_at
@@ -86,7 +88,9 @@ async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline
         timeline.channel = snapshot.channel
         timeline.group = snapshot.group
         timeline.version = snapshot.version
-        timeline.document = _document(snapshot)
+        document = _document(snapshot)
+        if document != timeline.document:
+            timeline.document = document
     if isinstance(event, ev.TicketMessageAdded):
         message = event.message
         if message.author == "customer":
@@ -95,20 +99,35 @@ async def record(ctx: SlaContext, event: ev.TicketEvent) -> tuple[TicketTimeline
         elif message.public:
             _append(timeline, message.created_at, "a", None)
             changed = True
-    await ctx.session.flush()
     return timeline, new, changed
 
 
+def _row(timeline: TicketTimeline) -> dict[str, Any]:
+    return {column: getattr(timeline, column) for column in repository.TIMELINE_COLUMNS}
+
+
 async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
+    """One read for the ticket's timeline, samples, stopped timers (when a goal may need them),
+    answers and the goal revision; the goal list comes from memory while the revision holds.
+    One write: the timeline, the samples and the day totals together (``write_samples``)."""
     sla = SlaContext.for_event(ctx)
-    timeline, new, touched = await record(sla, event)
-    if not touched and not new:
-        return  # nothing a sample depends on moved (an assignment, a tag...)
-    goals = await service.goal_defs(sla)
-    if not goals:
-        return
-    changed = touched and await service.sync_ticket(sla, timeline, goals)
-    if new:
+    known = service.cached_goals(sla.session)
+    with_timers = known is None or any(g.metric == "sla_compliance" for g in known)
+    state = await repository.ticket_state(sla.session, event.ticket.id, with_timers=with_timers)
+    before = None if state.timeline is None else _row(state.timeline)
+    timeline, new, touched = await record(sla, event, state)
+    after = _row(timeline)
+    writes = repository.SampleWrites(timeline=after if after != before else None)
+    answers = new and state.answered
+    goals = await service.goal_defs(sla, state.goal_token) if touched or answers else []
+    changed = bool(goals) and touched
+    if changed:
+        changed = await service.sync_ticket(
+            sla, timeline, goals, state.samples, state.timers, writes
+        )
+    else:
+        await repository.write_samples(sla.session, writes)
+    if goals and answers:
         # Surveys travel on another topic: an answer may have come before its ticket, when no
         # scoped goal could place it yet.
         for answer in await repository.answers_of_ticket(sla.session, timeline.ticket_id):
