@@ -42,6 +42,13 @@ def add_parser(commands: Any) -> None:
     group.add_argument("--duration", type=float, default=10.0, help="seconds per run (10)")
     group.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per run (2)")
     group.add_argument("--rounds", type=int, default=2, help="ticketflow/baseline pairs (2)")
+    group.add_argument(
+        "--intake-role",
+        choices=("all", "api"),
+        default="all",
+        help="router's --role: all (door and its consumer in one process, the default) or api "
+        "(the door alone, as a scaled-out deployment runs it)",
+    )
     group = bench.add_argument_group("pipeline")
     group.add_argument("--tickets", type=int, default=5000, help="tickets offered (5000)")
     group.add_argument("--rate", type=float, default=500.0, help="tickets/s offered (500)")
@@ -119,7 +126,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     ] = {
         "intake": (
             intake.run_intake,
-            intake.IntakeOptions(args.concurrency, args.duration, args.warmup, args.rounds),
+            intake.IntakeOptions(
+                args.concurrency, args.duration, args.warmup, args.rounds, args.intake_role
+            ),
             intake.rows,
         ),
         "pipeline": (
