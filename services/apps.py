@@ -5,12 +5,13 @@ Apart from ``cli.py`` so that ``dev.py`` (which ``cli.py`` starts) need not impo
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.errors import NotFound, error_body
 from shared.settings import Settings
 
 
@@ -39,21 +40,12 @@ def ops_only(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http" or scope.get("path") in OPS_PATHS:
             await app(scope, receive, send)
             return
-        body = json.dumps(
-            {
-                "type": "about:blank",
-                "title": "Not Found",
-                "status": 404,
-                "detail": "a worker process serves only /healthz, /readyz and /metrics",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 404,
-                "headers": [(b"content-type", b"application/problem+json")],
-            }
+        refusal = JSONResponse(
+            error_body(
+                NotFound.code, "a worker process serves only /healthz, /readyz and /metrics"
+            ),
+            status_code=NotFound.status_code,
         )
-        await send({"type": "http.response.body", "body": body})
+        await refusal(scope, receive, send)
 
     return worker_app

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -39,7 +39,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import EventBus, OutgoingMessage
 from shared.clock import Clock, SystemClock, wait_for_wake
-from shared.db import UTCDateTime, dialect_name, insert_ignoring_conflicts, is_postgres
+from shared.db import (
+    UTCDateTime,
+    dialect_name,
+    insert_ignoring_conflicts,
+    is_postgres,
+    queue_at_end,
+)
 from shared.events import Event, encode, new_event_id
 from shared.faults import unavailable_dependency
 from shared.metrics import OUTBOX_PUBLISHED, OUTBOX_RELAY_ERRORS
@@ -51,8 +57,8 @@ RELAY_BACKOFF_MAX_SECONDS = 5.0
 # How soon a relay tries again while another process's relay of the service holds the lock.
 LOCKED_OUT_RETRY_SECONDS = 0.05
 
-# ``session.info`` key of the rows ``Outbox.deferred`` collects.
-_PENDING_ROWS = "ticketflow_outbox_pending"
+# ``queue_at_end`` key of the outbox rows a transaction adds.
+_OUTBOX_ROWS = "outbox"
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -120,29 +126,15 @@ class Outbox:
         return str(row["event_id"])
 
     async def add_rows(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        """Write prepared rows in one statement (they keep their order in the table); inside
-        ``deferred`` they join the transaction's list, written in one statement at its end."""
-        pending: list[dict[str, Any]] | None = session.info.get(_PENDING_ROWS)
-        if pending is not None:
-            pending.extend(rows)
-        elif rows:
-            await session.execute(self.table.insert(), rows)
+        """Write prepared rows in one statement (they keep their order in the table). Inside
+        ``shared.db.writes_at_end`` (a consumer's transaction) they are queued instead and all
+        of the transaction's rows go in one statement at its end, in the order added."""
 
-    @contextlib.asynccontextmanager
-    async def deferred(self, session: AsyncSession) -> AsyncIterator[None]:
-        """Collect every row added in the block and write them all in one statement at its end,
-        in the order they were added (a consumer batch: one insert for all its events)."""
-        if _PENDING_ROWS in session.info:  # already deferred by an outer block
-            yield
-            return
-        pending: list[dict[str, Any]] = []
-        session.info[_PENDING_ROWS] = pending
-        try:
-            yield
-        finally:
-            del session.info[_PENDING_ROWS]
-        if pending:
-            await session.execute(self.table.insert(), pending)
+        async def insert(batches: list[list[dict[str, Any]]]) -> None:
+            await session.execute(self.table.insert(), [row for batch in batches for row in batch])
+
+        if rows and not queue_at_end(session, _OUTBOX_ROWS, rows, insert):
+            await insert([rows])
 
 
 class Inbox:

@@ -383,11 +383,7 @@ class ServiceRuntime:
         prepared = self._prepare(message)
         if prepared is None:
             return
-        async with (
-            self.sessionmaker.begin() as session,
-            self.outbox.deferred(session),
-            writes_at_end(session),
-        ):
+        async with self.sessionmaker.begin() as session, writes_at_end(session):
             context = await self._apply(session, *prepared)
         self._committed([context] if context else [])
 
@@ -405,7 +401,7 @@ class ServiceRuntime:
             fresh = await self.inbox.first_times(
                 session, self.name, [envelope.id for envelope, _, _ in prepared]
             )
-            async with self.outbox.deferred(session), writes_at_end(session):
+            async with writes_at_end(session):
                 for envelope, event, handler in prepared:
                     # A message repeated inside the batch is handled at its first occurrence.
                     first_time = envelope.id in fresh

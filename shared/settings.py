@@ -47,9 +47,10 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     consumer_max_retries: int = Field(default=5, ge=0, le=100)
     outbox_poll_seconds: float = Field(default=0.5, gt=0, le=60)
-    # What a ``serve router`` process runs (the others: only ``all``): ``all``; ``api`` (HTTP and the relay of what it writes, no
-    # consumers or background loops); ``worker`` (consumers, relay, background loops, and only
-    # /healthz, /readyz and /metrics over HTTP). ``serve --role`` sets it.
+    # What a ``serve router`` process runs (sla and survey run only ``all``): ``all``; ``api``
+    # (HTTP and the relay of what it writes, no consumers or background loops); ``worker``
+    # (consumers, relay, background loops; only /healthz, /readyz and /metrics over HTTP).
+    # ``serve --role`` sets it.
     process_role: Literal["all", "api", "worker"] = "all"
     # survey: survey links are HMAC(secret, survey id); without it links are random and shown
     # only in the delivery, never again (only their SHA-256 is stored).

@@ -199,7 +199,8 @@ async def test_router_scales_out_as_api_and_workers(serve_stack: ServeStack) -> 
             assert "ticketflow_db_statements_total" in metrics.text
             refused = await ops.get("/v1/tickets")
             assert refused.status_code == 404
-            assert "worker" in refused.json()["detail"]
+            error = refused.json()["error"]
+            assert error["code"] == "not_found" and "worker" in error["message"]
         ticket_ids = []
         async with httpx.AsyncClient(base_url=serve_stack.url("router")) as anonymous:
             for n in range(30):
