@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -153,6 +153,19 @@ def insert_ignoring_conflicts(table: Any, dialect_name: str, **values: Any) -> I
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+T = TypeVar("T")
+
+
+async def read_once(session: AsyncSession, key: str, load: Callable[[], Awaitable[T]]) -> T:
+    """``load()``'s result, kept in ``session.info[key]`` for the rest of the session's
+    transaction (a consumer batch reads its policies or rules once, not once per event); whoever
+    changes that data in the transaction pops ``key``."""
+    if key not in session.info:
+        session.info[key] = await load()
+    value: T = session.info[key]
+    return value
 
 
 # ``session.info`` key of the writes ``queue_at_end`` collects inside ``writes_at_end``.

@@ -16,6 +16,7 @@ from services.router.context import RouterContext, record, snapshot, ticket_docu
 from services.router.models import Agent, RoutingRule, Ticket
 from shared import events as ev
 from shared.conditions import Conditions
+from shared.db import read_once
 from shared.errors import NotFound, Unprocessable
 from shared.runtime import ServiceRuntime
 
@@ -39,12 +40,13 @@ def rule_from_row(row: RoutingRule) -> rules.Rule:
 async def _enabled_rules(ctx: RouterContext) -> list[rules.Rule]:
     """The enabled rules, read and parsed once per transaction (a consumer batch routes many
     tickets with them); changing a rule forgets them."""
-    cached: list[rules.Rule] | None = ctx.session.info.get(_RULES)
-    if cached is None:
-        rows = await repository.list_rules(ctx.session)
-        cached = [rule_from_row(row) for row in rows if row.enabled]
-        ctx.session.info[_RULES] = cached
-    return cached
+
+    async def load() -> list[rules.Rule]:
+        return [
+            rule_from_row(row) for row in await repository.list_rules(ctx.session) if row.enabled
+        ]
+
+    return await read_once(ctx.session, _RULES, load)
 
 
 async def apply_rules(ctx: RouterContext, ticket: Ticket) -> None:
@@ -109,13 +111,13 @@ class Roster:
 
 async def roster(ctx: RouterContext) -> Roster:
     """This transaction's roster, read on first use."""
-    current: Roster | None = ctx.session.info.get(_ROSTER)
-    if current is None:
+
+    async def load() -> Roster:
         agents = await repository.online_agent_views(ctx.session)
         loads = await repository.agent_loads(ctx.session, [a.id for a in agents])
-        current = Roster({a.id: replace(a, load=loads.get(a.id, {})) for a in agents})
-        ctx.session.info[_ROSTER] = current
-    return current
+        return Roster({a.id: replace(a, load=loads.get(a.id, {})) for a in agents})
+
+    return await read_once(ctx.session, _ROSTER, load)
 
 
 def forget_roster(ctx: RouterContext) -> None:

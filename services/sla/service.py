@@ -33,7 +33,6 @@ Functions take the session and the outbox and never commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self
@@ -47,9 +46,10 @@ from services.sla.calendar import (
     business_seconds_between,
     parse_calendar,
 )
-from services.sla.models import SlaPolicy, Timer, TrackedTicket, WebhookSubscription
+from services.sla.models import SlaPolicy, Timer, TrackedTicket
 from shared import events as ev
 from shared.conditions import Conditions, matches
+from shared.db import read_once
 from shared.runtime import HandlerContext, ServiceRuntime, UnitOfWork
 
 DEFAULT_POLICY_ID = "default"
@@ -156,13 +156,10 @@ class SlaContext(UnitOfWork):
     async def emit(self, event: ev.Event) -> str:
         """Publish through the outbox and queue its outbound deliveries, in this transaction."""
         event_id = await super().emit(event)
-        subscriptions: Sequence[WebhookSubscription] | None = self.session.info.get(_SUBSCRIPTIONS)
-        if subscriptions is None:
-            subscriptions = await repository.all_subscriptions(self.session)
-            self.session.info[_SUBSCRIPTIONS] = subscriptions
+        session = self.session
         await webhooks.enqueue(
-            self.session,
-            subscriptions,
+            session,
+            await read_once(session, _SUBSCRIPTIONS, lambda: repository.all_subscriptions(session)),
             event,
             event_id,
             self.clock.now(),
@@ -199,12 +196,12 @@ async def policy_for(ctx: SlaContext, ticket: TrackedTicket) -> Policy:
     """The first policy by position whose conditions match the ticket, else the default.
 
     The policies are read and parsed once per transaction."""
-    policies: list[tuple[Conditions, Policy]] | None = ctx.session.info.get(_POLICIES)
-    if policies is None:
+
+    async def load() -> list[tuple[Conditions, Policy]]:
         rows = await repository.list_policies(ctx.session)
-        policies = [(Conditions.model_validate(row.conditions), policy_of(row)) for row in rows]
-        ctx.session.info[_POLICIES] = policies
-    for conditions, policy in policies:
+        return [(Conditions.model_validate(row.conditions), policy_of(row)) for row in rows]
+
+    for conditions, policy in await read_once(ctx.session, _POLICIES, load):
         if matches(conditions, ticket.document):
             return policy
     return default_policy(str(ticket.document.get("channel", "")))
