@@ -7,12 +7,14 @@ translated away, so the same models and queries run on both.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import JSON, DateTime, MetaData, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
@@ -25,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
+
+from shared.telemetry import sql_span
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -200,3 +204,64 @@ def queue_at_end(session: AsyncSession, key: str, item: Any, write: BatchWrite) 
         return False
     queued.setdefault(key, (write, []))[1].append(item)
     return True
+
+
+class DriverPool:
+    """asyncpg's own connection pool beside a service's engine, for a hot path that sends one
+    fixed statement per request (router's webhook intake).
+
+    The engine stays the way to the database for everything else. On this path SQLAlchemy's
+    per-statement work (connection wrapper, compile cache lookup, parameter and result
+    processing, greenlet switch) costs more CPU than the statement itself. The statement text
+    and its ``$n`` parameters are the caller's, written once. Connections are autocommit, opened
+    on first use, kept while the process runs (no churn under load) and replaced after a
+    disconnect; released without a reset query (``_keep_session``). ``on_statement`` is called for each statement sent (the statement counter).
+    """
+
+    def __init__(self, url: str, *, max_size: int, on_statement: Callable[[], None]) -> None:
+        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.max_size = max_size
+        self.on_statement = on_statement
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = self._pool or await self._open()
+        async with pool.acquire() as conn:
+            yield conn
+
+    async def fetchval(self, conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
+        """``sql``'s first value on ``conn``, counted and (when tracing is on) traced."""
+        self.on_statement()
+        with sql_span(sql):
+            return await conn.fetchval(sql, *args)
+
+    async def fetchrow(self, conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
+        self.on_statement()
+        with sql_span(sql):
+            return await conn.fetchrow(sql, *args)
+
+    async def _open(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self.max_size,
+                    timeout=CONNECT_TIMEOUT_SECONDS,
+                    reset=_keep_session,
+                )
+            return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """A released connection keeps its session: a ``DriverPool``'s users send single autocommit
+    statements and change no session state (settings, LISTEN, advisory locks), so asyncpg's
+    default reset query would be one more round trip per request for nothing. An open
+    transaction is still rolled back by the pool before this is called."""

@@ -10,8 +10,11 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
+import orjson
+from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -392,6 +395,24 @@ class EventDecodeError(ValueError):
     """A message is not a CloudEvent we can read, or its data does not fit its type."""
 
 
+class _JSONFormat(JSONFormat):
+    """The CloudEvents JSON format (``application/cloudevents+json``), written by orjson: the
+    same document as the SDK's standard-library writer (times in UTC with ``Z``), in a fraction
+    of the CPU. Every event of every service is written here."""
+
+    def write(self, event: BaseCloudEvent) -> bytes:
+        data = event.get_data()
+        if not isinstance(data, dict):
+            return super().write(event)
+        try:
+            return orjson.dumps({**event.get_attributes(), "data": data}, option=orjson.OPT_UTC_Z)
+        except orjson.JSONEncodeError:  # what orjson refuses (a lone surrogate), the SDK writes
+            return super().write(event)
+
+
+_FORMAT = _JSONFormat()
+
+
 def new_event_id() -> str:
     return str(uuid.uuid4())
 
@@ -420,6 +441,7 @@ def encode(
         attributes["traceparent"] = traceparent
     message = ce_kafka.to_structured_event(
         CloudEvent(attributes=attributes, data=event.model_dump(mode="json")),
+        event_format=_FORMAT,
         key_mapper=lambda _: event.subject,
     )
     return event.subject, message.value, dict(message.headers)

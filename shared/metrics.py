@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -48,14 +49,22 @@ def route_of(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-def count_statements(engine: AsyncEngine, service: str) -> None:
-    """Count every statement ``engine`` sends (``DB_STATEMENTS``): each execute, and BEGIN,
-    COMMIT and ROLLBACK outside autocommit."""
+def statement_counter(service: str) -> Callable[[], Any]:
+    """The ``DB_STATEMENTS`` child to count a statement sent now: the HTTP route being served,
+    else ``background``."""
     background = DB_STATEMENTS.labels(service, "background")
 
     def counter() -> Any:
         scope = current_request.get()
         return background if scope is None else DB_STATEMENTS.labels(service, route_of(scope))
+
+    return counter
+
+
+def count_statements(engine: AsyncEngine, service: str) -> None:
+    """Count every statement ``engine`` sends (``DB_STATEMENTS``): each execute, and BEGIN,
+    COMMIT and ROLLBACK outside autocommit."""
+    counter = statement_counter(service)
 
     def on_statement(*_: Any) -> None:
         counter().inc()

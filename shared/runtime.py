@@ -29,6 +29,7 @@ from shared.bus import EventBus, KafkaBus, MemoryBus, Message, PermanentError, S
 from shared.clock import Clock, SystemClock
 from shared.db import (
     READ_ONLY_OPTION,
+    DriverPool,
     create_engine,
     make_sessionmaker,
     ping,
@@ -36,7 +37,7 @@ from shared.db import (
 )
 from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
 from shared.faults import DependencyUnavailable, is_infrastructure_error, unavailable_dependency
-from shared.metrics import EVENTS_CONSUMED, count_statements
+from shared.metrics import EVENTS_CONSUMED, count_statements, statement_counter
 from shared.outbox import Inbox, Outbox, OutboxRelay
 from shared.settings import Settings
 from shared.telemetry import current_traceparent, handler_span, instrument_engine
@@ -54,6 +55,8 @@ RELAY_FLUSH_SECONDS = 5.0
 DRAIN_SECONDS = 30.0
 # How long a starting service waits for an unreachable broker before it gives up.
 STARTUP_WAIT_SECONDS = 120.0
+# Connections of ``ServiceRuntime.driver_pool`` at most: as many as the engine's pool holds.
+DRIVER_POOL_SIZE = 20
 
 
 @dataclass
@@ -167,6 +170,7 @@ class ServiceRuntime:
         )
         self.inbox = Inbox(metadata.tables[f"{name}.inbox"], self.clock)
         self._engine: AsyncEngine | None = None
+        self._driver_pool: DriverPool | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -194,6 +198,19 @@ class ServiceRuntime:
     def engine(self) -> AsyncEngine:
         assert self._engine is not None, "runtime not started"
         return self._engine
+
+    @property
+    def driver_pool(self) -> DriverPool:
+        """asyncpg's own pool for a hot path's fixed statement (PostgreSQL only; see
+        ``shared.db.DriverPool``), opened on first use."""
+        if self._driver_pool is None:
+            counter = statement_counter(self.name)
+            self._driver_pool = DriverPool(
+                self.settings.database_url,
+                max_size=DRIVER_POOL_SIZE,
+                on_statement=lambda: counter().inc(),
+            )
+        return self._driver_pool
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
@@ -265,6 +282,8 @@ class ServiceRuntime:
         if self._owns_bus and self._bus is not None:
             await self._bus.stop()
             self._bus = None
+        if self._driver_pool is not None:
+            await self._driver_pool.close()
         if self._engine is not None:
             await self._engine.dispose()
         log.info("%s stopped", self.name)

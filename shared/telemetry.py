@@ -254,3 +254,17 @@ def handler_span(service: str, envelope: Envelope) -> Iterator[None]:
         log_context(ticket_id=envelope.subject),
     ):
         yield
+
+
+@contextlib.contextmanager
+def sql_span(statement: str) -> Iterator[None]:
+    """A client span around one statement sent on asyncpg directly (``shared.db.DriverPool``),
+    like the ones SQLAlchemy's instrumentation makes for the engine's; only inside another span."""
+    if _state.provider is None or not trace.get_current_span().get_span_context().is_valid:
+        yield
+        return
+    tracer = _state.provider.get_tracer("ticketflow.db")
+    name = statement.split(None, 1)[0].upper() if statement.strip() else "SQL"
+    attributes = {"db.system.name": "postgresql", "db.query.text": statement}
+    with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
+        yield

@@ -62,18 +62,20 @@ async def accept_delivery(
     """Parse with the provider's current mappings (``mapped``), then store the delivery once
     with its events in the outbox; a redelivery changes nothing. Returns once committed.
 
-    PostgreSQL: one autocommit statement (``repository.add_webhook_delivery_with_events``), a
-    single round trip; a concurrent duplicate waits for the first and then writes nothing.
-    SQLite: one transaction, which SQLite runs one writer at a time.
+    PostgreSQL: one autocommit statement (``repository.add_webhook_delivery_with_events``) on
+    asyncpg directly (``runtime.driver_pool``), a single round trip; a concurrent duplicate
+    waits for the first and then writes nothing. SQLite: one transaction, which SQLite runs one
+    writer at a time.
     """
     if not is_postgres(runtime.engine):
         return await _accept_in_transaction(runtime, provider, parse, body, mapped)
-    async with runtime.engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        maps = await repository.provider_mapping_maps(conn, provider) if mapped else None
+    pool = runtime.driver_pool
+    async with pool.connection() as conn:
+        maps = await repository.provider_mapping_maps(pool, conn, provider) if mapped else None
         parsed = parse(Mappings.of(*maps) if maps else NO_MAPPINGS)
         outbox = runtime.outbox
         first_time = await repository.add_webhook_delivery_with_events(
+            pool,
             conn,
             outbox.table,
             [outbox.row(event) for event in parsed.events],

@@ -7,14 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+import asyncpg
+import orjson
 from sqlalchemy import (
-    ARRAY,
-    DateTime,
-    LargeBinary,
     Select,
     Table,
-    Text,
-    TextClause,
     and_,
     bindparam,
     case,
@@ -22,15 +19,15 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from services.router.assignment import AgentView
 from services.router.models import (
     Agent,
+    Base,
     IdempotencyKey,
     ProviderMapping,
     RoutingDecision,
@@ -41,8 +38,7 @@ from services.router.models import (
 )
 from shared.db import (
     BatchWrite,
-    JSONType,
-    UTCDateTime,
+    DriverPool,
     dialect_name,
     insert_ignoring_conflicts,
     queue_at_end,
@@ -387,54 +383,37 @@ async def add_webhook_delivery(
     )
 
 
-# One statement, so one round trip and (in autocommit) its own transaction: the delivery row,
-# then the events in the outbox only if that row was new. A concurrent duplicate waits on the
-# unique key, then inserts nothing, so the events are written once.
+# The webhook door's statements on PostgreSQL, sent on asyncpg directly (``shared.db.DriverPool``,
+# autocommit). One statement, so one round trip and its own transaction: the delivery row, then
+# the events in the outbox only if that row was new. A concurrent duplicate waits on the unique
+# key, then inserts nothing, so the events are written once.
 _DELIVERY_WITH_EVENTS = """
 WITH delivery AS (
     INSERT INTO {deliveries}
         (provider, delivery_key, ticket_id, ticket_ids, event_types, body, received_at)
-    VALUES
-        (:provider, :delivery_key, :ticket_id, :ticket_ids, :event_types, :body, :received_at)
+    VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7)
     ON CONFLICT (provider, delivery_key) DO NOTHING
     RETURNING id
 ), events AS (
     INSERT INTO {outbox} (event_id, topic, key, value, created_at)
     SELECT e.event_id, e.topic, e.key, e.value, e.created_at
-    FROM unnest(
-        CAST(:event_ids AS text[]), CAST(:topics AS text[]), CAST(:keys AS text[]),
-        CAST(:values AS bytea[]), CAST(:created_ats AS timestamptz[])
-    ) WITH ORDINALITY AS e(event_id, topic, key, value, created_at, position)
+    FROM unnest($8::text[], $9::text[], $10::text[], $11::bytea[], $12::timestamptz[])
+        WITH ORDINALITY AS e(event_id, topic, key, value, created_at, position)
     WHERE EXISTS (SELECT FROM delivery)
     ORDER BY e.position
 )
 SELECT count(*) FROM delivery
 """
-_delivery_statements: dict[str, TextClause] = {}
+_MAPPING_MAPS = "SELECT status, priority FROM {mappings} WHERE provider = $1"
 
 
-def _delivery_with_events(outbox: Table) -> TextClause:
-    statement = _delivery_statements.get(outbox.fullname)
-    if statement is None:
-        sql = _DELIVERY_WITH_EVENTS.format(
-            deliveries=cast(Table, WebhookDelivery.__table__).fullname, outbox=outbox.fullname
-        )
-        statement = text(sql).bindparams(
-            bindparam("ticket_ids", type_=JSONType),
-            bindparam("event_types", type_=JSONType),
-            bindparam("received_at", type_=UTCDateTime),
-            bindparam("event_ids", type_=ARRAY(Text)),
-            bindparam("topics", type_=ARRAY(Text)),
-            bindparam("keys", type_=ARRAY(Text)),
-            bindparam("values", type_=ARRAY(LargeBinary)),
-            bindparam("created_ats", type_=ARRAY(DateTime(timezone=True))),
-        )
-        _delivery_statements[outbox.fullname] = statement
-    return statement
+def _fullname(model: type[Base]) -> str:
+    return cast(Table, model.__table__).fullname
 
 
 async def add_webhook_delivery_with_events(
-    conn: AsyncConnection,
+    pool: DriverPool,
+    conn: asyncpg.Connection,
     outbox: Table,
     rows: list[dict[str, Any]],
     *,
@@ -447,38 +426,39 @@ async def add_webhook_delivery_with_events(
 ) -> bool:
     """PostgreSQL: record a delivery and write its outbox ``rows`` (``Outbox.row``) in one
     statement; False (and nothing written) if this provider's key is already stored."""
-    inserted = await conn.scalar(
-        _delivery_with_events(outbox),
-        {
-            "provider": provider,
-            "delivery_key": delivery_key,
-            "ticket_id": ticket_ids[0],
-            "ticket_ids": ticket_ids,
-            "event_types": event_types,
-            "body": body,
-            "received_at": received_at,
-            "event_ids": [row["event_id"] for row in rows],
-            "topics": [row["topic"] for row in rows],
-            "keys": [row["key"] for row in rows],
-            "values": [row["value"] for row in rows],
-            "created_ats": [row["created_at"] for row in rows],
-        },
+    sql = _DELIVERY_WITH_EVENTS.format(
+        deliveries=_fullname(WebhookDelivery), outbox=outbox.fullname
+    )
+    inserted = await pool.fetchval(
+        conn,
+        sql,
+        provider,
+        delivery_key,
+        ticket_ids[0],
+        orjson.dumps(ticket_ids).decode(),
+        orjson.dumps(event_types).decode(),
+        body,
+        received_at,
+        [row["event_id"] for row in rows],
+        [row["topic"] for row in rows],
+        [row["key"] for row in rows],
+        [row["value"] for row in rows],
+        [row["created_at"] for row in rows],
     )
     return bool(inserted)
 
 
 async def provider_mapping_maps(
-    conn: AsyncConnection, provider: str
+    pool: DriverPool, conn: asyncpg.Connection, provider: str
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """A provider's (status, priority) maps, read on a connection; None when it has none."""
-    row = (
-        await conn.execute(
-            select(ProviderMapping.status, ProviderMapping.priority).where(
-                ProviderMapping.provider == provider
-            )
-        )
-    ).first()
-    return (row.status, row.priority) if row is not None else None
+    """A provider's (status, priority) maps, read on the door's connection; None when it has
+    none."""
+    row = await pool.fetchrow(
+        conn, _MAPPING_MAPS.format(mappings=_fullname(ProviderMapping)), provider
+    )
+    if row is None:
+        return None
+    return orjson.loads(row["status"]), orjson.loads(row["priority"])
 
 
 async def page_deliveries_for(
