@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from services.apps import create_service
 from services.server import config as server_config
+from services.server import settle_heap
 from shared.bus import MemoryBus
 from shared.migrate import upgrade_all
 from shared.runtime import ServiceRuntime, stop_together
@@ -104,6 +105,7 @@ async def run_dev(settings: Settings, port_base: int, data_dir: Path, demo: bool
         )
         for app in apps:
             app.state.not_ready_reason = None
+    settle_heap()
     print(banner(settings, ports, data_dir, dev_keys="api_keys" in updates), flush=True)
     await asyncio.gather(*serving, return_exceptions=True)
     # The HTTP servers have finished their requests; now the events those caused.

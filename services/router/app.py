@@ -29,7 +29,8 @@ def create_app(
         consumes=CONSUMES,
         background=(sweep_queue,),
         unit_of_work=RouterContext,
-        routers=[router, webhooks_router, audit_router, mappings_router],
+        # The webhook door first: a request is matched against the routes in order.
+        routers=[webhooks_router, router, audit_router, mappings_router],
         bus=bus,
         clock=clock,
     )
