@@ -55,6 +55,9 @@ RELAY_FLUSH_SECONDS = 5.0
 DRAIN_SECONDS = 30.0
 # How long a starting service waits for an unreachable broker before it gives up.
 STARTUP_WAIT_SECONDS = 120.0
+# ``session.info`` key of a consumer batch's transaction: the subjects (ticket ids) of all the
+# events it handles, so that a handler can read what the whole batch needs in one statement.
+BATCH_SUBJECTS = "ticketflow.batch_subjects"
 # Connections of ``ServiceRuntime.driver_pool`` at most: as many as the engine's pool holds.
 DRIVER_POOL_SIZE = 20
 
@@ -417,6 +420,9 @@ class ServiceRuntime:
             return
         contexts: list[HandlerContext] = []
         async with self.sessionmaker.begin() as session:
+            session.info[BATCH_SUBJECTS] = frozenset(
+                envelope.subject for envelope, _, _ in prepared if envelope.subject
+            )
             fresh = await self.inbox.first_times(
                 session, self.name, [envelope.id for envelope, _, _ in prepared]
             )
@@ -431,6 +437,13 @@ class ServiceRuntime:
                     await session.flush()
                     session.expunge_all()
         self._committed(contexts)
+
+
+def batch_subjects(session: AsyncSession) -> frozenset[str]:
+    """The subjects of the events ``session``'s consumer batch handles (``handle_batch``);
+    empty outside one (one message, an HTTP request)."""
+    subjects: frozenset[str] = session.info.get(BATCH_SUBJECTS, frozenset())
+    return subjects
 
 
 async def _while_unavailable(service: str, action: Callable[[], Awaitable[None]]) -> None:

@@ -81,6 +81,14 @@ async def _chain(
         )
         raise AssertionError(f"trace {trace_id:032x} incomplete; spans seen: {seen}") from None
     assert request.parent is None  # the webhook starts the trace
+    # The door's statement (on asyncpg directly on PostgreSQL, through the engine on SQLite)
+    # is the request's child.
+    assert any(
+        span.kind == SpanKind.CLIENT
+        and span.parent is not None
+        and span.parent.span_id == request.context.span_id
+        for span in exporter.get_finished_spans()
+    ), "no SQL span under the webhook request"
     assert router_span.kind == SpanKind.CONSUMER
     assert router_span.parent is not None and router_span.parent.span_id == request.context.span_id
     for span in others:

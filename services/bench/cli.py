@@ -210,8 +210,12 @@ def summary(scenarios: dict[str, dict[str, Any]]) -> list[str]:
     if "pipeline" in scenarios:
         figures = scenarios["pipeline"]
         lines.append(
-            f"pipeline: ratio {figures['ratio']} at {figures['offered_per_s']:g} tickets/s offered "
-            f"(target >= {pipeline.TARGET_RATIO}): " + ("met" if figures["met"] else "MISSED")
+            f"pipeline: assigned/s {figures['ratio']} of the door at {figures['offered_per_s']:g} "
+            f"tickets/s offered (target >= {pipeline.TARGET_RATIO}): "
+            + ("met" if figures["met"] else "MISSED")
+            + f"; assigned p50 {figures['assigned_p50_ms']} ms, p99 {figures['assigned_p99_ms']} ms"
+            f" (target < {pipeline.TARGET_ASSIGNED_P50_MS:g} / {pipeline.TARGET_ASSIGNED_P99_MS:g}"
+            " ms): " + ("met" if figures["met_latency"] else "MISSED")
         )
     if "timers" in scenarios:
         figures = scenarios["timers"]

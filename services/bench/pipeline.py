@@ -1,9 +1,11 @@
 """``bench pipeline``: N tickets offered at a fixed rate through intake → router → sla on Kafka
 and PostgreSQL, observed on the broker the way any downstream consumer sees them.
 
-A ticket is done when its ``ticket.assigned`` (router) and its ``sla.started`` (sla) are on the
-broker. The intake-only rate is the door's own rate in the same run (accepted webhooks over the
-time from the first post to the last 202), so ratio 1.0 means the pipeline keeps up with the door.
+The figure with the target is routing's: tickets assigned per second (every ticket's
+``ticket.assigned`` on the broker, over the time from the first post to the last assignment)
+against the door's own rate in the same run (accepted webhooks over the time from the first post
+to the last 202), so ratio 1.0 means routing keeps up with the door. The bench still waits for
+every ticket's ``sla.started`` (sla) too and reports that rate and its latencies beside it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from services.bench.runner import ADMIN_KEY, WEBHOOK_SECRET, BenchEnv, progress
 from services.launcher import ServiceProcess
 
 TARGET_RATIO = 1.0
+# webhook → ticket.assigned at the offered rate.
+TARGET_ASSIGNED_P50_MS = 1000.0
+TARGET_ASSIGNED_P99_MS = 5000.0
 AGENT_CAPACITY = 10_000  # the API's maximum per channel
 # The observer's fetch wait bounds what it adds to a measured latency: Tansu answers a fetch
 # only when this wait ends (aiokafka's default, 500 ms, added ~130 ms mean to every figure).
@@ -250,31 +255,37 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
     routed = sum(1 for t in sends if t in assigned)
     first_send = min((s[0] for s in sends.values()), default=None)
     door_end = max((s[1] for s in sends.values()), default=None)
+    routed_end = max((assigned[t] for t in sends if t in assigned), default=None)
     e2e_end = max((max(assigned[t], started[t]) for t in complete), default=None)
-    door_rate = (
-        len(sends) / (door_end - first_send)
-        if first_send and door_end and door_end > first_send
-        else None
-    )
-    e2e_rate = (
-        len(complete) / (e2e_end - first_send)
-        if first_send and e2e_end and e2e_end > first_send
-        else None
-    )
+
+    def rate(count: int, end: float | None) -> float | None:
+        return count / (end - first_send) if first_send and end and end > first_send else None
+
+    door_rate = rate(len(sends), door_end)
+    routed_rate = rate(routed, routed_end)
+    e2e_rate = rate(len(complete), e2e_end)
     to_assigned = [assigned[t] - sends[t][0] for t in sends if t in assigned]
     to_started = [started[t] - sends[t][0] for t in sends if t in started]
-    value = ratio(e2e_rate, door_rate)
+    value = ratio(routed_rate, door_rate)
+    assigned_p50, assigned_p99 = (
+        ms(percentile(to_assigned, 0.50)),
+        ms(percentile(to_assigned, 0.99)),
+    )
     return {
         "options": vars(options),
         "router_workers": workers,
         "offered_per_s": options.rate,
         "accepted": len(sends),
         "intake_errors": result["errors"],
+        "routed": routed,
         "completed": len(complete),
-        "intake_only_per_s": None if door_rate is None else round(door_rate, 1),
-        "end_to_end_per_s": None if e2e_rate is None else round(e2e_rate, 1),
-        "assigned_p50_ms": ms(percentile(to_assigned, 0.50)),
-        "assigned_p99_ms": ms(percentile(to_assigned, 0.99)),
+        "intake_only_per_s": _round(door_rate),
+        "assigned_per_s": _round(routed_rate),
+        # Assigned and with sla started: the whole pipeline, sla included.
+        "end_to_end_per_s": _round(e2e_rate),
+        "end_to_end_ratio": ratio(e2e_rate, door_rate),
+        "assigned_p50_ms": assigned_p50,
+        "assigned_p99_ms": assigned_p99,
         "sla_started_p50_ms": ms(percentile(to_started, 0.50)),
         "sla_started_p99_ms": ms(percentile(to_started, 0.99)),
         # Every router process, the door included (its webhook insert and outbox row).
@@ -291,10 +302,21 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
         "ratio": value,
         "target_ratio": TARGET_RATIO,
         "met": value is not None and value >= TARGET_RATIO and len(complete) == options.tickets,
+        "met_latency": (
+            assigned_p50 is not None
+            and assigned_p99 is not None
+            and assigned_p50 < TARGET_ASSIGNED_P50_MS
+            and assigned_p99 < TARGET_ASSIGNED_P99_MS
+        ),
     }
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 SCALE_OUT_KEYS = (
+    "assigned_per_s",
     "end_to_end_per_s",
     "intake_only_per_s",
     "ratio",
@@ -310,7 +332,7 @@ async def run_scale_out(
     environment: Callable[[str], AbstractAsyncContextManager[BenchEnv]], options: PipelineOptions
 ) -> dict[str, Any]:
     """The same pipeline served by one router api process and 1, then 2, worker processes
-    (each run with its own database and broker); ``ratio`` is the 2-worker end-to-end rate
+    (each run with its own database and broker); ``ratio`` is the 2-worker assignment rate
     over the 1-worker one."""
     runs: dict[str, dict[str, Any]] = {}
     for workers in (1, 2):
@@ -320,9 +342,7 @@ async def run_scale_out(
         runs[f"workers_{workers}"] = {key: figures[key] for key in SCALE_OUT_KEYS}
     return {
         **runs,
-        "ratio": ratio(
-            runs["workers_2"]["end_to_end_per_s"], runs["workers_1"]["end_to_end_per_s"]
-        ),
+        "ratio": ratio(runs["workers_2"]["assigned_per_s"], runs["workers_1"]["assigned_per_s"]),
     }
 
 
@@ -332,11 +352,19 @@ def rows(figures: dict[str, Any]) -> list[Row]:
         ("pipeline", "offered tickets/s", fmt(figures["offered_per_s"]), "", "", ""),
         (
             "pipeline",
-            "end-to-end tickets/s (vs intake-only)",
-            fmt(figures["end_to_end_per_s"]),
+            "tickets assigned/s (vs intake-only)",
+            fmt(figures["assigned_per_s"]),
             fmt(figures["intake_only_per_s"]),
             fmt(figures["ratio"]),
-            f">= {TARGET_RATIO} ({'met' if figures['met'] else 'MISSED'})",
+            f">= {TARGET_RATIO} ({_met(figures['met'])})",
+        ),
+        (
+            "pipeline",
+            "  assigned and sla started/s",
+            fmt(figures["end_to_end_per_s"]),
+            fmt(figures["intake_only_per_s"]),
+            fmt(figures["end_to_end_ratio"]),
+            "",
         ),
         (
             "pipeline",
@@ -352,7 +380,7 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             fmt(figures["assigned_p50_ms"], " ms"),
             "",
             "",
-            "",
+            f"< {TARGET_ASSIGNED_P50_MS:,.0f} ms ({_met(figures['met_latency'])})",
         ),
         (
             "pipeline",
@@ -360,7 +388,7 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             fmt(figures["assigned_p99_ms"], " ms"),
             "",
             "",
-            "",
+            f"< {TARGET_ASSIGNED_P99_MS:,.0f} ms ({_met(figures['met_latency'])})",
         ),
         (
             "pipeline",
@@ -416,6 +444,10 @@ def rows(figures: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _met(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
 def scale_out_rows(scale_out: dict[str, Any] | None) -> list[Row]:
     if not scale_out:
         return []
@@ -423,9 +455,9 @@ def scale_out_rows(scale_out: dict[str, Any] | None) -> list[Row]:
     return [
         (
             "pipeline",
-            "scale-out: tickets/s, 2 router workers (vs 1)",
-            fmt(two["end_to_end_per_s"]),
-            fmt(one["end_to_end_per_s"]),
+            "scale-out: assigned/s, 2 router workers (vs 1)",
+            fmt(two["assigned_per_s"]),
+            fmt(one["assigned_per_s"]),
             fmt(scale_out["ratio"]),
             "",
         ),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -85,6 +85,14 @@ async def get_ticket(
 ) -> Ticket | None:
     """See ``_get`` for ``for_update`` and ``skip_locked``."""
     return await _get(session, Ticket, ticket_id, for_update, skip_locked)
+
+
+async def existing_ticket_ids(session: AsyncSession, ticket_ids: Iterable[str]) -> set[str]:
+    """Which of ``ticket_ids`` have a row (one statement for all of them)."""
+    ids = list(ticket_ids)
+    if not ids:
+        return set()
+    return set((await session.scalars(select(Ticket.id).where(Ticket.id.in_(ids)))).all())
 
 
 async def page_tickets(

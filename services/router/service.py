@@ -30,7 +30,9 @@ from services.router.schemas import (
     TicketUpdate,
 )
 from shared import events as ev
+from shared.db import read_once
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.runtime import batch_subjects
 
 __all__ = ["CLOSED_STATUSES", "RouterContext", "snapshot", "ticket_document"]
 
@@ -114,6 +116,7 @@ async def _open_ticket(
         version=1,
     )
     ctx.session.add(ticket)
+    ctx.session.info.get(_ABSENT, set()).discard(id)
     if assignee_id is not None:
         forget_roster(ctx)  # a source's assignment adds to that agent's load
     # Rules and routing change the new ticket in memory and their queries must not write it
@@ -127,10 +130,34 @@ async def _open_ticket(
     return ticket
 
 
+# ``read_once`` key: the tickets of this consumer batch that have no row (yet).
+_ABSENT = "router.absent_tickets"
+
+
+async def _ticket_to_apply(ctx: RouterContext, ticket_id: str) -> Ticket | None:
+    """The ticket, locked for the change, or None when it has no row yet.
+
+    In a consumer batch, one read finds which of the batch's tickets have no row: a new
+    ticket's first event (the common case at intake) skips the locking read, which would find
+    nothing to lock. Creating the ticket takes it off that set. Should another transaction
+    create the same ticket meanwhile, the insert fails on its key, exactly as after a locking
+    read that found nothing, and the batch is handled again one event at a time.
+    """
+    subjects = batch_subjects(ctx.session)
+    if ticket_id in subjects:
+
+        async def load() -> set[str]:
+            return set(subjects) - await repository.existing_ticket_ids(ctx.session, subjects)
+
+        if ticket_id in await read_once(ctx.session, _ABSENT, load):
+            return None
+    return await repository.get_ticket(ctx.session, ticket_id, for_update=True)
+
+
 async def apply_inbound_upsert(ctx: RouterContext, event: ev.TicketUpsert) -> Ticket | None:
     """Create or update the canonical ticket from a source's report; stale reports are ignored."""
     ticket_id = event.subject
-    ticket = await repository.get_ticket(ctx.session, ticket_id, for_update=True)
+    ticket = await _ticket_to_apply(ctx, ticket_id)
     data = event.ticket
     if ticket is None:
         return await _open_ticket(
