@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
-from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.base import BaseCloudEvent, EventFactory
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.spec import SPECVERSION_V1_0
 from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -396,9 +397,28 @@ class EventDecodeError(ValueError):
 
 
 class _JSONFormat(JSONFormat):
-    """The CloudEvents JSON format (``application/cloudevents+json``), written by orjson: the
-    same document as the SDK's standard-library writer (times in UTC with ``Z``), in a fraction
-    of the CPU. Every event of every service is written here."""
+    """The CloudEvents JSON format (``application/cloudevents+json``), written and read by
+    orjson: the same documents as the SDK's standard-library code (times in UTC with ``Z``), in
+    a fraction of the CPU. Every event of every service is written and read here; whatever is
+    not the common case (another spec version, ``data_base64``, a time ``fromisoformat`` cannot
+    read, invalid JSON) goes to the SDK's own reader, whose answer is the contract."""
+
+    def read(self, event_factory: EventFactory | None, data: str | bytes) -> BaseCloudEvent:
+        try:
+            attributes = orjson.loads(data)
+            time = attributes.get("time") if isinstance(attributes, dict) else None
+            if (
+                event_factory is not None
+                or not isinstance(attributes, dict)
+                or attributes.get("specversion") != SPECVERSION_V1_0
+                or "data_base64" in attributes
+            ):
+                raise ValueError("not the common case")
+            if isinstance(time, str):
+                attributes["time"] = datetime.fromisoformat(time)
+        except ValueError:  # orjson.JSONDecodeError is one
+            return super().read(event_factory, data)
+        return CloudEvent(attributes, attributes.pop("data", None))
 
     def write(self, event: BaseCloudEvent) -> bytes:
         data = event.get_data()
@@ -451,7 +471,7 @@ def decode(value: bytes, key: str | bytes | None = None) -> Envelope:
     """Read a structured-mode CloudEvent; raises ``EventDecodeError`` when it is not one."""
     try:
         cloud_event = ce_kafka.from_structured_event(
-            ce_kafka.KafkaMessage(headers={}, key=key, value=value)
+            ce_kafka.KafkaMessage(headers={}, key=key, value=value), event_format=_FORMAT
         )
     except (BaseCloudEventException, ValueError, TypeError, AttributeError) as exc:
         raise EventDecodeError(f"not a CloudEvents 1.0 JSON message: {exc}") from exc
