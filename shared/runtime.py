@@ -55,9 +55,9 @@ RELAY_FLUSH_SECONDS = 5.0
 DRAIN_SECONDS = 30.0
 # How long a starting service waits for an unreachable broker before it gives up.
 STARTUP_WAIT_SECONDS = 120.0
-# ``session.info`` key of a consumer batch's transaction: the subjects (ticket ids) of all the
-# events it handles, so that a handler can read what the whole batch needs in one statement.
-BATCH_SUBJECTS = "ticketflow.batch_subjects"
+# ``session.info`` key of a consumer batch's transaction: all the events it handles, so that a
+# handler can read what the whole batch needs in one statement (``batch_events``).
+BATCH_EVENTS = "ticketflow.batch_events"
 # Connections of ``ServiceRuntime.driver_pool`` at most: as many as the engine's pool holds.
 DRIVER_POOL_SIZE = 20
 
@@ -420,9 +420,7 @@ class ServiceRuntime:
             return
         contexts: list[HandlerContext] = []
         async with self.sessionmaker.begin() as session:
-            session.info[BATCH_SUBJECTS] = frozenset(
-                envelope.subject for envelope, _, _ in prepared if envelope.subject
-            )
+            session.info[BATCH_EVENTS] = tuple(event for _, event, _ in prepared)
             fresh = await self.inbox.first_times(
                 session, self.name, [envelope.id for envelope, _, _ in prepared]
             )
@@ -439,11 +437,16 @@ class ServiceRuntime:
         self._committed(contexts)
 
 
+def batch_events(session: AsyncSession) -> tuple[Event, ...]:
+    """The events ``session``'s consumer batch handles (``handle_batch``), in order; empty
+    outside one (one message, an HTTP request)."""
+    events: tuple[Event, ...] = session.info.get(BATCH_EVENTS, ())
+    return events
+
+
 def batch_subjects(session: AsyncSession) -> frozenset[str]:
-    """The subjects of the events ``session``'s consumer batch handles (``handle_batch``);
-    empty outside one (one message, an HTTP request)."""
-    subjects: frozenset[str] = session.info.get(BATCH_SUBJECTS, frozenset())
-    return subjects
+    """The subjects (ticket ids) of ``batch_events``."""
+    return frozenset(event.subject for event in batch_events(session))
 
 
 async def _while_unavailable(service: str, action: Callable[[], Awaitable[None]]) -> None:

@@ -29,6 +29,22 @@ class RouterContext(UnitOfWork):
     def holds_agent_lock(self, value: bool) -> None:
         self.session.info["holds_agent_lock"] = value
 
+    async def emit(self, event: ev.Event) -> str:
+        if isinstance(event, ev.TicketEvent):
+            # Every change of a ticket is announced: remember it per requester.
+            changed = self.session.info.setdefault(_CHANGED_TICKETS, {})
+            changed.setdefault(event.ticket.requester.id, set()).add(event.ticket.id)
+        return await super().emit(event)
+
+    def changed_tickets(self, requester_id: str) -> set[str]:
+        """The requester's tickets this transaction changed (announced a change of) so far."""
+        changed: dict[str, set[str]] = self.session.info.get(_CHANGED_TICKETS, {})
+        return changed.get(requester_id, set())
+
+
+# ``session.info`` key: the tickets a transaction changed, by requester (``changed_tickets``).
+_CHANGED_TICKETS = "router_changed_tickets"
+
 
 def snapshot(ticket: Ticket) -> ev.TicketSnapshot:
     return ev.TicketSnapshot(

@@ -265,27 +265,41 @@ async def waiting_tickets(session: AsyncSession, limit: int = 200) -> Sequence[T
 
 
 PREVIOUS_AGENTS_SCAN = 20  # rows read to find up to 5 distinct agents
+PREVIOUS_AGENTS = 5
+# A requester's tickets that name a previous agent: assigned, and open or recently solved.
+_HELD_RECENTLY = and_(
+    Ticket.assignee_id.is_not(None),
+    or_(
+        Ticket.status.in_((*ACTIVE_STATUSES, "pending")),
+        and_(
+            Ticket.status.in_(("solved", "closed")),
+            Ticket.solved_at >= bindparam("solved_since", type_=Ticket.solved_at.type),
+        ),
+    ),
+)
 _PREVIOUS_AGENTS = (
     select(Ticket.assignee_id)
     .where(
         Ticket.requester_id == bindparam("requester_id"),
         Ticket.id != bindparam("ticket_id"),
-        Ticket.assignee_id.is_not(None),
-        or_(
-            Ticket.status.in_((*ACTIVE_STATUSES, "pending")),
-            and_(
-                Ticket.status.in_(("solved", "closed")),
-                Ticket.solved_at >= bindparam("solved_since", type_=Ticket.solved_at.type),
-            ),
-        ),
+        _HELD_RECENTLY,
     )
     .order_by(Ticket.updated_at.desc())
     .limit(PREVIOUS_AGENTS_SCAN)
 )
 
 
+def distinct_agents(agent_ids: Iterable[str | None], limit: int = PREVIOUS_AGENTS) -> list[str]:
+    """The first ``limit`` distinct agents, in order."""
+    agents: list[str] = []
+    for agent_id in agent_ids:
+        if agent_id is not None and agent_id not in agents:
+            agents.append(agent_id)
+    return agents[:limit]
+
+
 async def previous_agents(
-    session: AsyncSession, ticket: Ticket, solved_since: datetime, limit: int = 5
+    session: AsyncSession, ticket: Ticket, solved_since: datetime
 ) -> list[str]:
     """Agents of the requester's other open or recently solved tickets, most recent first."""
     parameters = {
@@ -293,11 +307,40 @@ async def previous_agents(
         "ticket_id": ticket.id,
         "solved_since": solved_since,
     }
-    agents: list[str] = []
-    for (agent_id,) in (await session.execute(_PREVIOUS_AGENTS, parameters)).all():
-        if agent_id is not None and agent_id not in agents:
-            agents.append(agent_id)
-    return agents[:limit]
+    rows = (await session.execute(_PREVIOUS_AGENTS, parameters)).all()
+    return distinct_agents(agent_id for (agent_id,) in rows)
+
+
+async def previous_agents_by_requester(
+    session: AsyncSession, requester_ids: Iterable[str], solved_since: datetime
+) -> dict[str, list[tuple[str, str]]]:
+    """``previous_agents``' rows for many requesters in one statement: for each requester (an
+    empty list when none), (ticket id, agent) of their tickets, most recent first, one more
+    than ``previous_agents`` scans so that a caller can leave its own ticket out."""
+    requesters = sorted(set(requester_ids))
+    found: dict[str, list[tuple[str, str]]] = {requester: [] for requester in requesters}
+    if not requesters:
+        return found
+    rank = (
+        func.row_number()
+        .over(partition_by=Ticket.requester_id, order_by=Ticket.updated_at.desc())
+        .label("rank")
+    )
+    ranked = (
+        select(Ticket.requester_id, Ticket.id, Ticket.assignee_id, rank)
+        .where(Ticket.requester_id.in_(requesters), _HELD_RECENTLY)
+        .subquery()
+    )
+    statement = (
+        select(ranked.c.requester_id, ranked.c.id, ranked.c.assignee_id)
+        .where(ranked.c.rank <= PREVIOUS_AGENTS_SCAN + 1)
+        .order_by(ranked.c.requester_id, ranked.c.rank)
+    )
+    for requester_id, ticket_id, agent_id in await session.execute(
+        statement, {"solved_since": solved_since}
+    ):
+        found[requester_id].append((ticket_id, agent_id))
+    return found
 
 
 async def unanswered_tickets(session: AsyncSession, agent_id: str) -> Sequence[Ticket]:

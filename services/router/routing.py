@@ -18,7 +18,7 @@ from shared import events as ev
 from shared.conditions import Conditions
 from shared.db import read_once
 from shared.errors import NotFound, Unprocessable
-from shared.runtime import ServiceRuntime
+from shared.runtime import ServiceRuntime, batch_events
 
 # --- placing tickets ------------------------------------------------------------------------------
 
@@ -91,6 +91,7 @@ async def apply_rules(ctx: RouterContext, ticket: Ticket) -> None:
 # ``session.info`` keys: this transaction's roster and enabled rules.
 _ROSTER = "router_roster"
 _RULES = "router_rules"
+_PREVIOUS_AGENTS = "router_previous_agents"
 
 
 @dataclass
@@ -129,6 +130,42 @@ def forget_rules(ctx: RouterContext) -> None:
     ctx.session.info.pop(_RULES, None)
 
 
+async def previous_agents(ctx: RouterContext, ticket: Ticket) -> list[str]:
+    """The agents of the requester's other open or recently solved tickets, most recent first
+    (a returning customer goes back to them).
+
+    In a consumer batch, one statement reads them for every requester the batch's
+    ``ticket.upsert`` events name, as they were when the batch began. That answer stands for a
+    ticket as long as this transaction has changed none of the requester's other tickets
+    (``RouterContext.changed_tickets``); otherwise, or for a requester the batch did not name,
+    they are read for this ticket alone.
+    """
+    solved_since = ctx.clock.now() - RETURNING_CUSTOMER_WINDOW
+    requester = ticket.requester_id
+    if batch_events(ctx.session) and not ctx.changed_tickets(requester) - {ticket.id}:
+
+        async def load() -> dict[str, list[tuple[str, str]]]:
+            return await repository.previous_agents_by_requester(
+                ctx.session, _requesters_named(batch_events(ctx.session)), solved_since
+            )
+
+        rows = (await read_once(ctx.session, _PREVIOUS_AGENTS, load)).get(requester)
+        if rows is not None:
+            others = [agent for ticket_id, agent in rows if ticket_id != ticket.id]
+            return repository.distinct_agents(others[: repository.PREVIOUS_AGENTS_SCAN])
+    return await repository.previous_agents(ctx.session, ticket, solved_since)
+
+
+def _requesters_named(events: tuple[ev.Event, ...]) -> set[str]:
+    """The requesters of a batch's ``ticket.upsert`` events (a new ticket without one gets
+    ``<source>:unknown``, as ``apply_inbound_upsert`` names it)."""
+    return {
+        event.ticket.requester.id if event.ticket.requester else f"{event.source}:unknown"
+        for event in events
+        if isinstance(event, ev.TicketUpsert)
+    }
+
+
 async def route(ctx: RouterContext, ticket: Ticket) -> bool:
     """Assign an unassigned active ticket to the best agent with room; False if it must wait."""
     if not _routable(ticket):
@@ -151,9 +188,7 @@ async def _place(ctx: RouterContext, ticket: Ticket, current: Roster) -> bool:
         group=ticket.group,
         required_skills=frozenset(ticket.required_skills or []),
     )
-    previous = await repository.previous_agents(
-        ctx.session, ticket, ctx.clock.now() - RETURNING_CUSTOMER_WINDOW
-    )
+    previous = await previous_agents(ctx, ticket)
     candidates = {k: v for k, v in current.views.items() if k not in current.busy}
     busy = {k: current.views[k] for k in current.busy if k in current.views}
     while candidates:

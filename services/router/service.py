@@ -32,7 +32,7 @@ from services.router.schemas import (
 from shared import events as ev
 from shared.db import read_once
 from shared.errors import Conflict, NotFound, Unprocessable
-from shared.runtime import batch_subjects
+from shared.runtime import batch_events, batch_subjects
 
 __all__ = ["CLOSED_STATUSES", "RouterContext", "snapshot", "ticket_document"]
 
@@ -143,10 +143,10 @@ async def _ticket_to_apply(ctx: RouterContext, ticket_id: str) -> Ticket | None:
     create the same ticket meanwhile, the insert fails on its key, exactly as after a locking
     read that found nothing, and the batch is handled again one event at a time.
     """
-    subjects = batch_subjects(ctx.session)
-    if ticket_id in subjects:
+    if batch_events(ctx.session):
 
         async def load() -> set[str]:
+            subjects = batch_subjects(ctx.session)
             return set(subjects) - await repository.existing_ticket_ids(ctx.session, subjects)
 
         if ticket_id in await read_once(ctx.session, _ABSENT, load):

@@ -1,12 +1,16 @@
-"""router's consumer batch: one read finds the batch's new tickets, on SQLite and PostgreSQL."""
+"""router's consumer batch reads once for all its events what each would read alone (which
+tickets are new, the requesters' previous agents), with the same answers, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -22,12 +26,40 @@ from tests.conftest import make_settings, running
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
+@dataclass
+class Router:
+    runtime: ServiceRuntime
+    client: httpx.AsyncClient
+    offset: int = 0
+
+    async def handle(self, events: list[ev.TicketUpsert]) -> None:
+        """``events`` as one batch of router's ``inbound`` consumer."""
+        topic = self.runtime.settings.topic("inbound")
+        messages = []
+        for event in events:
+            key, value, headers = ev.encode(event, source="test")
+            messages.append(Message(topic, 0, self.offset, key, value, headers))
+            self.offset += 1
+        await self.runtime.handle_batch(messages)
+
+    async def put_agent(self, agent_id: str) -> None:
+        body = {"name": agent_id, "status": "online", "capacity": {"email": 10}}
+        response = await self.client.put(f"/v1/agents/{agent_id}", json=body)
+        assert response.status_code in (200, 201), response.text
+
+    async def tickets(self) -> dict[str, tuple[str, str | None]]:
+        """Every ticket's (subject, assignee)."""
+        async with self.runtime.sessionmaker() as session:
+            rows = await session.execute(select(Ticket.id, Ticket.subject, Ticket.assignee_id))
+            return {ticket_id: (subject, agent) for ticket_id, subject, agent in rows}
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def router(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     fresh_database: Callable[[], Awaitable[str]],
-) -> AsyncIterator[ServiceRuntime]:
+) -> AsyncIterator[Router]:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'batch.db'}"
         await upgrade_all(url)
@@ -37,65 +69,84 @@ async def router(
     await bus.start()
     # The api role subscribes to nothing: the test hands the batches over itself.
     app = create_app(make_settings(url, process_role="api"), bus=bus)
-    async with running(app):
-        yield app.state.runtime
+    async with running(app) as client:
+        yield Router(app.state.runtime, client)
     await bus.stop()
 
 
-def _upsert(external_id: str, subject: str, minutes: int) -> ev.TicketUpsert:
+def _upsert(
+    external_id: str, subject: str, minutes: int, requester: str | None = None
+) -> ev.TicketUpsert:
     return ev.TicketUpsert(
         source="batch",
         external_id=external_id,
         occurred_at=T0 + timedelta(minutes=minutes),
         ticket=ev.InboundTicket(
-            subject=subject, channel="email", requester=ev.Requester(id=f"r-{external_id}")
+            subject=subject,
+            channel="email",
+            requester=ev.Requester(id=requester or f"r-{external_id}"),
         ),
     )
 
 
-def _messages(runtime: ServiceRuntime, events: list[ev.TicketUpsert], first: int) -> list[Message]:
-    topic = runtime.settings.topic("inbound")
-    messages = []
-    for offset, event in enumerate(events, start=first):
-        key, value, headers = ev.encode(event, source="test")
-        messages.append(Message(topic, 0, offset, key, value, headers))
-    return messages
+def _count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[tuple[Any, ...]]:
+    """Record the arguments (after the session) of each call of ``repository.<name>``."""
+    calls: list[tuple[Any, ...]] = []
+    original = getattr(repository, name)
+
+    async def counted(session: Any, *args: Any, **options: Any) -> Any:
+        calls.append((*args, *options.items()))
+        return await original(session, *args, **options)
+
+    monkeypatch.setattr(repository, name, counted)
+    return calls
 
 
 async def test_a_batch_reads_its_new_tickets_once(
-    router: ServiceRuntime, monkeypatch: pytest.MonkeyPatch
+    router: Router, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await router.handle_batch(_messages(router, [_upsert("old", "before", 0)], first=0))
-    reads: list[set[str]] = []
-    locked: list[str] = []
-    existing_ticket_ids, get_ticket = repository.existing_ticket_ids, repository.get_ticket
-
-    async def counted_existing(session: Any, ticket_ids: Any) -> set[str]:
-        reads.append(set(ticket_ids))
-        return await existing_ticket_ids(session, ticket_ids)
-
-    async def counted_get(session: Any, ticket_id: str, **options: Any) -> Ticket | None:
-        if options.get("for_update"):
-            locked.append(ticket_id)
-        return await get_ticket(session, ticket_id, **options)
-
-    monkeypatch.setattr(repository, "existing_ticket_ids", counted_existing)
-    monkeypatch.setattr(repository, "get_ticket", counted_get)
+    await router.handle([_upsert("old", "before", 0)])
+    reads = _count_calls(monkeypatch, "existing_ticket_ids")
+    gets = _count_calls(monkeypatch, "get_ticket")
 
     # Two new tickets, the second reported twice in the batch, and an existing one.
-    batch = [
-        _upsert("a", "first", 1),
-        _upsert("b", "created", 2),
-        _upsert("old", "after", 3),
-        _upsert("b", "changed", 4),
-    ]
-    await router.handle_batch(_messages(router, batch, first=1))
+    await router.handle(
+        [
+            _upsert("a", "first", 1),
+            _upsert("b", "created", 2),
+            _upsert("old", "after", 3),
+            _upsert("b", "changed", 4),
+        ]
+    )
 
-    assert reads == [{"batch:a", "batch:b", "batch:old"}]
+    assert [set(ids) for ids, *_ in reads] == [{"batch:a", "batch:b", "batch:old"}]
     # The new tickets' first events lock nothing; b's second event and the old ticket do.
+    locked = [ticket_id for ticket_id, *options in gets if ("for_update", True) in options]
     assert locked == ["batch:old", "batch:b"]
-    async with router.sessionmaker() as session:
-        subjects = dict(
-            (await session.execute(select(Ticket.id, Ticket.subject).order_by(Ticket.id))).all()
-        )
+    subjects = {ticket_id: subject for ticket_id, (subject, _) in (await router.tickets()).items()}
     assert subjects == {"batch:a": "first", "batch:b": "changed", "batch:old": "after"}
+
+
+async def test_a_batch_reads_the_previous_agents_once_and_routes_as_alone(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await router.put_agent("ann")
+    await router.handle([_upsert("r1", "earlier", 0, requester="rose")])
+    assert (await router.tickets())["batch:r1"][1] == "ann"
+    await router.put_agent("bob")  # less loaded from now on
+    by_requester = _count_calls(monkeypatch, "previous_agents_by_requester")
+    one_by_one = _count_calls(monkeypatch, "previous_agents")
+
+    await router.handle(
+        [
+            _upsert("r2", "again", 1, requester="rose"),  # back to ann, from the batch's read
+            _upsert("s1", "new", 2, requester="sam"),  # nobody before: the least loaded
+            # rose's r2 was just assigned in this transaction: read alone, and it counts.
+            _upsert("r3", "third", 3, requester="rose"),
+        ]
+    )
+
+    assert [set(requesters) for requesters, *_ in by_requester] == [{"rose", "sam"}]
+    assert [ticket.id for ticket, *_ in one_by_one] == ["batch:r3"]
+    assignees = {ticket_id: agent for ticket_id, (_, agent) in (await router.tickets()).items()}
+    assert assignees == {"batch:r1": "ann", "batch:r2": "ann", "batch:s1": "bob", "batch:r3": "ann"}
