@@ -237,7 +237,7 @@ async def lock_ticket_reading_state(session: AsyncSession, ticket_id: str) -> Tr
     rows = (await session.execute(query, {"ticket_id": ticket_id})).all()
     first = rows[0]
     ticket: TrackedTicket | None = first[0]
-    if first[1] == first[2]:
+    if ticket is None or first[1] == first[2]:  # no row: nothing locked, nothing to check
         state = _state_of(rows, 3, False)
     else:
         state = await ticket_state(session, ticket_id, with_timers=False)
