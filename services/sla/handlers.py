@@ -63,7 +63,7 @@ async def on_message_added(ctx: HandlerContext, event: ev.TicketMessageAdded) ->
     elif message.author == "customer" and ticket.status != "closed":
         # A customer's reply to a solved ticket reopens it (router emits ticket.reopened next,
         # which resumes resolution and counts the reopen): the next response starts here.
-        first_open = await service.repository.open_timers(ctx.session, ticket.id, "first_response")
+        first_open = await service.open_timers(sla, ticket.id, "first_response")
         if not first_open:
             policy = await service.policy_for(sla, ticket)
             await service.start_timer(sla, ticket, policy, "next_response", message.created_at)

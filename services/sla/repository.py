@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sla.models import (
@@ -19,41 +19,29 @@ from services.sla.models import (
 from shared.db import is_postgres
 from shared.pagination import Slice, paginate
 
+# Statements run for every consumed event, built once: building a select and computing its cache
+# key cost more CPU than executing it.
+_TICKET = select(TrackedTicket).where(TrackedTicket.id == bindparam("ticket_id"))
+_TICKET_FOR_UPDATE = _TICKET.with_for_update()
+TIMER_ORDER = (Timer.started_at, Timer.metric, Timer.cycle)
+_TIMERS_OF = select(Timer).where(Timer.ticket_id == bindparam("ticket_id")).order_by(*TIMER_ORDER)
+
 
 async def get_ticket(
     session: AsyncSession, ticket_id: str, *, for_update: bool = False
 ) -> TrackedTicket | None:
-    statement = select(TrackedTicket).where(TrackedTicket.id == ticket_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return (await session.execute(statement)).scalar_one_or_none()
+    statement = _TICKET_FOR_UPDATE if for_update else _TICKET
+    return (await session.execute(statement, {"ticket_id": ticket_id})).scalar_one_or_none()
+
+
+async def lock_ticket(session: AsyncSession, ticket_id: str) -> TrackedTicket | None:
+    """The ticket's row, locked for the rest of the transaction (None if sla has none)."""
+    return await get_ticket(session, ticket_id, for_update=True)
 
 
 async def timers_of(session: AsyncSession, ticket_id: str) -> Sequence[Timer]:
-    statement = (
-        select(Timer)
-        .where(Timer.ticket_id == ticket_id)
-        .order_by(Timer.started_at, Timer.metric, Timer.cycle)
-    )
-    return (await session.execute(statement)).scalars().all()
-
-
-async def open_timers(
-    session: AsyncSession, ticket_id: str, metric: str | None = None
-) -> Sequence[Timer]:
-    statement = select(Timer).where(
-        Timer.ticket_id == ticket_id, Timer.status.in_(("running", "paused"))
-    )
-    if metric is not None:
-        statement = statement.where(Timer.metric == metric)
-    return (await session.execute(statement.order_by(Timer.cycle))).scalars().all()
-
-
-async def last_cycle(session: AsyncSession, ticket_id: str, metric: str) -> int | None:
-    statement = select(func.max(Timer.cycle)).where(
-        Timer.ticket_id == ticket_id, Timer.metric == metric
-    )
-    return await session.scalar(statement)
+    """Every timer of the ticket, by start, metric and cycle."""
+    return (await session.execute(_TIMERS_OF, {"ticket_id": ticket_id})).scalars().all()
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> Sequence[Timer]:

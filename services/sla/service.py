@@ -33,6 +33,7 @@ Functions take the session and the outbox and never commit.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self
@@ -64,6 +65,7 @@ DEFAULT_CHAT_TARGETS = {"first_response": 1, "next_response": 2}
 DEFAULT_WARN_AT = (0.75,)
 PAUSE_STATUSES = ("pending", "on_hold")
 DONE_STATUSES = ("solved", "closed")
+OPEN_STATUSES = ("running", "paused")
 METRICS = ("first_response", "next_response", "resolution")
 LATE_AFTER_SECONDS = 1.0
 
@@ -132,6 +134,12 @@ def policy_of(row: SlaPolicy) -> Policy:
 _POLICIES = "sla_policies"
 _SUBSCRIPTIONS = "sla_subscriptions"
 _CALENDARS = "sla_calendars"
+# What one consumed event reads once of its ticket: every timer (``ticket_timers``), and the
+# reader ``track`` locks the ticket's row with (``reading_ticket_with``).
+_TICKET_TIMERS = "sla_ticket_timers"
+_TICKET_READER = "sla_ticket_reader"
+
+TicketReader = Callable[[AsyncSession, str], Awaitable[TrackedTicket | None]]
 
 
 @dataclass
@@ -275,8 +283,14 @@ def schedule(timer: Timer, calendar: Calendar) -> None:
 
 
 async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTicket, bool]:
-    """Update sla's view of the ticket; returns it and whether the snapshot is current (not stale)."""
-    ticket = await repository.get_ticket(ctx.session, snapshot.id, for_update=True)
+    """Update sla's view of the ticket; returns it and whether the snapshot is current (not stale).
+
+    The first call of every event handler: it locks the ticket's row (through the reader an
+    add-on set for the event, ``reading_ticket_with``) and starts the event's timer cache."""
+    reader: TicketReader = ctx.session.info.get(_TICKET_READER, repository.lock_ticket)
+    ticket = await reader(ctx.session, snapshot.id)
+    timers: dict[str, list[Timer]] = {}
+    ctx.session.info[_TICKET_TIMERS] = timers
     document = snapshot.model_dump(mode="json")
     if ticket is None:
         ticket = TrackedTicket(
@@ -296,7 +310,7 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
             solved_at=snapshot.solved_at,
         )
         ctx.session.add(ticket)
-        await ctx.session.flush()
+        timers[ticket.id] = []  # timers only ever start for a ticket sla tracks
         return ticket, True
     if snapshot.version < ticket.version:
         return ticket, False
@@ -315,6 +329,44 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
     return ticket, True
 
 
+def reading_ticket_with(session: AsyncSession, reader: TicketReader | None) -> None:
+    """Have ``track`` lock the ticket's row with ``reader`` (one that also reads what an add-on
+    needs of the ticket in the same round trip) until set back to ``None``."""
+    if reader is None:
+        session.info.pop(_TICKET_READER, None)
+    else:
+        session.info[_TICKET_READER] = reader
+
+
+async def ticket_timers(ctx: SlaContext, ticket_id: str) -> list[Timer]:
+    """Every timer of the ticket, by start, metric and cycle. Inside an event (after ``track``)
+    read once and kept for the event, with the timers it starts; elsewhere read each time."""
+    cache: dict[str, list[Timer]] | None = ctx.session.info.get(_TICKET_TIMERS)
+    if cache is None:
+        return list(await repository.timers_of(ctx.session, ticket_id))
+    if ticket_id not in cache:
+        cache[ticket_id] = list(await repository.timers_of(ctx.session, ticket_id))
+    return cache[ticket_id]
+
+
+def timers_read(session: AsyncSession, ticket_id: str) -> list[Timer] | None:
+    """The ticket's timers as this event holds them (None if it read none): the goal
+    bookkeeping after sla's handler takes the stopped ones from here."""
+    cache: dict[str, list[Timer]] | None = session.info.get(_TICKET_TIMERS)
+    return None if cache is None else cache.get(ticket_id)
+
+
+async def open_timers(ctx: SlaContext, ticket_id: str, metric: str | None = None) -> list[Timer]:
+    """The ticket's running and paused timers (of ``metric``), by cycle."""
+    timers = [
+        t
+        for t in await ticket_timers(ctx, ticket_id)
+        if t.status in OPEN_STATUSES and (metric is None or t.metric == metric)
+    ]
+    timers.sort(key=lambda t: t.cycle)
+    return timers
+
+
 # --- timer life cycle -------------------------------------------------------------------------
 
 
@@ -325,9 +377,10 @@ async def start_timer(
     target = policy.target(ticket.priority, metric)
     if target is None:
         return None
-    if await repository.open_timers(ctx.session, ticket.id, metric):
+    timers = await ticket_timers(ctx, ticket.id)
+    if any(t.metric == metric and t.status in OPEN_STATUSES for t in timers):
         return None
-    last = await repository.last_cycle(ctx.session, ticket.id, metric)
+    last = max((t.cycle for t in timers if t.metric == metric), default=None)
     if metric != "next_response" and last is not None:
         return None  # first response and resolution run once per ticket
     minutes, calendar_id = target
@@ -352,7 +405,8 @@ async def start_timer(
     calendar = await ctx.calendar(calendar_id)
     schedule(timer, calendar)
     ctx.session.add(timer)
-    await ctx.session.flush()
+    timers.append(timer)
+    timers.sort(key=lambda t: (t.started_at, t.metric, t.cycle))  # as ``timers_of`` orders
     await ctx.emit(
         ev.SlaStarted(
             ticket_id=ticket.id,
@@ -426,7 +480,7 @@ async def _run_again(ctx: SlaContext, timer: Timer, at: datetime) -> None:
 
 
 async def meet(ctx: SlaContext, ticket_id: str, metric: str, at: datetime) -> None:
-    for timer in await repository.open_timers(ctx.session, ticket_id, metric):
+    for timer in await open_timers(ctx, ticket_id, metric):
         calendar = await ctx.calendar(timer.calendar_id)
         timer.consumed_seconds = _consumed_until(timer, calendar, max(at, timer.started_at))
         if timer.status == "paused" and timer.paused_at is not None:
@@ -452,7 +506,7 @@ async def meet(ctx: SlaContext, ticket_id: str, metric: str, at: datetime) -> No
 
 async def reopen(ctx: SlaContext, ticket: TrackedTicket, at: datetime) -> None:
     """Restart resolution, keeping the business time it had used before the solve."""
-    timers = await repository.timers_of(ctx.session, ticket.id)
+    timers = await ticket_timers(ctx, ticket.id)
     resolution = [t for t in timers if t.metric == "resolution"]
     if not resolution:
         await start_timer(ctx, ticket, await policy_for(ctx, ticket), "resolution", at)
@@ -471,7 +525,7 @@ async def apply_status(ctx: SlaContext, ticket: TrackedTicket, at: datetime) -> 
     if ticket.status in DONE_STATUSES:
         return
     policy = await policy_for(ctx, ticket)
-    for timer in await repository.open_timers(ctx.session, ticket.id):
+    for timer in await open_timers(ctx, ticket.id):
         if policy.pauses(timer.metric, ticket.status):
             await pause(ctx, timer, at)
         else:
@@ -487,7 +541,7 @@ async def recompute(ctx: SlaContext, ticket: TrackedTicket, at: datetime) -> boo
     policy = await policy_for(ctx, ticket)
     ticket.policy_id = policy.id
     changed = False
-    for timer in await repository.open_timers(ctx.session, ticket.id):
+    for timer in await open_timers(ctx, ticket.id):
         target = policy.target(ticket.priority, timer.metric)
         if target is None:
             continue

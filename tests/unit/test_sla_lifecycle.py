@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from services.sla.app import create_app
 from services.sla.models import outbox
@@ -304,6 +304,52 @@ async def test_next_response_starts_on_customer_message(sla: Sla) -> None:
     stale = sla.snapshot(ticket, channel="chat", status="pending").model_copy(update={"version": 1})
     await sla.deliver(ev.TicketStatusChanged(ticket=stale, previous_status="open"))
     assert (await sla.timers(ticket))["next_response"]["status"] == "running"
+
+
+async def test_each_event_reads_its_ticket_once_and_its_timers_at_most_once(sla: Sla) -> None:
+    """One read locks the ticket and brings the goal state along; the ticket's timers are read
+    once per event (none for a new ticket), however many metrics the event touches."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    def reads(table: str) -> list[str]:
+        return [s for s in statements if s.startswith(("SELECT", "WITH")) and table in s]
+
+    ticket = "api:reads-1"
+    engine = sla.runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await sla.deliver(ev.TicketCreated(ticket=sla.snapshot(ticket, channel="chat")))
+        assert reads("timers.ticket_id =") == []
+        (ticket_read,) = reads("tickets.id =")
+        assert "ticket_timelines" in ticket_read and "goal_samples" in ticket_read
+        assert len(reads("ticket_timelines")) == 1
+        statements.clear()
+        sla.clock.advance(seconds=30)
+        reply = ev.MessageInfo(id="a1", author="agent", created_at=sla.clock.now())
+        await sla.deliver(
+            ev.TicketMessageAdded(ticket=sla.snapshot(ticket, channel="chat"), message=reply)
+        )
+        assert len(reads("timers.ticket_id =")) == 1
+        assert len(reads("tickets.id =")) == 1
+        assert len(reads("ticket_timelines")) == 1
+        statements.clear()
+        await sla.deliver(
+            ev.TicketSolved(
+                ticket=sla.snapshot(
+                    ticket, channel="chat", status="solved", solved_at=sla.clock.now()
+                )
+            )
+        )
+        assert len(reads("timers.ticket_id =")) == 1
+        assert len(reads("tickets.id =")) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    timers = await sla.timers(ticket)
+    assert timers["first_response"]["status"] == "met"
+    assert timers["resolution"]["status"] == "met"
 
 
 @pytest.mark.parametrize(

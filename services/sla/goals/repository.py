@@ -25,6 +25,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     select,
     text,
     true,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.sla.goals.models import (
@@ -44,7 +46,7 @@ from services.sla.goals.models import (
     TicketTimeline,
 )
 from services.sla.goals.projection import Totals
-from services.sla.models import Timer
+from services.sla.models import Timer, TrackedTicket
 from shared.db import dialect_name
 from shared.pagination import Slice, paginate
 
@@ -105,9 +107,13 @@ _SAMPLE_COLUMNS = ("goal_id", "key", "day", "good", "bad", "value")
 _TIMER_COLUMNS = ("metric", "cycle", "status", "met_at", "consumed_seconds")
 
 
-def _state_query(with_timers: bool) -> Any:
+def _state_query(with_timers: bool, locked: str | None = None) -> Any:
     """``ticket_state``'s statement, built once (its construction and cache key cost more than
-    executing it): the one-row ``SELECT 1`` outer-joined to the ticket's rows."""
+    executing it): the one-row ``SELECT 1`` outer-joined to the ticket's rows.
+
+    ``locked`` (the dialect's name) puts sla's ticket row first, locked (``FOR UPDATE`` in a
+    CTE), with its row version (PostgreSQL's ``xmin``) as locked and as this statement's
+    snapshot sees it: ``lock_ticket_reading_state``'s statement."""
     ticket_id = bindparam("ticket_id", type_=String)
     one = select(literal(1).label("one")).subquery()
     answered = exists().where(SurveyAnswer.ticket_id == ticket_id)
@@ -117,14 +123,38 @@ def _state_query(with_timers: bool) -> Any:
         for name in TIMELINE_COLUMNS
     ]
     sample_columns = [goal_samples.c[name] for name in _SAMPLE_COLUMNS]
-    query = (
-        select(_revision_token(), answered, *timeline_columns, *sample_columns)
-        .select_from(one)
-        .outerjoin(ticket_timelines, line.ticket_id == ticket_id)
-        .outerjoin(
-            goal_samples,
-            and_(goal_samples.c.ticket_id == ticket_id, goal_samples.c.key.not_like("survey:%")),
+    query = select(_revision_token(), answered, *timeline_columns, *sample_columns)
+    if locked is not None:
+        tickets = type_cast(Table, TrackedTicket.__table__)
+        postgres = locked == "postgresql"
+        version: ColumnElement[Any] = (
+            literal_column("xmin::text", String) if postgres else literal("", String)
         )
+        row = (
+            select(tickets, version.label("row_version"))
+            .where(tickets.c.id == ticket_id)
+            .with_for_update()
+            .cte("locked")
+        )
+        seen: Any = (
+            select(literal_column("xmin::text", String))
+            .select_from(tickets)
+            .where(tickets.c.id == ticket_id)
+            .scalar_subquery()
+            if postgres
+            else literal("", String)
+        )
+        # Labelled: an ORM select looks each column of its rows up by name.
+        labelled = [column.label(f"c{i}") for i, column in enumerate(query.selected_columns)]
+        query = select(
+            aliased(TrackedTicket, row), row.c.row_version, seen.label("seen"), *labelled
+        )
+        query = query.select_from(one).outerjoin(row, true())
+    else:
+        query = query.select_from(one)
+    query = query.outerjoin(ticket_timelines, line.ticket_id == ticket_id).outerjoin(
+        goal_samples,
+        and_(goal_samples.c.ticket_id == ticket_id, goal_samples.c.key.not_like("survey:%")),
     )
     if with_timers:
         timers = type_cast(Table, Timer.__table__)
@@ -154,15 +184,21 @@ async def ticket_state(session: AsyncSession, ticket_id: str, *, with_timers: bo
     # first (nothing is sent when nothing is pending).
     await session.flush()
     rows = (await session.execute(query, {"ticket_id": ticket_id})).all()
+    return _state_of(rows, 0, with_timers)
+
+
+def _state_of(rows: Sequence[Any], start: int, with_timers: bool) -> TicketState:
+    """The ``TicketState`` in the rows of a ``_state_query``, whose columns begin at ``start``."""
     first = rows[0]
-    state = TicketState(None, [], [] if with_timers else None, bool(first[1]), first[0])
+    state = TicketState(None, [], [] if with_timers else None, bool(first[start + 1]), first[start])
     width = len(TIMELINE_COLUMNS)
-    if first[2] is not None:
-        values = dict(zip(TIMELINE_COLUMNS, first[2 : 2 + width], strict=True))
+    at = start + 2
+    if first[at] is not None:
+        values = dict(zip(TIMELINE_COLUMNS, first[at : at + width], strict=True))
         values["document"] = orjson.loads(values["document"])
         values["events"] = orjson.loads(values["events"])
         state.timeline = TicketTimeline(**values)
-    at = 2 + width
+    at += width
     samples: dict[tuple[str, str], Any] = {}
     timers: dict[tuple[str, int], Any] = {}
     for row in rows:
@@ -175,6 +211,46 @@ async def ticket_state(session: AsyncSession, ticket_id: str, *, with_timers: bo
     state.samples = list(samples.values())
     if state.timers is not None:
         state.timers = list(timers.values())
+    return state
+
+
+_LOCKED_QUERIES: dict[str, Any] = {}
+# ``session.info`` key: the ``(ticket id, TicketState)`` read with the ticket's lock.
+_PREFETCHED = "goal_ticket_state"
+
+
+async def lock_ticket_reading_state(session: AsyncSession, ticket_id: str) -> TrackedTicket | None:
+    """sla's ``track`` reader while goal bookkeeping is on: sla's ticket row, locked, and the
+    ticket's goal state (``ticket_state`` without timers) in the same round trip; the state is
+    kept for ``take_prefetched_state``.
+
+    The state must be read after the lock is held, so that it includes what the previous
+    holder committed. One statement has one snapshot, taken before it waited for the lock: if
+    the locked row is newer than the snapshot's (another transaction changed it after the
+    snapshot), the state is read again, by a statement of its own. Every write of the goal
+    state changes the ticket's row too (``write_samples``), so a stale snapshot is always seen.
+    SQLite serializes writers (``BEGIN IMMEDIATE``): nothing to check there."""
+    dialect = dialect_name(session)
+    query = _LOCKED_QUERIES.get(dialect)
+    if query is None:
+        query = _LOCKED_QUERIES[dialect] = _state_query(False, locked=dialect)
+    rows = (await session.execute(query, {"ticket_id": ticket_id})).all()
+    first = rows[0]
+    ticket: TrackedTicket | None = first[0]
+    if ticket is None or first[1] == first[2]:  # no row: nothing locked, nothing to check
+        state = _state_of(rows, 3, False)
+    else:
+        state = await ticket_state(session, ticket_id, with_timers=False)
+    session.info[_PREFETCHED] = (ticket_id, state)
+    return ticket
+
+
+def take_prefetched_state(session: AsyncSession, ticket_id: str | None) -> TicketState | None:
+    """The state ``lock_ticket_reading_state`` read for this ticket in this event (once)."""
+    found = session.info.pop(_PREFETCHED, None)
+    if found is None or found[0] != ticket_id:
+        return None
+    state: TicketState = found[1]
     return state
 
 
@@ -227,6 +303,9 @@ class SampleWrites:
     deletes: list[tuple[str, str, str]] = field(default_factory=list)  # goal, ticket, key
     deltas: dict[BucketKey, list[float]] = field(default_factory=dict)
     timeline: dict[str, Any] | None = None  # the ticket's timeline row to upsert
+    # The ticket whose sla row a ticket event's write touches (a new row version), so that the
+    # next event's locked read sees that its snapshot is stale (``lock_ticket_reading_state``).
+    ticket_id: str | None = None
 
     def add_delta(
         self, goal_id: str, day: date, sign: int, good: int, bad: int, value: float
@@ -258,7 +337,9 @@ class SampleWrites:
 # ``write_timeline`` writes nothing.
 _WRITE_POSTGRES = text(
     """
-WITH timeline AS (
+WITH touched AS (
+    UPDATE sla.tickets SET version = version WHERE id = CAST(:touch_ticket AS varchar)
+), timeline AS (
     INSERT INTO sla.ticket_timelines (ticket_id, created_at, channel, "group", priority, status,
         document, events, version, demo)
     SELECT CAST(:ticket_id AS varchar), CAST(:created_at AS timestamptz),
@@ -297,6 +378,7 @@ def _postgres_parameters(writes: SampleWrites) -> dict[str, Any]:
     timeline = writes.timeline or dict.fromkeys(TIMELINE_COLUMNS)
     buckets = writes.bucket_rows()
     return {
+        "touch_ticket": writes.ticket_id,
         "write_timeline": writes.timeline is not None,
         **{name: timeline[name] for name in TIMELINE_COLUMNS if name != "group"},
         "grp": timeline["group"],

@@ -11,6 +11,7 @@ late answer counts on the day it was answered.
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -294,16 +295,19 @@ async def expected_samples(
     goal: GoalDef,
     timeline: TicketTimeline | None,
     timers: Sequence[Any] = (),
+    decoded: list[metrics.TimelineEvent] | None = None,
 ) -> list[metrics.Sample]:
     """The samples one ticket gives ``goal`` now (survey goals are kept by ``record_answer``);
-    ``timers`` are the ticket's stopped sla timers, for ``sla_compliance``."""
+    ``timers`` are the ticket's stopped sla timers, for ``sla_compliance``; ``decoded`` the
+    timeline's events as ``metrics.decode_events`` gives them, when the caller has them."""
     if timeline is None or not _timeline_in_scope(goal, timeline):
         return []
     if goal.metric in metrics.TIMELINE_METRICS:
         seconds = metrics.seconds_function(await ctx.calendar(goal.calendar_id))
-        events = metrics.decode_events(timeline.created_at, timeline.events)
+        if decoded is None:
+            decoded = metrics.decode_events(timeline.created_at, timeline.events)
         return metrics.timeline_samples(
-            goal.metric, goal.threshold_seconds, timeline.created_at, events, seconds
+            goal.metric, goal.threshold_seconds, timeline.created_at, decoded, seconds
         )
     if goal.metric == "sla_compliance":
         return [
@@ -361,8 +365,17 @@ def apply_samples(
 _goal_cache: dict[str, tuple[str, list[GoalDef]]] = {}
 
 
+# Each engine's URL as text: rendering it (which hashing a URL also does) for every event cost
+# more than the lookup.
+_urls: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def _database(session: AsyncSession) -> str:
-    return str(session.get_bind().engine.url)
+    engine = session.get_bind().engine
+    url = _urls.get(engine)
+    if url is None:
+        url = _urls[engine] = str(engine.url)
+    return url
 
 
 def cached_goals(session: AsyncSession) -> list[GoalDef] | None:
@@ -409,10 +422,13 @@ async def sync_ticket(
         if any(g.metric == "sla_compliance" for g in relevant):
             timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
     changed = False
+    decoded = metrics.decode_events(timeline.created_at, timeline.events)  # once, not per goal
+    by_goal: dict[str, list[Any]] = {}
+    for sample in stored:
+        by_goal.setdefault(sample.goal_id, []).append(sample)
     for goal in relevant:
-        wanted = await expected_samples(ctx, goal, timeline, timers)
-        mine = [s for s in stored if s.goal_id == goal.id]
-        changed |= apply_samples(goal, timeline.ticket_id, mine, wanted, writes)
+        wanted = await expected_samples(ctx, goal, timeline, timers, decoded)
+        changed |= apply_samples(goal, timeline.ticket_id, by_goal.get(goal.id, ()), wanted, writes)
     await repository.write_samples(ctx.session, writes)
     return changed
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from services.sla import service as sla_service
 from services.sla.goals import repository, service, watch
 from services.sla.goals.models import SurveyAnswer, TicketTimeline
 from services.sla.service import SlaContext
@@ -106,25 +107,37 @@ def _row(timeline: TicketTimeline) -> dict[str, Any]:
     return {column: getattr(timeline, column) for column in repository.TIMELINE_COLUMNS}
 
 
+def _stopped(timers: list[Any]) -> list[Any]:
+    return [t for t in timers if t.met_at is not None and t.status in ("met", "breached")]
+
+
 async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
-    """One read for the ticket's timeline, samples, stopped timers (when a goal may need them),
-    answers and the goal revision; the goal list comes from memory while the revision holds.
-    One write: the timeline, the samples and the day totals together (``write_samples``)."""
+    """The ticket's timeline, samples, answers and the goal revision come with sla's own locked
+    read of the ticket (``repository.lock_ticket_reading_state``, no round trip of their own);
+    its stopped timers from the timers sla's handler holds for the event. The goal list comes
+    from memory while the revision holds. One write: the timeline, the samples and the day
+    totals together (``write_samples``)."""
     sla = SlaContext.for_event(ctx)
-    known = service.cached_goals(sla.session)
-    with_timers = known is None or any(g.metric == "sla_compliance" for g in known)
-    state = await repository.ticket_state(sla.session, event.ticket.id, with_timers=with_timers)
+    ticket_id = event.ticket.id
+    timers = sla_service.timers_read(sla.session, ticket_id)
+    state = repository.take_prefetched_state(sla.session, ticket_id)
+    if state is None:  # sla's handler read the ticket without it
+        known = service.cached_goals(sla.session)
+        with_timers = timers is None and (
+            known is None or any(g.metric == "sla_compliance" for g in known)
+        )
+        state = await repository.ticket_state(sla.session, ticket_id, with_timers=with_timers)
+    stopped = state.timers if timers is None else _stopped(timers)
     before = None if state.timeline is None else _row(state.timeline)
     timeline, new, touched = await record(sla, event, state)
     after = _row(timeline)
     writes = repository.SampleWrites(timeline=after if after != before else None)
+    writes.ticket_id = ticket_id
     answers = new and state.answered
     goals = await service.goal_defs(sla, state.goal_token) if touched or answers else []
     changed = bool(goals) and touched
     if changed:
-        changed = await service.sync_ticket(
-            sla, timeline, goals, state.samples, state.timers, writes
-        )
+        changed = await service.sync_ticket(sla, timeline, goals, state.samples, stopped, writes)
     else:
         await repository.write_samples(sla.session, writes)
     if goals and answers:
@@ -161,7 +174,13 @@ def with_goals(handlers: dict[type[ev.Event], EventHandler]) -> dict[type[ev.Eve
 
     def chain(first: EventHandler) -> EventHandler:
         async def handle(ctx: HandlerContext, event: Any) -> None:
-            await first(ctx, event)
+            # sla's locked read of the ticket brings the goal state along.
+            repository.take_prefetched_state(ctx.session, None)  # none left from an earlier event
+            sla_service.reading_ticket_with(ctx.session, repository.lock_ticket_reading_state)
+            try:
+                await first(ctx, event)
+            finally:
+                sla_service.reading_ticket_with(ctx.session, None)
             await on_ticket_event(ctx, event)
 
         handle.__name__ = f"{getattr(first, '__name__', 'handler')}_and_goals"

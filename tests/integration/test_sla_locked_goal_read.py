@@ -1,0 +1,147 @@
+"""sla's locked ticket read that brings the goal state along (``lock_ticket_reading_state``) on
+PostgreSQL: one statement when nobody else holds the ticket, and never a snapshot older than the
+lock when another transaction held it and wrote the ticket's goal state meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.sla.goals import repository
+from services.sla.models import TrackedTicket
+from shared.db import create_engine, make_sessionmaker
+
+CREATED = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+GOAL = "goal-locked-read"
+
+
+@pytest.fixture
+async def sessions(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(await fresh_database(), "sla")
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+def _timeline(ticket_id: str, version: int, events: list[Any]) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket_id,
+        "created_at": CREATED,
+        "channel": "chat",
+        "group": None,
+        "priority": "normal",
+        "status": "open",
+        "document": {"id": ticket_id},
+        "events": events,
+        "version": version,
+        "demo": False,
+    }
+
+
+def _sample(ticket_id: str, key: str) -> dict[str, Any]:
+    return {
+        "goal_id": GOAL,
+        "ticket_id": ticket_id,
+        "key": key,
+        "day": date(2026, 11, 30),
+        "good": 1,
+        "bad": 0,
+        "value": 20.0,
+    }
+
+
+async def _ticket(sessions: async_sessionmaker[AsyncSession], ticket_id: str) -> None:
+    async with sessions.begin() as session:
+        session.add(
+            TrackedTicket(
+                id=ticket_id,
+                status="open",
+                priority="normal",
+                channel="chat",
+                group=None,
+                assignee_id=None,
+                document={"id": ticket_id},
+                policy_id=None,
+                agent_replies=0,
+                reopens=0,
+                escalations=0,
+                version=1,
+                created_at=CREATED,
+                solved_at=None,
+            )
+        )
+        await session.flush()
+        writes = repository.SampleWrites(
+            timeline=_timeline(ticket_id, 1, [[0.0, "s", "open"]]), ticket_id=ticket_id
+        )
+        await repository.write_samples(session, writes)
+
+
+async def test_one_statement_locks_the_ticket_and_reads_its_goal_state(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await _ticket(sessions, "lr-1")
+    statements: list[str] = []
+    async with sessions.begin() as session:
+        connection = await session.connection()
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        event.listen(connection.sync_connection, "before_cursor_execute", count)
+        ticket = await repository.lock_ticket_reading_state(session, "lr-1")
+        event.remove(connection.sync_connection, "before_cursor_execute", count)
+        state = repository.take_prefetched_state(session, "lr-1")
+    assert ticket is not None and ticket.id == "lr-1"
+    assert len(statements) == 1 and "FOR UPDATE" in statements[0]
+    assert state is not None and state.timeline is not None
+    assert state.timeline.version == 1 and state.samples == [] and not state.answered
+    # Handed over once, and only for its own ticket.
+    async with sessions.begin() as session:
+        await repository.lock_ticket_reading_state(session, "lr-1")
+        assert repository.take_prefetched_state(session, "other") is None
+        assert repository.take_prefetched_state(session, "lr-1") is None
+    # A ticket sla does not know yet: no row, and still the state.
+    async with sessions.begin() as session:
+        assert await repository.lock_ticket_reading_state(session, "lr-none") is None
+        state = repository.take_prefetched_state(session, "lr-none")
+        assert state is not None and state.timeline is None
+
+
+async def test_a_read_that_waited_for_the_lock_sees_what_the_holder_wrote(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The holder only locks the ticket's row (no sla change to it) and writes the goal state:
+    the waiting statement's snapshot predates that commit, so the state must be read again."""
+    await _ticket(sessions, "lr-2")
+    async with sessions() as holder:
+        async with holder.begin():
+            await repository.lock_ticket_reading_state(holder, "lr-2")
+            repository.take_prefetched_state(holder, "lr-2")
+            writes = repository.SampleWrites(
+                timeline=_timeline("lr-2", 2, [[0.0, "s", "open"], [20.0, "a", None]]),
+                upserts=[_sample("lr-2", "first_response")],
+                ticket_id="lr-2",
+            )
+            await repository.write_samples(holder, writes)
+
+            async def waiter() -> repository.TicketState | None:
+                async with sessions.begin() as session:
+                    ticket = await repository.lock_ticket_reading_state(session, "lr-2")
+                    assert ticket is not None
+                    return repository.take_prefetched_state(session, "lr-2")
+
+            waiting = asyncio.create_task(waiter())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # blocked on the ticket's row lock
+        state = await asyncio.wait_for(waiting, 10)
+    assert state is not None and state.timeline is not None
+    assert state.timeline.version == 2
+    assert [(s.goal_id, s.key) for s in state.samples] == [(GOAL, "first_response")]
