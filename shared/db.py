@@ -215,7 +215,8 @@ class DriverPool:
     processing, greenlet switch) costs more CPU than the statement itself. The statement text
     and its ``$n`` parameters are the caller's, written once. Connections are autocommit, opened
     on first use, kept while the process runs (no churn under load) and replaced after a
-    disconnect; released without a reset query (``_keep_session``). ``on_statement`` is called for each statement sent (the statement counter).
+    disconnect; released without a reset query (``_keep_session``). ``on_statement`` is called
+    for each statement sent (the statement counter).
     """
 
     def __init__(self, url: str, *, max_size: int, on_statement: Callable[[], None]) -> None:

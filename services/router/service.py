@@ -131,7 +131,7 @@ async def _open_ticket(
 
 
 # ``read_once`` key: the tickets of this consumer batch that have no row (yet).
-_ABSENT = "router.absent_tickets"
+_ABSENT = "router_absent_tickets"
 
 
 async def _ticket_to_apply(ctx: RouterContext, ticket_id: str) -> Ticket | None:
