@@ -39,6 +39,9 @@ NAMING_CONVENTION = {
 }
 
 CONNECT_TIMEOUT_SECONDS = 10
+# A PostgreSQL engine's pool: connections kept, and opened beyond them under load.
+POOL_SIZE = 10
+MAX_OVERFLOW = 10
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -95,8 +98,8 @@ def create_engine(url: str, schema: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine.execution_options(schema_translate_map={schema: None})
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", MAX_OVERFLOW)
     # No pre-ping (a round trip per checkout). A connection the server dropped fails its
     # transaction (a 503 for a request, a retry for a consumer) and SQLAlchemy's disconnect
     # detection (asyncpg: the connection is closed) invalidates the whole pool, so every older

@@ -28,6 +28,8 @@ from tenacity import (
 from shared.bus import EventBus, KafkaBus, MemoryBus, Message, PermanentError, Subscription
 from shared.clock import Clock, SystemClock
 from shared.db import (
+    MAX_OVERFLOW,
+    POOL_SIZE,
     READ_ONLY_OPTION,
     DriverPool,
     create_engine,
@@ -59,7 +61,7 @@ STARTUP_WAIT_SECONDS = 120.0
 # handler can read what the whole batch needs in one statement (``batch_events``).
 BATCH_EVENTS = "ticketflow.batch_events"
 # Connections of ``ServiceRuntime.driver_pool`` at most: as many as the engine's pool holds.
-DRIVER_POOL_SIZE = 20
+DRIVER_POOL_SIZE = POOL_SIZE + MAX_OVERFLOW
 
 
 @dataclass

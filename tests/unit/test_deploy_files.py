@@ -146,3 +146,29 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
         assert listed[f"TICKETFLOW_{name.upper()}"] == default, name
     # And it is a valid settings file as it stands.
     assert shlex.split(lines[0])
+
+
+def test_postgres_accepts_every_connection_the_processes_may_open(
+    compose: dict[str, Any],
+) -> None:
+    """Each serving process's engine pool, and each router door's asyncpg pool, at their most
+    (``shared/db.py``, ``shared/runtime.py``), times the replicas, fit in ``max_connections``."""
+    from shared.db import MAX_OVERFLOW, POOL_SIZE
+    from shared.runtime import DRIVER_POOL_SIZE
+
+    engine_pool = POOL_SIZE + MAX_OVERFLOW
+    services = compose["services"]
+    budget = 0
+    for service in services.values():
+        command = service.get("command") or []
+        if command[:2] != ["ticketflow", "serve"]:
+            continue
+        replicas = int((service.get("deploy") or {}).get("replicas", 1))
+        parsed = _parser().parse_args(command[1:])
+        door = parsed.service == "router" and parsed.role in ("api", "all")
+        budget += replicas * (engine_pool + (DRIVER_POOL_SIZE if door else 0))
+    postgres = services["postgres"]["command"]
+    max_connections = int(
+        next(a.split("=")[1] for a in postgres if a.startswith("max_connections"))
+    )
+    assert budget <= max_connections, (budget, max_connections)
