@@ -116,17 +116,29 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     read of the ticket (``repository.lock_ticket_reading_state``, no round trip of their own);
     its stopped timers from the timers sla's handler holds for the event. The goal list comes
     from memory while the revision holds. One write: the timeline, the samples and the day
-    totals together (``write_samples``)."""
+    totals together (``write_samples``).
+
+    In a consumer batch (``repository.BatchGoals``) the ticket's state, once read, stays in
+    the transaction for its next events, and the writes wait for the end of the batch, merged
+    with those of its other events and tickets."""
     sla = SlaContext.for_event(ctx)
     ticket_id = event.ticket.id
     timers = sla_service.timers_read(sla.session, ticket_id)
-    state = repository.take_prefetched_state(sla.session, ticket_id)
-    if state is None:  # sla's handler read the ticket without it
-        known = service.cached_goals(sla.session)
-        with_timers = timers is None and (
-            known is None or any(g.metric == "sla_compliance" for g in known)
-        )
-        state = await repository.ticket_state(sla.session, ticket_id, with_timers=with_timers)
+    batch = repository.batch_goals(sla.session)
+    state = None if batch is None else batch.states.get(ticket_id)
+    if state is not None:
+        assert batch is not None
+        state.goal_token = batch.token  # the revision last read in this transaction
+    else:
+        state = repository.take_prefetched_state(sla.session, ticket_id)
+        if state is None:  # sla's handler read the ticket without it
+            known = service.cached_goals(sla.session)
+            with_timers = timers is None and (
+                known is None or any(g.metric == "sla_compliance" for g in known)
+            )
+            state = await repository.ticket_state(sla.session, ticket_id, with_timers=with_timers)
+        if batch is not None:
+            batch.token = state.goal_token
     stopped = state.timers if timers is None else _stopped(timers)
     before = None if state.timeline is None else _row(state.timeline)
     timeline, new, touched = await record(sla, event, state)
@@ -138,8 +150,12 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     changed = bool(goals) and touched
     if changed:
         changed = await service.sync_ticket(sla, timeline, goals, state.samples, stopped, writes)
-    else:
-        await repository.write_samples(sla.session, writes)
+    await repository.save_ticket_writes(sla.session, writes, state)
+    if batch is not None:
+        # Kept for the ticket's next event in the batch; its stopped timers are read anew then
+        # (sla's handler may stop one).
+        state.timeline, state.timers = timeline, None
+        batch.states[ticket_id] = state
     if goals and answers:
         # Surveys travel on another topic: an answer may have come before its ticket, when no
         # scoped goal could place it yet.
