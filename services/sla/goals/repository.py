@@ -240,6 +240,10 @@ class BatchGoals:
     samples: dict[tuple[str, str, str], dict[str, Any] | None] = field(default_factory=dict)
     deltas: dict[BucketKey, list[float]] = field(default_factory=dict)
     touched: dict[str, None] = field(default_factory=dict)  # ordered set of ticket ids
+    # Per ticket, its samples' bookkeeping as its last event that moved one left it, run
+    # before the writes (``flush_batch``): the samples are a function of the ticket's final
+    # timeline and stopped timers, so they are computed once per ticket, not once per event.
+    deferred: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
 
     def fold(self, writes: SampleWrites, state: TicketState) -> None:
         """Take one event's ``writes`` instead of writing them, and bring ``state`` (its
@@ -299,6 +303,9 @@ async def flush_batch(session: AsyncSession) -> None:
     reading a ticket's timeline or samples from the database in the batch's transaction."""
     batch: BatchGoals | None = session.info.get(_BATCH)
     if batch is not None:
+        deferred, batch.deferred = batch.deferred, {}
+        for bookkeeping in deferred.values():
+            await bookkeeping()
         await write_samples(session, batch.take_writes())
 
 

@@ -7,6 +7,7 @@ public agent replies and customer messages, and status and priority changes, as
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -119,8 +120,9 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     totals together (``write_samples``).
 
     In a consumer batch (``repository.BatchGoals``) the ticket's state, once read, stays in
-    the transaction for its next events, and the writes wait for the end of the batch, merged
-    with those of its other events and tickets."""
+    the transaction for its next events; its samples are computed once, from what its last
+    event that moved one left, and the writes wait for the end of the batch, merged with those
+    of its other events and tickets."""
     sla = SlaContext.for_event(ctx)
     ticket_id = event.ticket.id
     timers = sla_service.timers_read(sla.session, ticket_id)
@@ -148,7 +150,14 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     answers = new and state.answered
     goals = await service.goal_defs(sla, state.goal_token) if touched or answers else []
     changed = bool(goals) and touched
-    if changed:
+    if changed and batch is not None:
+        # Computed once per ticket, before the batch writes (``BatchGoals.deferred``), from
+        # what this event leaves: a later event that moves a sample replaces it.
+        if stopped is None and any(g.metric == "sla_compliance" for g in goals):
+            stopped = list(await repository.stopped_timers_of(sla.session, ticket_id))
+        batch.deferred[ticket_id] = _sync_later(ctx, sla, batch, state, timeline, goals, stopped)
+        changed = False
+    elif changed:
         changed = await service.sync_ticket(sla, timeline, goals, state.samples, stopped, writes)
     await repository.save_ticket_writes(sla.session, writes, state)
     if batch is not None:
@@ -163,6 +172,29 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
             changed |= await service.record_answer(sla, answer, goals)
     if changed:
         ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
+
+
+def _sync_later(
+    ctx: HandlerContext,
+    sla: SlaContext,
+    batch: repository.BatchGoals,
+    state: repository.TicketState,
+    timeline: TicketTimeline,
+    goals: list[service.GoalDef],
+    stopped: list[Any] | None,
+) -> Callable[[], Awaitable[None]]:
+    """The ticket's sample bookkeeping as ``on_ticket_event`` does it, run later in the batch's
+    transaction (against ``state.samples`` as the batch has them then). ``timeline`` is the
+    ticket's own object, which later events of the batch update in place; they change nothing a
+    sample depends on unless they replace this bookkeeping with their own."""
+
+    async def sync() -> None:
+        writes = repository.SampleWrites(ticket_id=timeline.ticket_id)
+        if await service.sync_ticket(sla, timeline, goals, state.samples, stopped, writes):
+            ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
+        batch.fold(writes, state)
+
+    return sync
 
 
 async def on_survey_answered(ctx: HandlerContext, event: ev.SurveyAnswered) -> None:
