@@ -102,7 +102,7 @@ class GoalsOptions:
     reads: int = 10  # rounds of one read per goal
     replay: int = 100_000
     handled: int = 300  # tickets per handling round (3 events each)
-    rounds: int = 2
+    rounds: int = 4  # handling rounds (the CLI's --rounds is the intake's; it does not reach here)
 
 
 async def _load(conn: asyncpg.Connection, options: GoalsOptions) -> list[str]:
