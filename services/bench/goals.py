@@ -10,8 +10,12 @@
   database as the replay reads them (its floor). Three alternating rounds, the median of each.
 - Event handling: sla's handlers on the same stream of ticket events (created, agent reply,
   solved), with the goal bookkeeping (timeline + samples for the 20 goals) and without it (sla's
-  own handlers alone), alternating rounds; each event in its own transaction, as consumed. The
-  statements sent per event are counted too (a SQLAlchemy ``before_cursor_execute`` listener).
+  own handlers alone), alternating rounds. The target figure handles them as sla's consumer
+  does: the stream split by ticket id into ``PARTITIONS`` partitions, each partition's
+  consecutive events in chunks of ``MAX_BATCH`` per transaction (``handle_batch``). A second
+  figure (``single_*`` keys) handles each event in its own transaction (``handle_message``).
+  The statements sent per event are counted too (a SQLAlchemy ``before_cursor_execute``
+  listener).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import statistics
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +40,8 @@ TARGET_READ_P99_MS = 50.0
 TARGET_REPLAY_S = 5.0
 TARGET_OVERHEAD = 0.10
 REPLAY_ROUNDS = 3
+# Partitions the handled events are split into by ticket id (``_round_messages``).
+PARTITIONS = 8
 METRICS = [
     ("first_response_time", 60.0, None),
     ("resolution_time", 14400.0, None),
@@ -95,7 +102,7 @@ class GoalsOptions:
     reads: int = 10  # rounds of one read per goal
     replay: int = 100_000
     handled: int = 300  # tickets per handling round (3 events each)
-    rounds: int = 2
+    rounds: int = 4  # handling rounds (the CLI's --rounds is the intake's; it does not reach here)
 
 
 async def _load(conn: asyncpg.Connection, options: GoalsOptions) -> list[str]:
@@ -220,7 +227,10 @@ async def _replay(env: BenchEnv, conn: asyncpg.Connection, options: GoalsOptions
     }
 
 
-async def _handle_round(runtime: Any, tag: str, count: int) -> float:
+def _round_messages(tag: str, count: int) -> list[Any]:
+    """The round's stream: ``count`` tickets, each created, answered by an agent and solved,
+    keyed by ticket id and split into ``PARTITIONS`` partitions by a hash of the key (as Kafka's
+    key partitioning does), so a ticket's events stay in one partition, in order."""
     from shared import events as ev
     from shared.bus import Message
 
@@ -255,13 +265,39 @@ async def _handle_round(runtime: Any, tag: str, count: int) -> float:
                 )
             ),
         ]
+        partition = zlib.crc32(ticket.encode()) % PARTITIONS
         for event in events:
             key, value, _ = ev.encode(event, source="bench")
-            messages.append(Message(topic="tickets", partition=0, offset=0, key=key, value=value))
+            messages.append(
+                Message(topic="tickets", partition=partition, offset=0, key=key, value=value)
+            )
+    return messages
+
+
+async def _handle_round(runtime: Any, tag: str, count: int, *, batched: bool) -> float:
+    """Seconds to handle the round's stream: ``batched``, as sla's consumer does it (each
+    partition's consecutive events in chunks of ``MAX_BATCH``, one transaction per chunk,
+    ``ServiceRuntime.handle_batch``); else each event in its own transaction
+    (``handle_message``)."""
+    from shared.bus.base import MAX_BATCH
+
+    messages = _round_messages(tag, count)
     began = time.perf_counter()
-    for message in messages:
-        await runtime.handle_message(message)
+    if batched:
+        partitions: dict[int, list[Any]] = {}
+        for message in messages:
+            partitions.setdefault(message.partition, []).append(message)
+        for _, stream in sorted(partitions.items()):
+            for start in range(0, len(stream), MAX_BATCH):
+                await runtime.handle_batch(stream[start : start + MAX_BATCH])
+    else:
+        for message in messages:
+            await runtime.handle_message(message)
     return time.perf_counter() - began
+
+
+# The two ways of handling measured: the consumer's (the target) and one event per transaction.
+MODES = {"batched": True, "single": False}
 
 
 async def _handling(env: BenchEnv, options: GoalsOptions) -> dict[str, Any]:
@@ -279,9 +315,11 @@ async def _handling(env: BenchEnv, options: GoalsOptions) -> dict[str, Any]:
         "with_goals": ServiceRuntime(name="sla", settings=settings, metadata=metadata, handlers=EVENT_HANDLERS, consumes=(), bus=bus),
         "without": ServiceRuntime(name="sla", settings=settings, metadata=metadata, handlers=plain, consumes=(), bus=bus),
     }  # fmt: skip
-    times: dict[str, list[float]] = {name: [] for name in runtimes}
-    statements: dict[str, list[float]] = {name: [] for name in runtimes}
+    runs = [(mode, name) for mode in MODES for name in runtimes]
+    times: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
+    statements: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
     executed = [0]
+    events = 3 * options.handled
 
     def count(*_: Any) -> None:
         executed[0] += 1
@@ -293,28 +331,44 @@ async def _handling(env: BenchEnv, options: GoalsOptions) -> dict[str, Any]:
         for runtime in runtimes.values():
             await runtime.start()
         for n in range(options.rounds):
-            for name, runtime in runtimes.items():
+            for mode, name in runs:
                 executed[0] = 0
                 seconds = await _handle_round(
-                    runtime, f"{name}-{n}-{uuid.uuid4().hex[:4]}", options.handled
+                    runtimes[name],
+                    f"{name}-{mode}-{n}-{uuid.uuid4().hex[:4]}",
+                    options.handled,
+                    batched=MODES[mode],
                 )
-                times[name].append(seconds / (3 * options.handled))
-                statements[name].append(executed[0] / (3 * options.handled))
+                times[(mode, name)].append(seconds / events)
+                statements[(mode, name)].append(executed[0] / events)
     finally:
         sa_event.remove(Engine, "before_cursor_execute", count)
         for runtime in runtimes.values():
             await runtime.stop()
         await bus.stop()
-    ours = statistics.median(times["with_goals"])
-    baseline = statistics.median(times["without"])
-    return {
-        "events_per_round": 3 * options.handled,
-        "with_goals_ms_per_event": ms(ours),
-        "without_ms_per_event": ms(baseline),
-        "with_goals_statements_per_event": round(statistics.median(statements["with_goals"]), 2),
-        "without_statements_per_event": round(statistics.median(statements["without"]), 2),
-        "overhead": round(ours / baseline - 1.0, 3) if baseline else None,
-    }
+    figures: dict[str, Any] = {"events_per_round": events, "partitions": PARTITIONS}
+    for mode in MODES:
+        prefix = "" if mode == "batched" else "single_"
+        ours = statistics.median(times[(mode, "with_goals")])
+        baseline = statistics.median(times[(mode, "without")])
+        figures |= {
+            # Two decimals: a tenth of a millisecond is 5 % of a batched event here.
+            f"{prefix}with_goals_ms_per_event": round(ours * 1000.0, 2),
+            f"{prefix}without_ms_per_event": round(baseline * 1000.0, 2),
+            f"{prefix}with_goals_statements_per_event": round(
+                statistics.median(statements[(mode, "with_goals")]), 2
+            ),
+            f"{prefix}without_statements_per_event": round(
+                statistics.median(statements[(mode, "without")]), 2
+            ),
+            f"{prefix}overhead": round(ours / baseline - 1.0, 3) if baseline else None,
+            # Each round's own overhead (with and without handled back to back): the spread.
+            f"{prefix}overhead_rounds": [
+                round(w / wo - 1.0, 3)
+                for w, wo in zip(times[(mode, "with_goals")], times[(mode, "without")], strict=True)
+            ],
+        }
+    return figures
 
 
 async def run_goals(env: BenchEnv, options: GoalsOptions) -> dict[str, Any]:
@@ -354,6 +408,8 @@ def rows(figures: dict[str, Any]) -> list[Row]:
         ("goals", "attainment read p50", fmt(figures["read_p50_ms"], " ms"), fmt(figures["scan_p50_ms"], " ms"), fmt(ratio(figures["read_p50_ms"], figures["scan_p50_ms"])), ""),
         ("goals", "attainment read p99", fmt(figures["read_p99_ms"], " ms"), fmt(figures["scan_p99_ms"], " ms"), fmt(ratio(figures["read_p99_ms"], figures["scan_p99_ms"])), f"< {TARGET_READ_P99_MS:g} ms: {met(figures['met_reads'])}"),
         ("goals", "what-if replay (policy)", fmt(figures["replay_s"], " s"), fmt(figures["load_only_s"], " s"), fmt(ratio(figures["replay_s"], figures["load_only_s"])), f"< {TARGET_REPLAY_S:g} s: {met(figures['met_replay'])}"),
-        ("goals", "statements per event", fmt(figures["with_goals_statements_per_event"]), fmt(figures["without_statements_per_event"]), fmt(ratio(figures["with_goals_statements_per_event"], figures["without_statements_per_event"])), ""),
-        ("goals", "handling per event", fmt(figures["with_goals_ms_per_event"], " ms"), fmt(figures["without_ms_per_event"], " ms"), fmt(figures["overhead"]), f"overhead <= {TARGET_OVERHEAD:.0%}: {met(figures['met_overhead'])}"),
+        ("goals", "statements per event, batched", fmt(figures["with_goals_statements_per_event"]), fmt(figures["without_statements_per_event"]), fmt(ratio(figures["with_goals_statements_per_event"], figures["without_statements_per_event"])), ""),
+        ("goals", "handling per event, batched", fmt(figures["with_goals_ms_per_event"], " ms"), fmt(figures["without_ms_per_event"], " ms"), fmt(figures["overhead"]), f"overhead <= {TARGET_OVERHEAD:.0%}: {met(figures['met_overhead'])}"),
+        ("goals", "statements per event, 1 per tx", fmt(figures["single_with_goals_statements_per_event"]), fmt(figures["single_without_statements_per_event"]), fmt(ratio(figures["single_with_goals_statements_per_event"], figures["single_without_statements_per_event"])), ""),
+        ("goals", "handling per event, 1 per tx", fmt(figures["single_with_goals_ms_per_event"], " ms"), fmt(figures["single_without_ms_per_event"], " ms"), fmt(figures["single_overhead"]), "(not the target)"),
     ]  # fmt: skip

@@ -47,10 +47,21 @@ def test_bench_goals_prints_and_writes_every_figure(tmp_path: Path) -> None:
         "load_only_s",
         "with_goals_ms_per_event",
         "without_ms_per_event",
+        "single_with_goals_ms_per_event",
+        "single_without_ms_per_event",
+        "overhead",
+        "single_overhead",
     ):
         assert figures[key] is not None, key
     # Counted, not timed: the bookkeeping is one read and, when something moved, one write.
     extra = figures["with_goals_statements_per_event"] - figures["without_statements_per_event"]
     assert 0 < extra < 4, figures  # 2.0 measured; 6.0 before issue 11
+    single = (
+        figures["single_with_goals_statements_per_event"]
+        - figures["single_without_statements_per_event"]
+    )
+    assert 0 < single < 4, figures
+    assert "handling per event, batched" in result.stdout
+    assert "handling per event, 1 per tx" in result.stdout
     # The generated timelines: every first response is 20..919 s, resolution well after.
     assert set(figures["compliance"]) == {"first_response", "next_response", "resolution"}

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.sla.goals import repository
 from services.sla.models import TrackedTicket
-from shared.db import create_engine, make_sessionmaker
+from shared.db import create_engine, make_sessionmaker, writes_at_end
+from shared.runtime import BATCH_EVENTS
 
 CREATED = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 GOAL = "goal-locked-read"
@@ -137,6 +138,53 @@ async def test_a_read_that_waited_for_the_lock_sees_what_the_holder_wrote(
                     ticket = await repository.lock_ticket_reading_state(session, "lr-2")
                     assert ticket is not None
                     return repository.take_prefetched_state(session, "lr-2")
+
+            waiting = asyncio.create_task(waiter())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # blocked on the ticket's row lock
+        state = await asyncio.wait_for(waiting, 10)
+    assert state is not None and state.timeline is not None
+    assert state.timeline.version == 2
+    assert [(s.goal_id, s.key) for s in state.samples] == [(GOAL, "first_response")]
+
+
+async def test_a_batch_writing_at_its_end_still_makes_a_waiting_read_fresh(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The holder is a consumer batch: its goal writes wait for the end of its transaction
+    (``BatchGoals``), and the ticket's row is touched there, so the waiting read still sees
+    its snapshot is stale and reads the state again."""
+    await _ticket(sessions, "lr-3")
+    async with sessions() as holder:
+        async with holder.begin():
+            holder.info[BATCH_EVENTS] = ("one event",)
+            async with writes_at_end(holder):
+                await repository.lock_ticket_reading_state(holder, "lr-3")
+                state = repository.take_prefetched_state(holder, "lr-3")
+                assert state is not None
+                batch = repository.batch_goals(holder)
+                assert batch is not None
+                writes = repository.SampleWrites(
+                    timeline=_timeline("lr-3", 2, [[0.0, "s", "open"], [20.0, "a", None]]),
+                    upserts=[_sample("lr-3", "first_response")],
+                    ticket_id="lr-3",
+                )
+                await repository.save_ticket_writes(holder, writes, state)
+                batch.states["lr-3"] = state
+                # Kept in the transaction, not yet written.
+                assert [(s.goal_id, s.key) for s in state.samples] == [(GOAL, "first_response")]
+                async with sessions.begin() as other:
+                    line = await repository.get_timeline(other, "lr-3")
+                    assert line is not None and line.version == 1
+                # The ticket's next event in the batch locks its row only, state from the batch.
+                assert await repository.lock_ticket_reading_state(holder, "lr-3") is not None
+                assert repository.take_prefetched_state(holder, "lr-3") is None
+
+            async def waiter() -> repository.TicketState | None:
+                async with sessions.begin() as session:
+                    ticket = await repository.lock_ticket_reading_state(session, "lr-3")
+                    assert ticket is not None
+                    return repository.take_prefetched_state(session, "lr-3")
 
             waiting = asyncio.create_task(waiter())
             await asyncio.sleep(0.5)

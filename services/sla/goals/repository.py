@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from services.sla import repository as sla_repository
 from services.sla.goals.models import (
     Goal,
     GoalBucket,
@@ -47,8 +48,9 @@ from services.sla.goals.models import (
 )
 from services.sla.goals.projection import Totals
 from services.sla.models import Timer, TrackedTicket
-from shared.db import dialect_name
+from shared.db import dialect_name, queue_at_end
 from shared.pagination import Slice, paginate
+from shared.runtime import batch_events
 
 STREAM_CHUNK = 2000
 REPLAY_BATCH = 10_000
@@ -214,6 +216,111 @@ def _state_of(rows: Sequence[Any], start: int, with_timers: bool) -> TicketState
     return state
 
 
+# ``session.info`` key of a consumer batch's goal bookkeeping (``BatchGoals``).
+_BATCH = "goal_batch"
+
+
+@dataclass
+class BatchGoals:
+    """Goal bookkeeping inside a consumer batch (``ServiceRuntime.handle_batch``: up to
+    ``MAX_BATCH`` consecutive events of one partition in one transaction).
+
+    Each ticket's goal state, once read, is kept here as the batch's events leave it (timeline,
+    non-survey samples), so a later event of the same ticket in the transaction uses it instead
+    of the database (which the batch has not written yet). The events' writes are merged (the
+    last timeline and sample of each key, the day totals' changes summed) and written once, in
+    one statement for all the batch's tickets on PostgreSQL, at the end of the transaction
+    (``shared.db.queue_at_end``), or earlier when something is about to read them from the
+    database (``flush_batch``). Every ticket written is touched in that statement, so the
+    stale-snapshot check of ``lock_ticket_reading_state`` holds as before."""
+
+    states: dict[str, TicketState] = field(default_factory=dict)
+    token: str | None = None  # the goal revision last read in the transaction
+    timelines: dict[str, dict[str, Any]] = field(default_factory=dict)  # ticket -> row
+    samples: dict[tuple[str, str, str], dict[str, Any] | None] = field(default_factory=dict)
+    deltas: dict[BucketKey, list[float]] = field(default_factory=dict)
+    touched: dict[str, None] = field(default_factory=dict)  # ordered set of ticket ids
+    # Per ticket, its samples' bookkeeping as its last event that moved one left it, run
+    # before the writes (``flush_batch``): the samples are a function of the ticket's final
+    # timeline and stopped timers, so they are computed once per ticket, not once per event.
+    deferred: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+
+    def fold(self, writes: SampleWrites, state: TicketState) -> None:
+        """Take one event's ``writes`` instead of writing them, and bring ``state`` (its
+        ticket's, kept for the ticket's next event) up to date with them."""
+        kept = {(s.goal_id, s.key): s for s in state.samples}
+        if writes.timeline is not None:
+            self.timelines[writes.timeline["ticket_id"]] = writes.timeline
+        for row in writes.upserts:
+            self.samples[(row["goal_id"], row["ticket_id"], row["key"])] = row
+            kept[(row["goal_id"], row["key"])] = Row(**{c: row[c] for c in _SAMPLE_COLUMNS})
+        for goal_id, ticket_id, key in writes.deletes:
+            self.samples[(goal_id, ticket_id, key)] = None
+            kept.pop((goal_id, key), None)
+        for bucket, delta in writes.deltas.items():
+            total = self.deltas.setdefault(bucket, [0, 0, 0, 0.0])
+            for i, value in enumerate(delta):
+                total[i] += value
+        if writes.ticket_id is not None and (
+            writes.timeline is not None or writes.upserts or writes.deletes or writes.deltas
+        ):
+            self.touched[writes.ticket_id] = None
+        state.samples = list(kept.values())
+
+    def take_writes(self) -> SampleWrites:
+        """Everything folded since the last call, as one ``SampleWrites``."""
+        writes = SampleWrites(
+            upserts=[row for row in self.samples.values() if row is not None],
+            deletes=[key for key, row in self.samples.items() if row is None],
+            deltas=self.deltas,
+            timelines=list(self.timelines.values()),
+            touched=list(self.touched),
+        )
+        self.timelines, self.samples, self.deltas, self.touched = {}, {}, {}, {}
+        return writes
+
+
+def batch_goals(session: AsyncSession) -> BatchGoals | None:
+    """The consumer batch's ``BatchGoals``, made on first use (its writes queued for the end of
+    the transaction); None outside a batch (one message, an HTTP request, a what-if), where
+    every event reads and writes its ticket's goal state itself."""
+    found: BatchGoals | None = session.info.get(_BATCH)
+    if found is not None or not batch_events(session):
+        return found
+    batch = BatchGoals()
+
+    async def write(_: list[Any]) -> None:
+        await flush_batch(session)
+
+    if not queue_at_end(session, _BATCH, batch, write):
+        return None
+    session.info[_BATCH] = batch
+    return batch
+
+
+async def flush_batch(session: AsyncSession) -> None:
+    """Write what the consumer batch has folded so far (nothing outside a batch): call before
+    reading a ticket's timeline or samples from the database in the batch's transaction."""
+    batch: BatchGoals | None = session.info.get(_BATCH)
+    if batch is not None:
+        deferred, batch.deferred = batch.deferred, {}
+        for bookkeeping in deferred.values():
+            await bookkeeping()
+        await write_samples(session, batch.take_writes())
+
+
+async def save_ticket_writes(
+    session: AsyncSession, writes: SampleWrites, state: TicketState
+) -> None:
+    """A ticket event's writes: folded into the consumer batch's (``BatchGoals``, ``state``
+    updated for the ticket's next event) inside one; written now elsewhere."""
+    batch: BatchGoals | None = session.info.get(_BATCH)
+    if batch is None:
+        await write_samples(session, writes)
+    else:
+        batch.fold(writes, state)
+
+
 _LOCKED_QUERIES: dict[str, Any] = {}
 # ``session.info`` key: the ``(ticket id, TicketState)`` read with the ticket's lock.
 _PREFETCHED = "goal_ticket_state"
@@ -229,7 +336,14 @@ async def lock_ticket_reading_state(session: AsyncSession, ticket_id: str) -> Tr
     the locked row is newer than the snapshot's (another transaction changed it after the
     snapshot), the state is read again, by a statement of its own. Every write of the goal
     state changes the ticket's row too (``write_samples``), so a stale snapshot is always seen.
-    SQLite serializes writers (``BEGIN IMMEDIATE``): nothing to check there."""
+    SQLite serializes writers (``BEGIN IMMEDIATE``): nothing to check there.
+
+    In a consumer batch that already holds the ticket's state (``BatchGoals``: an earlier event
+    of the batch locked it), only the row is locked, as sla's own reader does; the state is the
+    batch's."""
+    batch: BatchGoals | None = session.info.get(_BATCH)
+    if batch is not None and ticket_id in batch.states:
+        return await sla_repository.lock_ticket(session, ticket_id)
     dialect = dialect_name(session)
     query = _LOCKED_QUERIES.get(dialect)
     if query is None:
@@ -306,6 +420,15 @@ class SampleWrites:
     # The ticket whose sla row a ticket event's write touches (a new row version), so that the
     # next event's locked read sees that its snapshot is stale (``lock_ticket_reading_state``).
     ticket_id: str | None = None
+    # A consumer batch's merged writes (``BatchGoals``): more tickets' timelines and touches.
+    timelines: list[dict[str, Any]] = field(default_factory=list)
+    touched: list[str] = field(default_factory=list)
+
+    def timeline_rows(self) -> list[dict[str, Any]]:
+        return ([] if self.timeline is None else [self.timeline]) + self.timelines
+
+    def touched_tickets(self) -> list[str]:
+        return ([] if self.ticket_id is None else [self.ticket_id]) + self.touched
 
     def add_delta(
         self, goal_id: str, day: date, sign: int, good: int, bad: int, value: float
@@ -331,22 +454,26 @@ class SampleWrites:
         ]
 
 
-# On PostgreSQL every write of one event in one statement of constant text: the rows travel as
-# arrays (``unnest``), so the statement is compiled and prepared once, not per number of rows
-# (compiling a multi-row ``VALUES`` cost more than its round trip). An empty array or a false
-# ``write_timeline`` writes nothing.
+# On PostgreSQL every write of one event (or of a consumer batch's tickets, ``BatchGoals``) in
+# one statement of constant text: the rows travel as arrays (``unnest``), so the statement is
+# compiled and prepared once, not per number of rows (compiling a multi-row ``VALUES`` cost more
+# than its round trip). An empty array writes nothing.
 _WRITE_POSTGRES = text(
     """
 WITH touched AS (
-    UPDATE sla.tickets SET version = version WHERE id = CAST(:touch_ticket AS varchar)
+    UPDATE sla.tickets SET version = version WHERE id = ANY(CAST(:touch AS varchar[]))
 ), timeline AS (
     INSERT INTO sla.ticket_timelines (ticket_id, created_at, channel, "group", priority, status,
         document, events, version, demo)
-    SELECT CAST(:ticket_id AS varchar), CAST(:created_at AS timestamptz),
-        CAST(:channel AS varchar), CAST(:grp AS varchar), CAST(:priority AS varchar),
-        CAST(:status AS varchar), CAST(:document AS jsonb), CAST(:events AS jsonb),
-        CAST(:version AS integer), CAST(:demo AS boolean)
-    WHERE CAST(:write_timeline AS boolean)
+    SELECT t.ticket_id, t.created_at, t.channel, t.grp, t.priority, t.status,
+        CAST(t.document AS jsonb), CAST(t.events AS jsonb), t.version, t.demo
+    FROM unnest(CAST(:t_ticket AS varchar[]), CAST(:t_created AS timestamptz[]),
+        CAST(:t_channel AS varchar[]), CAST(:t_group AS varchar[]),
+        CAST(:t_priority AS varchar[]), CAST(:t_status AS varchar[]),
+        CAST(:t_document AS text[]), CAST(:t_events AS text[]), CAST(:t_version AS integer[]),
+        CAST(:t_demo AS boolean[]))
+        AS t(ticket_id, created_at, channel, grp, priority, status, document, events, version,
+            demo)
     ON CONFLICT (ticket_id) DO UPDATE SET created_at = excluded.created_at,
         channel = excluded.channel, "group" = excluded."group", priority = excluded.priority,
         status = excluded.status, document = excluded.document, events = excluded.events,
@@ -375,17 +502,20 @@ ON CONFLICT (goal_id, day) DO UPDATE SET samples = b.samples + excluded.samples,
 
 
 def _postgres_parameters(writes: SampleWrites) -> dict[str, Any]:
-    timeline = writes.timeline or dict.fromkeys(TIMELINE_COLUMNS)
+    timelines = writes.timeline_rows()
     buckets = writes.bucket_rows()
     return {
-        "touch_ticket": writes.ticket_id,
-        "write_timeline": writes.timeline is not None,
-        **{name: timeline[name] for name in TIMELINE_COLUMNS if name != "group"},
-        "grp": timeline["group"],
-        "document": None
-        if writes.timeline is None
-        else orjson.dumps(timeline["document"]).decode(),
-        "events": None if writes.timeline is None else orjson.dumps(timeline["events"]).decode(),
+        "touch": writes.touched_tickets(),
+        "t_ticket": [t["ticket_id"] for t in timelines],
+        "t_created": [t["created_at"] for t in timelines],
+        "t_channel": [t["channel"] for t in timelines],
+        "t_group": [t["group"] for t in timelines],
+        "t_priority": [t["priority"] for t in timelines],
+        "t_status": [t["status"] for t in timelines],
+        "t_document": [orjson.dumps(t["document"]).decode() for t in timelines],
+        "t_events": [orjson.dumps(t["events"]).decode() for t in timelines],
+        "t_version": [t["version"] for t in timelines],
+        "t_demo": [t["demo"] for t in timelines],
         "s_goal": [r["goal_id"] for r in writes.upserts],
         "s_ticket": [r["ticket_id"] for r in writes.upserts],
         "s_key": [r["key"] for r in writes.upserts],
@@ -409,7 +539,8 @@ async def write_samples(session: AsyncSession, writes: SampleWrites) -> None:
     """Upsert the timeline, upsert and delete the samples and add the changes to the day
     totals, atomically. On PostgreSQL in one statement (``_WRITE_POSTGRES``), on SQLite in one
     statement each."""
-    if not (writes.timeline or writes.upserts or writes.deletes or writes.bucket_rows()):
+    timelines = writes.timeline_rows()
+    if not (timelines or writes.upserts or writes.deletes or writes.bucket_rows()):
         return
     postgres = dialect_name(session) == "postgresql"
     if postgres:
@@ -417,8 +548,8 @@ async def write_samples(session: AsyncSession, writes: SampleWrites) -> None:
         return
     insert = sqlite.insert
     statements: list[Any] = []
-    if writes.timeline is not None:
-        timeline = insert(ticket_timelines).values(writes.timeline)
+    if timelines:
+        timeline = insert(ticket_timelines).values(timelines)
         timeline = timeline.on_conflict_do_update(
             index_elements=["ticket_id"],
             set_={name: timeline.excluded[name] for name in TIMELINE_COLUMNS[1:]},

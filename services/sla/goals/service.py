@@ -412,10 +412,9 @@ async def sync_ticket(
 ) -> bool:
     """Bring every non-survey goal's samples of this ticket (``stored``: its non-survey ones)
     up to date; ``timers`` are its stopped sla timers, read here if ``None`` and needed. The
-    writes go out with those already in ``writes`` (the timeline)."""
+    rows to write are added to ``writes`` (which the caller writes, with the timeline)."""
     relevant = [g for g in goals if g.metric not in metrics.SURVEY_METRICS]
     if not relevant:
-        await repository.write_samples(ctx.session, writes)
         return False
     if timers is None:
         timers = ()
@@ -429,7 +428,6 @@ async def sync_ticket(
     for goal in relevant:
         wanted = await expected_samples(ctx, goal, timeline, timers, decoded)
         changed |= apply_samples(goal, timeline.ticket_id, by_goal.get(goal.id, ()), wanted, writes)
-    await repository.write_samples(ctx.session, writes)
     return changed
 
 
@@ -437,6 +435,7 @@ async def record_answer(ctx: SlaContext, answer: SurveyAnswer, goals: Sequence[G
     relevant = [g for g in goals if g.metric == answer.kind]
     if not relevant:
         return False
+    await repository.flush_batch(ctx.session)  # a consumer batch's pending ticket writes first
     timeline = await repository.get_timeline(ctx.session, answer.ticket_id)
     stored = await repository.samples_of_ticket(ctx.session, answer.ticket_id)
     sample = _answer_sample(answer)

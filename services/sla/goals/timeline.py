@@ -7,6 +7,7 @@ public agent replies and customer messages, and status and priority changes, as
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -116,17 +117,30 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     read of the ticket (``repository.lock_ticket_reading_state``, no round trip of their own);
     its stopped timers from the timers sla's handler holds for the event. The goal list comes
     from memory while the revision holds. One write: the timeline, the samples and the day
-    totals together (``write_samples``)."""
+    totals together (``write_samples``).
+
+    In a consumer batch (``repository.BatchGoals``) the ticket's state, once read, stays in
+    the transaction for its next events; its samples are computed once, from what its last
+    event that moved one left, and the writes wait for the end of the batch, merged with those
+    of its other events and tickets."""
     sla = SlaContext.for_event(ctx)
     ticket_id = event.ticket.id
     timers = sla_service.timers_read(sla.session, ticket_id)
-    state = repository.take_prefetched_state(sla.session, ticket_id)
-    if state is None:  # sla's handler read the ticket without it
-        known = service.cached_goals(sla.session)
-        with_timers = timers is None and (
-            known is None or any(g.metric == "sla_compliance" for g in known)
-        )
-        state = await repository.ticket_state(sla.session, ticket_id, with_timers=with_timers)
+    batch = repository.batch_goals(sla.session)
+    state = None if batch is None else batch.states.get(ticket_id)
+    if state is not None:
+        assert batch is not None
+        state.goal_token = batch.token  # the revision last read in this transaction
+    else:
+        state = repository.take_prefetched_state(sla.session, ticket_id)
+        if state is None:  # sla's handler read the ticket without it
+            known = service.cached_goals(sla.session)
+            with_timers = timers is None and (
+                known is None or any(g.metric == "sla_compliance" for g in known)
+            )
+            state = await repository.ticket_state(sla.session, ticket_id, with_timers=with_timers)
+        if batch is not None:
+            batch.token = state.goal_token
     stopped = state.timers if timers is None else _stopped(timers)
     before = None if state.timeline is None else _row(state.timeline)
     timeline, new, touched = await record(sla, event, state)
@@ -136,10 +150,21 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     answers = new and state.answered
     goals = await service.goal_defs(sla, state.goal_token) if touched or answers else []
     changed = bool(goals) and touched
-    if changed:
+    if changed and batch is not None:
+        # Computed once per ticket, before the batch writes (``BatchGoals.deferred``), from
+        # what this event leaves: a later event that moves a sample replaces it.
+        if stopped is None and any(g.metric == "sla_compliance" for g in goals):
+            stopped = list(await repository.stopped_timers_of(sla.session, ticket_id))
+        batch.deferred[ticket_id] = _sync_later(ctx, sla, batch, state, timeline, goals, stopped)
+        changed = False
+    elif changed:
         changed = await service.sync_ticket(sla, timeline, goals, state.samples, stopped, writes)
-    else:
-        await repository.write_samples(sla.session, writes)
+    await repository.save_ticket_writes(sla.session, writes, state)
+    if batch is not None:
+        # Kept for the ticket's next event in the batch; its stopped timers are read anew then
+        # (sla's handler may stop one).
+        state.timeline, state.timers = timeline, None
+        batch.states[ticket_id] = state
     if goals and answers:
         # Surveys travel on another topic: an answer may have come before its ticket, when no
         # scoped goal could place it yet.
@@ -147,6 +172,29 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
             changed |= await service.record_answer(sla, answer, goals)
     if changed:
         ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
+
+
+def _sync_later(
+    ctx: HandlerContext,
+    sla: SlaContext,
+    batch: repository.BatchGoals,
+    state: repository.TicketState,
+    timeline: TicketTimeline,
+    goals: list[service.GoalDef],
+    stopped: list[Any] | None,
+) -> Callable[[], Awaitable[None]]:
+    """The ticket's sample bookkeeping as ``on_ticket_event`` does it, run later in the batch's
+    transaction (against ``state.samples`` as the batch has them then). ``timeline`` is the
+    ticket's own object, which later events of the batch update in place; they change nothing a
+    sample depends on unless they replace this bookkeeping with their own."""
+
+    async def sync() -> None:
+        writes = repository.SampleWrites(ticket_id=timeline.ticket_id)
+        if await service.sync_ticket(sla, timeline, goals, state.samples, stopped, writes):
+            ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
+        batch.fold(writes, state)
+
+    return sync
 
 
 async def on_survey_answered(ctx: HandlerContext, event: ev.SurveyAnswered) -> None:
