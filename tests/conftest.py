@@ -26,7 +26,9 @@ import pytest
 from fastapi import FastAPI
 
 from services.launcher import PostgresCluster, TansuBroker
+from shared.bus import MemoryBus
 from shared.migrate import upgrade_all
+from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 
 PG_HOST = os.environ.get("TICKETFLOW_TEST_PG_HOST", "127.0.0.1")
@@ -157,6 +159,22 @@ async def running(app: FastAPI, *, api_key: str = ADMIN_KEY) -> AsyncIterator[ht
             headers={"Authorization": f"Bearer {api_key}"},
         ) as client:
             yield client
+
+
+@contextlib.asynccontextmanager
+async def without_consumers(
+    create_app: Callable[..., FastAPI], database_url: str
+) -> AsyncIterator[tuple[ServiceRuntime, httpx.AsyncClient]]:
+    """A service's app on ``database_url`` with an in-process bus, started in the api role so
+    that it consumes nothing: the test hands batches to ``runtime.handle_batch`` itself."""
+    bus = MemoryBus(partitions=1, max_retries=1, retry_base_seconds=0.01)
+    await bus.start()
+    try:
+        app = create_app(make_settings(database_url, process_role="api"), bus=bus)
+        async with running(app) as client:
+            yield app.state.runtime, client
+    finally:
+        await bus.stop()
 
 
 async def eventually(

@@ -77,9 +77,9 @@ async def accept_delivery(
         first_time = await repository.add_webhook_delivery_with_events(
             pool,
             conn,
+            _delivery(provider, parsed, body, runtime.clock),
             outbox.table,
             [outbox.row(event) for event in parsed.events],
-            **_delivery(provider, parsed, body, runtime.clock),
         )
     if first_time:
         runtime.relay.notify()
@@ -97,7 +97,7 @@ async def _accept_in_transaction(
         row = await repository.get_provider_mapping(session, provider) if mapped else None
         parsed = parse(Mappings.of(row.status, row.priority) if row else NO_MAPPINGS)
         delivery = _delivery(provider, parsed, body, runtime.clock)
-        first_time = await repository.add_webhook_delivery(session, **delivery)
+        first_time = await repository.add_webhook_delivery(session, delivery)
         if first_time:
             await runtime.outbox.add_rows(
                 session, [runtime.outbox.row(event) for event in parsed.events]
@@ -105,15 +105,15 @@ async def _accept_in_transaction(
     return Acceptance.of(parsed, first_time)
 
 
-def _delivery(provider: str, parsed: Parsed, body: bytes, clock: Clock) -> dict[str, Any]:
-    return {
-        "provider": provider,
-        "delivery_key": delivery_key(parsed, body)[:255],
-        "ticket_ids": parsed.ticket_ids,
-        "event_types": [e.type for e in parsed.events],
-        "body": body.decode("utf-8"),
-        "received_at": clock.now(),
-    }
+def _delivery(provider: str, parsed: Parsed, body: bytes, clock: Clock) -> repository.Delivery:
+    return repository.Delivery(
+        provider=provider,
+        delivery_key=delivery_key(parsed, body)[:255],
+        ticket_ids=parsed.ticket_ids,
+        event_types=[e.type for e in parsed.events],
+        body=body.decode("utf-8"),
+        received_at=clock.now(),
+    )
 
 
 # --- Idempotency-Key (Stripe's model) -----------------------------------------------------------

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -407,16 +410,19 @@ async def _insert_if_absent(session: AsyncSession, model: type[Any], **values: A
     return bool(result.rowcount)
 
 
-async def add_webhook_delivery(
-    session: AsyncSession,
-    *,
-    provider: str,
-    delivery_key: str,
-    ticket_ids: list[str],
-    event_types: list[str],
-    body: str,
-    received_at: datetime,
-) -> bool:
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery as stored: the dedupe key and the raw payload for audit."""
+
+    provider: str
+    delivery_key: str
+    ticket_ids: list[str]
+    event_types: list[str]
+    body: str
+    received_at: datetime
+
+
+async def add_webhook_delivery(session: AsyncSession, delivery: Delivery) -> bool:
     """Record a delivery; False (and nothing written) if this provider's key is already stored.
 
     On PostgreSQL a concurrent duplicate waits for the first transaction, then does nothing.
@@ -424,13 +430,8 @@ async def add_webhook_delivery(
     return await _insert_if_absent(
         session,
         WebhookDelivery,
-        provider=provider,
-        delivery_key=delivery_key,
-        ticket_id=ticket_ids[0],
-        ticket_ids=ticket_ids,
-        event_types=event_types,
-        body=body,
-        received_at=received_at,
+        ticket_id=delivery.ticket_ids[0],
+        **dataclasses.asdict(delivery),
     )
 
 
@@ -462,34 +463,35 @@ def _fullname(model: type[Base]) -> str:
     return cast(Table, model.__table__).fullname
 
 
+@functools.cache
+def _delivery_with_events_sql(outbox: str) -> str:
+    return _DELIVERY_WITH_EVENTS.format(deliveries=_fullname(WebhookDelivery), outbox=outbox)
+
+
+@functools.cache
+def _mapping_maps_sql() -> str:
+    return _MAPPING_MAPS.format(mappings=_fullname(ProviderMapping))
+
+
 async def add_webhook_delivery_with_events(
     pool: DriverPool,
     conn: asyncpg.Connection,
+    delivery: Delivery,
     outbox: Table,
     rows: list[dict[str, Any]],
-    *,
-    provider: str,
-    delivery_key: str,
-    ticket_ids: list[str],
-    event_types: list[str],
-    body: str,
-    received_at: datetime,
 ) -> bool:
     """PostgreSQL: record a delivery and write its outbox ``rows`` (``Outbox.row``) in one
     statement; False (and nothing written) if this provider's key is already stored."""
-    sql = _DELIVERY_WITH_EVENTS.format(
-        deliveries=_fullname(WebhookDelivery), outbox=outbox.fullname
-    )
     inserted = await pool.fetchval(
         conn,
-        sql,
-        provider,
-        delivery_key,
-        ticket_ids[0],
-        orjson.dumps(ticket_ids).decode(),
-        orjson.dumps(event_types).decode(),
-        body,
-        received_at,
+        _delivery_with_events_sql(outbox.fullname),
+        delivery.provider,
+        delivery.delivery_key,
+        delivery.ticket_ids[0],
+        orjson.dumps(delivery.ticket_ids).decode(),
+        orjson.dumps(delivery.event_types).decode(),
+        delivery.body,
+        delivery.received_at,
         [row["event_id"] for row in rows],
         [row["topic"] for row in rows],
         [row["key"] for row in rows],
@@ -504,9 +506,7 @@ async def provider_mapping_maps(
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """A provider's (status, priority) maps, read on the door's connection; None when it has
     none."""
-    row = await pool.fetchrow(
-        conn, _MAPPING_MAPS.format(mappings=_fullname(ProviderMapping)), provider
-    )
+    row = await pool.fetchrow(conn, _mapping_maps_sql(), provider)
     if row is None:
         return None
     return orjson.loads(row["status"]), orjson.loads(row["priority"])

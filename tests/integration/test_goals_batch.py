@@ -5,10 +5,9 @@ same events one transaction each; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,10 +18,9 @@ from sqlalchemy import select
 from services.sla.app import create_app
 from services.sla.goals.models import GoalBucket, GoalSample, TicketTimeline
 from shared import events as ev
-from shared.bus import MemoryBus, Message
-from shared.migrate import upgrade_all
+from shared.bus import Message
 from shared.runtime import ServiceRuntime
-from tests.conftest import make_settings, running
+from tests.conftest import without_consumers
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 GOALS: list[dict[str, Any]] = [
@@ -54,24 +52,10 @@ class Sla:
         return found
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def sla(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    fresh_database: Callable[[], Awaitable[str]],
-) -> AsyncIterator[Sla]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'goals-batch.db'}"
-        await upgrade_all(url)
-    else:
-        url = await fresh_database()
-    bus = MemoryBus(partitions=1, max_retries=1, retry_base_seconds=0.01)
-    await bus.start()
-    # The api role subscribes to nothing: the test hands the events over itself.
-    app = create_app(make_settings(url, process_role="api"), bus=bus)
-    async with running(app) as client:
-        yield Sla(app.state.runtime, client)
-    await bus.stop()
+@pytest.fixture
+async def sla(either_database: str) -> AsyncIterator[Sla]:
+    async with without_consumers(create_app, either_database) as (runtime, client):
+        yield Sla(runtime, client)
 
 
 def _stream(tag: str) -> list[ev.Event]:

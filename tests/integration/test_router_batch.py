@@ -4,10 +4,9 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,10 +17,9 @@ from services.router import repository
 from services.router.app import create_app
 from services.router.models import Ticket
 from shared import events as ev
-from shared.bus import MemoryBus, Message
-from shared.migrate import upgrade_all
+from shared.bus import Message
 from shared.runtime import ServiceRuntime
-from tests.conftest import make_settings, running
+from tests.conftest import without_consumers
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -54,24 +52,10 @@ class Router:
             return {ticket_id: (subject, agent) for ticket_id, subject, agent in rows}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def router(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    fresh_database: Callable[[], Awaitable[str]],
-) -> AsyncIterator[Router]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'batch.db'}"
-        await upgrade_all(url)
-    else:
-        url = await fresh_database()
-    bus = MemoryBus(partitions=1, max_retries=1, retry_base_seconds=0.01)
-    await bus.start()
-    # The api role subscribes to nothing: the test hands the batches over itself.
-    app = create_app(make_settings(url, process_role="api"), bus=bus)
-    async with running(app) as client:
-        yield Router(app.state.runtime, client)
-    await bus.stop()
+@pytest.fixture
+async def router(either_database: str) -> AsyncIterator[Router]:
+    async with without_consumers(create_app, either_database) as (runtime, client):
+        yield Router(runtime, client)
 
 
 def _upsert(

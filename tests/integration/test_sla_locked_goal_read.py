@@ -85,6 +85,31 @@ async def _ticket(sessions: async_sessionmaker[AsyncSession], ticket_id: str) ->
         await repository.write_samples(session, writes)
 
 
+async def _read_waiting_for_the_lock(
+    sessions: async_sessionmaker[AsyncSession], ticket_id: str
+) -> asyncio.Task[repository.TicketState | None]:
+    """Another transaction's locked read of the ticket, started while the caller holds the
+    lock: checked to be blocked on it; its task gives the goal state it read."""
+
+    async def read() -> repository.TicketState | None:
+        async with sessions.begin() as session:
+            ticket = await repository.lock_ticket_reading_state(session, ticket_id)
+            assert ticket is not None
+            return repository.take_prefetched_state(session, ticket_id)
+
+    waiting = asyncio.create_task(read())
+    await asyncio.sleep(0.5)
+    assert not waiting.done()  # blocked on the ticket's row lock
+    return waiting
+
+
+def _assert_holder_written(state: repository.TicketState | None) -> None:
+    """The state the holder committed: the timeline's version 2 and its one sample."""
+    assert state is not None and state.timeline is not None
+    assert state.timeline.version == 2
+    assert [(s.goal_id, s.key) for s in state.samples] == [(GOAL, "first_response")]
+
+
 async def test_one_statement_locks_the_ticket_and_reads_its_goal_state(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -133,19 +158,9 @@ async def test_a_read_that_waited_for_the_lock_sees_what_the_holder_wrote(
             )
             await repository.write_samples(holder, writes)
 
-            async def waiter() -> repository.TicketState | None:
-                async with sessions.begin() as session:
-                    ticket = await repository.lock_ticket_reading_state(session, "lr-2")
-                    assert ticket is not None
-                    return repository.take_prefetched_state(session, "lr-2")
-
-            waiting = asyncio.create_task(waiter())
-            await asyncio.sleep(0.5)
-            assert not waiting.done()  # blocked on the ticket's row lock
+            waiting = await _read_waiting_for_the_lock(sessions, "lr-2")
         state = await asyncio.wait_for(waiting, 10)
-    assert state is not None and state.timeline is not None
-    assert state.timeline.version == 2
-    assert [(s.goal_id, s.key) for s in state.samples] == [(GOAL, "first_response")]
+    _assert_holder_written(state)
 
 
 async def test_a_batch_writing_at_its_end_still_makes_a_waiting_read_fresh(
@@ -180,16 +195,6 @@ async def test_a_batch_writing_at_its_end_still_makes_a_waiting_read_fresh(
                 assert await repository.lock_ticket_reading_state(holder, "lr-3") is not None
                 assert repository.take_prefetched_state(holder, "lr-3") is None
 
-            async def waiter() -> repository.TicketState | None:
-                async with sessions.begin() as session:
-                    ticket = await repository.lock_ticket_reading_state(session, "lr-3")
-                    assert ticket is not None
-                    return repository.take_prefetched_state(session, "lr-3")
-
-            waiting = asyncio.create_task(waiter())
-            await asyncio.sleep(0.5)
-            assert not waiting.done()  # blocked on the ticket's row lock
+            waiting = await _read_waiting_for_the_lock(sessions, "lr-3")
         state = await asyncio.wait_for(waiting, 10)
-    assert state is not None and state.timeline is not None
-    assert state.timeline.version == 2
-    assert [(s.goal_id, s.key) for s in state.samples] == [(GOAL, "first_response")]
+    _assert_holder_written(state)

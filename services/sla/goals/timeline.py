@@ -127,20 +127,7 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     ticket_id = event.ticket.id
     timers = sla_service.timers_read(sla.session, ticket_id)
     batch = repository.batch_goals(sla.session)
-    state = None if batch is None else batch.states.get(ticket_id)
-    if state is not None:
-        assert batch is not None
-        state.goal_token = batch.token  # the revision last read in this transaction
-    else:
-        state = repository.take_prefetched_state(sla.session, ticket_id)
-        if state is None:  # sla's handler read the ticket without it
-            known = service.cached_goals(sla.session)
-            with_timers = timers is None and (
-                known is None or any(g.metric == "sla_compliance" for g in known)
-            )
-            state = await repository.ticket_state(sla.session, ticket_id, with_timers=with_timers)
-        if batch is not None:
-            batch.token = state.goal_token
+    state = await _goal_state(sla, batch, ticket_id, timers)
     stopped = state.timers if timers is None else _stopped(timers)
     before = None if state.timeline is None else _row(state.timeline)
     timeline, new, touched = await record(sla, event, state)
@@ -172,6 +159,29 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
             changed |= await service.record_answer(sla, answer, goals)
     if changed:
         ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
+
+
+async def _goal_state(
+    sla: SlaContext,
+    batch: repository.BatchGoals | None,
+    ticket_id: str,
+    timers: list[Any] | None,
+) -> repository.TicketState:
+    """The ticket's goal state: the consumer batch's when it holds it (with the goal revision
+    last read in the transaction); else what sla's locked read brought; else read now."""
+    if batch is not None and (kept := batch.states.get(ticket_id)) is not None:
+        kept.goal_token = batch.token
+        return kept
+    state = repository.take_prefetched_state(sla.session, ticket_id)
+    if state is None:  # sla's handler read the ticket without it
+        known = service.cached_goals(sla.session)
+        with_timers = timers is None and (
+            known is None or any(g.metric == "sla_compliance" for g in known)
+        )
+        state = await repository.ticket_state(sla.session, ticket_id, with_timers=with_timers)
+    if batch is not None:
+        batch.token = state.goal_token
+    return state
 
 
 def _sync_later(
