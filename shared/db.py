@@ -195,6 +195,8 @@ async def writes_at_end(session: AsyncSession) -> AsyncIterator[None]:
         yield
     finally:
         del session.info[_AT_END]
+    if queued:
+        await session.flush()  # a queued row may refer to one the session holds back
     for write, items in queued.values():
         await write(items)
 

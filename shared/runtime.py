@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -96,6 +96,14 @@ class UnitOfWork:
     after_commit: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     _batch: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
+
+    # In a consumer batch (``ServiceRuntime.handle_batch``), whether the session keeps its
+    # objects from one event to the next instead of flushing and emptying itself after each:
+    # then the rows the batch adds are written together (router: one INSERT for the batch's
+    # new tickets), by the next query's autoflush or the batch's last flush. A service opts in
+    # only if its handlers read every row they change with ``populate_existing`` (a locked
+    # read), so no handler acts on an object another event left stale.
+    batch_keeps_session: ClassVar[bool] = False
 
     async def emit(self, event: Event) -> str:
         """Queue ``event`` in the outbox of this transaction; returns its event id."""
@@ -421,6 +429,7 @@ class ServiceRuntime:
         if not prepared:
             return
         contexts: list[HandlerContext] = []
+        keep = self.unit_of_work_class.batch_keeps_session
         async with self.sessionmaker.begin() as session:
             session.info[BATCH_EVENTS] = tuple(event for _, event, _ in prepared)
             fresh = await self.inbox.first_times(
@@ -434,8 +443,9 @@ class ServiceRuntime:
                     context = await self._apply(session, envelope, event, handler, first_time)
                     if context is not None:
                         contexts.append(context)
-                    await session.flush()
-                    session.expunge_all()
+                    if not keep:
+                        await session.flush()
+                        session.expunge_all()
         self._committed(contexts)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import inspect
 
@@ -18,6 +18,10 @@ CLOSED_STATUSES = ("solved", "closed")
 @dataclass
 class RouterContext(UnitOfWork):
     """router's unit of work."""
+
+    # Every ticket a handler changes is read locked, with ``populate_existing``: a consumer
+    # batch may keep its session, and writes its new tickets in one statement.
+    batch_keeps_session: ClassVar[bool] = True
 
     @property
     def holds_agent_lock(self) -> bool:

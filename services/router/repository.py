@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from services.router.assignment import AgentView
@@ -185,11 +186,12 @@ async def mark_assigned(session: AsyncSession, agent_id: str, at: datetime) -> N
     row if this session holds it; and, in a consumer's transaction, one UPDATE per agent at its
     end with the latest time (else one UPDATE now)."""
     agent = session.identity_map.get(identity_key(Agent, agent_id))
-    if isinstance(agent, Agent):
-        agent.last_assigned_at = at
     if queue_at_end(session, "router_last_assigned", (agent_id, at), _write_last_assigned(session)):
-        return
-    if not isinstance(agent, Agent):
+        if isinstance(agent, Agent):  # as the queued UPDATE will leave it, without a flush's
+            set_committed_value(agent, "last_assigned_at", at)
+    elif isinstance(agent, Agent):
+        agent.last_assigned_at = at
+    else:
         await session.execute(update(Agent).where(Agent.id == agent_id).values(last_assigned_at=at))
 
 

@@ -115,17 +115,20 @@ async def _open_ticket(
         source_priority=source_priority,
         version=1,
     )
-    ctx.session.add(ticket)
     ctx.session.info.get(_ABSENT, set()).discard(id)
     if assignee_id is not None:
         forget_roster(ctx)  # a source's assignment adds to that agent's load
-    # Rules and routing change the new ticket in memory and their queries must not write it
-    # early: one INSERT of the routed ticket instead of an INSERT and an UPDATE.
-    with ctx.session.no_autoflush:
-        await ctx.emit(ev.TicketCreated(ticket=snapshot(ticket)))
-        await apply_rules(ctx, ticket)
-        await route(ctx, ticket)
-    await ctx.session.flush()
+    # Rules and routing change the new ticket in memory before it joins the session, so their
+    # queries cannot write it early: one INSERT of the routed ticket, not an INSERT and an
+    # UPDATE. (Their queries still flush what the transaction added before.)
+    await ctx.emit(ev.TicketCreated(ticket=snapshot(ticket)))
+    await apply_rules(ctx, ticket)
+    await route(ctx, ticket)
+    ctx.session.add(ticket)
+    if not batch_events(ctx.session):
+        await ctx.session.flush()
+    # In a consumer batch the new tickets are written together, by the batch's last flush
+    # (``RouterContext.batch_keeps_session``), before the decisions queued for its end.
     save_decisions(ctx)
     return ticket
 

@@ -4,13 +4,15 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from services.router import repository
@@ -40,8 +42,8 @@ class Router:
             self.offset += 1
         await self.runtime.handle_batch(messages)
 
-    async def put_agent(self, agent_id: str) -> None:
-        body = {"name": agent_id, "status": "online", "capacity": {"email": 10}}
+    async def put_agent(self, agent_id: str, capacity: int = 10) -> None:
+        body = {"name": agent_id, "status": "online", "capacity": {"email": capacity}}
         response = await self.client.put(f"/v1/agents/{agent_id}", json=body)
         assert response.status_code in (200, 201), response.text
 
@@ -59,7 +61,11 @@ async def router(either_database: str) -> AsyncIterator[Router]:
 
 
 def _upsert(
-    external_id: str, subject: str, minutes: int, requester: str | None = None
+    external_id: str,
+    subject: str,
+    minutes: int,
+    requester: str | None = None,
+    assignee: str | None = None,
 ) -> ev.TicketUpsert:
     return ev.TicketUpsert(
         source="batch",
@@ -69,6 +75,7 @@ def _upsert(
             subject=subject,
             channel="email",
             requester=ev.Requester(id=requester or f"r-{external_id}"),
+            assignee_id=assignee,
         ),
     )
 
@@ -134,3 +141,51 @@ async def test_a_batch_reads_the_previous_agents_once_and_routes_as_alone(
     assert [ticket.id for ticket, *_ in one_by_one] == ["batch:r3"]
     assignees = {ticket_id: agent for ticket_id, (_, agent) in (await router.tickets()).items()}
     assert assignees == {"batch:r1": "ann", "batch:r2": "ann", "batch:s1": "bob", "batch:r3": "ann"}
+
+
+@contextmanager
+def _ticket_inserts(router: Router) -> Iterator[list[int]]:
+    """The INSERTs into the tickets table sent inside the block: the rows of each."""
+    inserts: list[int] = []
+
+    def seen(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _c: Any, many: bool
+    ) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO") and "tickets " in statement:
+            inserts.append(len(parameters) if many else 1)
+
+    engine = router.runtime.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield inserts
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
+
+
+async def test_a_batch_writes_its_new_tickets_together(router: Router) -> None:
+    await router.put_agent("ann")
+    await router.handle([_upsert("warm", "first", 0)])  # ann's row is known from here on
+
+    with _ticket_inserts(router) as inserts:
+        await router.handle([_upsert(f"n{i}", f"new {i}", 1 + i) for i in range(5)])
+
+    # Routed in memory one after the other, written by the batch's last flush in one go.
+    assert inserts == [5]
+    assignees = {ticket_id: agent for ticket_id, (_, agent) in (await router.tickets()).items()}
+    assert assignees == {"batch:warm": "ann"} | {f"batch:n{i}": "ann" for i in range(5)}
+
+
+async def test_what_a_batch_holds_back_counts_for_capacity(router: Router) -> None:
+    await router.put_agent("ann", capacity=2)
+
+    await router.handle(
+        [
+            _upsert("t1", "routed", 1),  # to ann, in memory
+            _upsert("t2", "assigned at the source", 2, assignee="ann"),  # ann's load read again
+            _upsert("t3", "no room left", 3),
+        ]
+    )
+
+    # Reading ann's load again writes the tickets held back first: t3 finds her full.
+    assignees = {ticket_id: agent for ticket_id, (_, agent) in (await router.tickets()).items()}
+    assert assignees == {"batch:t1": "ann", "batch:t2": "ann", "batch:t3": None}
