@@ -60,6 +60,8 @@ STARTUP_WAIT_SECONDS = 120.0
 # ``session.info`` key of a consumer batch's transaction: all the events it handles, so that a
 # handler can read what the whole batch needs in one statement (``batch_events``).
 BATCH_EVENTS = "ticketflow.batch_events"
+# ``session.info`` key: set while a consumer batch keeps its session between events.
+BATCH_KEEPS_SESSION = "ticketflow.batch_keeps_session"
 # Connections of ``ServiceRuntime.driver_pool`` at most: as many as the engine's pool holds.
 DRIVER_POOL_SIZE = POOL_SIZE + MAX_OVERFLOW
 
@@ -432,6 +434,8 @@ class ServiceRuntime:
         keep = self.unit_of_work_class.batch_keeps_session
         async with self.sessionmaker.begin() as session:
             session.info[BATCH_EVENTS] = tuple(event for _, event, _ in prepared)
+            if keep:
+                session.info[BATCH_KEEPS_SESSION] = True
             fresh = await self.inbox.first_times(
                 session, self.name, [envelope.id for envelope, _, _ in prepared]
             )
@@ -454,6 +458,13 @@ def batch_events(session: AsyncSession) -> tuple[Event, ...]:
     outside one (one message, an HTTP request)."""
     events: tuple[Event, ...] = session.info.get(BATCH_EVENTS, ())
     return events
+
+
+def batch_keeps_session(session: AsyncSession) -> bool:
+    """Whether ``session`` is a consumer batch's that keeps its objects from one event to the
+    next (``UnitOfWork.batch_keeps_session``): an object one event loaded or added is still
+    the session's in the next."""
+    return bool(session.info.get(BATCH_KEEPS_SESSION))
 
 
 def batch_subjects(session: AsyncSession) -> frozenset[str]:

@@ -24,7 +24,15 @@ from shared.pagination import Slice, paginate
 _TICKET = select(TrackedTicket).where(TrackedTicket.id == bindparam("ticket_id"))
 _TICKET_FOR_UPDATE = _TICKET.with_for_update()
 TIMER_ORDER = (Timer.started_at, Timer.metric, Timer.cycle)
-_TIMERS_OF = select(Timer).where(Timer.ticket_id == bindparam("ticket_id")).order_by(*TIMER_ORDER)
+# Fresh rows even for timers the session already holds (a consumer batch that keeps its session,
+# ``SlaContext.batch_keeps_session``): the scheduler may have fired one since. The session's own
+# changes are written first, by the query's autoflush.
+_TIMERS_OF = (
+    select(Timer)
+    .where(Timer.ticket_id == bindparam("ticket_id"))
+    .order_by(*TIMER_ORDER)
+    .execution_options(populate_existing=True)
+)
 
 
 async def get_ticket(

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,7 +51,7 @@ from services.sla.models import SlaPolicy, Timer, TrackedTicket
 from shared import events as ev
 from shared.conditions import Conditions, matches
 from shared.db import read_once
-from shared.runtime import HandlerContext, ServiceRuntime, UnitOfWork
+from shared.runtime import HandlerContext, ServiceRuntime, UnitOfWork, batch_keeps_session
 
 DEFAULT_POLICY_ID = "default"
 # Minutes per priority, around the clock, used when no policy matches.
@@ -138,6 +138,10 @@ _CALENDARS = "sla_calendars"
 # reader ``track`` locks the ticket's row with (``reading_ticket_with``).
 _TICKET_TIMERS = "sla_ticket_timers"
 _TICKET_READER = "sla_ticket_reader"
+# In a consumer batch that keeps its session: the tickets the transaction created, with every
+# timer it started for them. Nobody else can see those rows before the commit, so the objects
+# are the whole truth: a later event of the batch reads neither the ticket nor its timers.
+_CREATED = "sla_created_tickets"
 
 TicketReader = Callable[[AsyncSession, str], Awaitable[TrackedTicket | None]]
 
@@ -148,6 +152,10 @@ class SlaContext(UnitOfWork):
     escalation to the e-mail addresses it notifies, when ``email_notify``: SMTP is set)."""
 
     email_notify: bool = False
+
+    # A consumer batch writes its tickets and timers together at its end: the ticket a handler
+    # changes is locked by ``track`` (or created by this transaction), its timers read fresh.
+    batch_keeps_session: ClassVar[bool] = True
 
     @classmethod
     def for_event(cls, ctx: HandlerContext) -> Self:
@@ -287,10 +295,21 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
 
     The first call of every event handler: it locks the ticket's row (through the reader an
     add-on set for the event, ``reading_ticket_with``) and starts the event's timer cache."""
-    reader: TicketReader = ctx.session.info.get(_TICKET_READER, repository.lock_ticket)
-    ticket = await reader(ctx.session, snapshot.id)
+    created: dict[str, tuple[TrackedTicket, list[Timer]]] | None = None
+    if batch_keeps_session(ctx.session):
+        created = ctx.session.info.setdefault(_CREATED, {})
     timers: dict[str, list[Timer]] = {}
     ctx.session.info[_TICKET_TIMERS] = timers
+    held = None if created is None else created.get(snapshot.id)
+    if held is not None:
+        ticket, timers[snapshot.id] = held
+    else:
+        reader: TicketReader = ctx.session.info.get(_TICKET_READER, repository.lock_ticket)
+        # The reader reads this ticket's rows alone, and none of them is held back in the
+        # session (a ticket this batch created is ``held``): what the batch holds back of other
+        # tickets waits for its end instead of being written by this query.
+        with ctx.session.no_autoflush:
+            ticket = await reader(ctx.session, snapshot.id)
     document = snapshot.model_dump(mode="json")
     if ticket is None:
         ticket = TrackedTicket(
@@ -311,6 +330,8 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
         )
         ctx.session.add(ticket)
         timers[ticket.id] = []  # timers only ever start for a ticket sla tracks
+        if created is not None:
+            created[ticket.id] = (ticket, timers[ticket.id])
         return ticket, True
     if snapshot.version < ticket.version:
         return ticket, False

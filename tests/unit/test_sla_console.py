@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import uvicorn
 
 from services.launcher import free_port
 from services.sla.app import create_app
+from services.sla.console import stream
 from services.sla.console.session import COOKIE
 from services.sla.console.stream import StreamHub
 from shared import events as ev
@@ -208,6 +210,7 @@ def encoded(event: ev.Event, event_id: str | None = None, **kw: Any) -> bytes:
 def test_hub_drops_history_duplicates_and_unchanged_tickets() -> None:
     started = datetime.now(UTC)
     hub = StreamHub(started)
+    hub.watched()
     ticket = snapshot("api:h1")
     hub.accept(encoded(ev.TicketCreated(ticket=ticket), time=started - timedelta(hours=1)), None)
     assert hub.seq == 0  # history before the feed started: the snapshot has it
@@ -227,6 +230,35 @@ def test_hub_drops_history_duplicates_and_unchanged_tickets() -> None:
     assert hub.replay_after(None) == []
 
 
+def test_hub_makes_deltas_only_while_watched(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(stream.time, "monotonic", lambda: now[0])
+    hub = StreamHub(datetime.now(UTC) - timedelta(seconds=1))
+
+    def assign(n: int, agent: str) -> None:
+        ticket = snapshot(f"api:w{n}", version=2, assignee_id=agent, status="open")
+        event_id = str(uuid.uuid4())
+        hub.accept(encoded(ev.TicketAssigned(ticket=ticket, reason="x"), event_id), None)
+
+    assign(1, "ana")  # nobody has watched: no work, no delta
+    assert hub.ring == deque() and hub.seq == 1
+    subscriber = hub.subscribe()
+    assign(1, "bo")
+    assert [json.loads(d.data)["assignee_id"] for d in hub.ring] == ["bo"]
+    assert subscriber.queue.qsize() == 1
+    resumed_at = hub.position()
+    hub.unsubscribe(subscriber)
+    now[0] += stream.WATCHED_SECONDS - 1
+    assign(2, "ana")  # a page reconnecting after a blip finds it in the ring
+    assert len(hub.replay_after(resumed_at) or []) == 1
+    now[0] += 2
+    assign(3, "ana")  # a minute nobody watched: skipped, and a resume from before resets
+    assert hub.replay_after(resumed_at) is None and hub.ring == deque()
+    hub.watched()  # a snapshot: deltas again, the skipped ticket's memory gone
+    assign(1, "bo")
+    assert [json.loads(d.data)["assignee_id"] for d in hub.ring] == ["bo"]
+
+
 class _GoalAtRisk(ev.Event):
     """A goal event as sla's goals emit it (key and subject = goal id); not registered here."""
 
@@ -242,6 +274,7 @@ class _GoalAtRisk(ev.Event):
 
 def test_hub_passes_goal_events_with_the_goal_id() -> None:
     hub = StreamHub(datetime.now(UTC) - timedelta(seconds=1))
+    hub.watched()
     hub.accept(encoded(_GoalAtRisk(goal_id="g1", name="Chat first reply"), "g-e1"), "g1")
     data = json.loads(hub.ring[-1].data)
     assert hub.ring[-1].event == "goal"

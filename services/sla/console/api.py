@@ -115,7 +115,9 @@ async def console_snapshot(
 
     Thousands of rows: serialized in one ``json.dumps`` and gzipped when the client accepts it.
     """
-    position = hub_of(runtime).position()  # read first: later deltas re-apply harmlessly
+    hub = hub_of(runtime)
+    hub.watched()  # deltas from here on: none is lost between this snapshot and the stream
+    position = hub.position()  # read first: later deltas re-apply harmlessly
     body = {
         "position": position,
         "now": runtime.clock.now().isoformat(),

@@ -10,6 +10,13 @@ snapshot first); redeliveries are dropped by event id.
 Ids are ``<epoch>.<seq>`` with a random epoch per process: a client reconnecting with
 ``Last-Event-ID`` from this process gets what it missed from a ring buffer; from another process
 (or too far behind) it gets a ``reset`` event, meaning "load a snapshot again".
+
+Nobody watching, the feed does no work: it turns events into deltas only while a stream is
+open, or for ``WATCHED_SECONDS`` after the last one closed or the last snapshot was served
+(a page reconnecting after a blip resumes from the ring). Once it has skipped an event, the
+ring and the per-ticket memory are dropped and the sequence moves on, so a client resuming
+from before gets a ``reset``; a page always loads a snapshot (which marks the hub watched,
+before it reads the position) ahead of the deltas, so it misses nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -37,6 +45,8 @@ SEEN = 20_000
 SUBSCRIBER_QUEUE = 5000
 # Events this much older than the feed's start are history the snapshot already holds.
 HISTORY_SLACK = timedelta(seconds=5)
+# How long after the last stream closed, or the last snapshot, the hub keeps making deltas.
+WATCHED_SECONDS = 60.0
 DONE = ("solved", "closed")
 TICKET_FIELDS = ("status", "priority", "channel", "group", "assignee_id")
 
@@ -66,6 +76,24 @@ class StreamHub:
         self._seen: OrderedDict[str, None] = OrderedDict()
         # Last queue-relevant fields per open ticket, to send a ticket delta only on a change.
         self._tickets: dict[str, tuple[Any, ...]] = {}
+        self._watched_until = float("-inf")  # ``time.monotonic()``; nobody has watched yet
+        self._skipping = False
+
+    def watched(self) -> None:
+        """A snapshot was served or a stream opened or closed: make deltas for a while."""
+        self._watched_until = time.monotonic() + WATCHED_SECONDS
+
+    def _skip(self) -> bool:
+        """Whether to skip the next event, nobody watching; forgets what skipping makes stale."""
+        if self.subscribers or time.monotonic() < self._watched_until:
+            self._skipping = False
+            return False
+        if not self._skipping:
+            self._skipping = True
+            self.seq += 1  # no delta has this number: a client from before resumes with a reset
+            self.ring.clear()
+            self._tickets.clear()
+        return True
 
     def position(self) -> str:
         return f"{self.epoch}.{self.seq}"
@@ -73,10 +101,12 @@ class StreamHub:
     def subscribe(self) -> Subscriber:
         subscriber = Subscriber()
         self.subscribers.add(subscriber)
+        self.watched()
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
+        self.watched()
 
     def replay_after(self, last_event_id: str | None) -> list[Delta] | None:
         """Deltas after ``last_event_id``; None when they cannot be told (send a reset)."""
@@ -104,7 +134,7 @@ class StreamHub:
             except asyncio.QueueFull:
                 # A client this far behind gets a reset and reloads a snapshot.
                 subscriber.overflowed = True
-                self.subscribers.discard(subscriber)
+                self.unsubscribe(subscriber)
 
     def _first_time(self, event_id: str) -> bool:
         if event_id in self._seen:
@@ -116,6 +146,8 @@ class StreamHub:
 
     def accept(self, value: bytes, key: str | None) -> None:
         """Turn one consumed event into a delta (or nothing)."""
+        if self._skip():
+            return
         try:
             envelope = decode(value, key)
         except EventDecodeError:

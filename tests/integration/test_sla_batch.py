@@ -1,0 +1,160 @@
+"""sla's consumer batch keeps its session (``SlaContext.batch_keeps_session``): a ticket the
+batch created is neither read nor locked again by its later events, its rows and timers are
+written together at the end, and the outcome is the one of handling each event alone; on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+
+from services.sla.app import create_app
+from services.sla.models import Timer, TrackedTicket
+from shared import events as ev
+from shared.bus import Message
+from shared.runtime import ServiceRuntime
+from tests.conftest import without_consumers
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+S = timedelta(seconds=1)
+
+
+@dataclass
+class Sla:
+    runtime: ServiceRuntime
+    client: httpx.AsyncClient
+    offset: int = 0
+
+    def messages(self, events: list[ev.Event]) -> list[Message]:
+        topic = self.runtime.settings.topic("tickets")
+        found = []
+        for event in events:
+            key, value, headers = ev.encode(event, source="test")
+            found.append(Message(topic, 0, self.offset, key, value, headers))
+            self.offset += 1
+        return found
+
+    async def state(self, tag: str) -> dict[str, Any]:
+        """The tickets and timers of ``tag``, named without it."""
+        async with self.runtime.sessionmaker() as session:
+            tickets = await session.scalars(
+                select(TrackedTicket).where(TrackedTicket.id.like(f"{tag}-%"))
+            )
+            timers = await session.scalars(select(Timer).where(Timer.ticket_id.like(f"{tag}-%")))
+            found: dict[str, Any] = {}
+            for t in tickets:
+                found[t.id.removeprefix(tag)] = (
+                    t.status, t.priority, t.assignee_id, t.version, t.policy_id,
+                    t.agent_replies, t.replies_before_solve, t.reopens, t.solved_at,
+                )  # fmt: skip
+            for m in timers:
+                found[f"{m.ticket_id.removeprefix(tag)} {m.metric} {m.cycle}"] = (
+                    m.status, m.due_at, m.met_at, m.paused_at, m.consumed_seconds,
+                    m.paused_seconds, m.segment_started_at, m.next_fire_at, m.target_minutes,
+                )  # fmt: skip
+            return found
+
+
+@pytest.fixture
+async def sla(either_database: str) -> AsyncIterator[Sla]:
+    async with without_consumers(create_app, either_database) as (runtime, client):
+        yield Sla(runtime, client)
+
+
+def _ticket_events(ticket: str, n: int) -> list[ev.Event]:
+    """One ticket as router reports it: created, assigned, a customer message, waiting on the
+    customer (a pause), open again, an agent reply, solved; its creation repeated in between
+    with its old snapshot."""
+    base = {
+        "id": ticket, "source": "api", "external_id": ticket, "subject": "parcel",
+        "status": "open", "priority": "high" if n % 2 else "normal", "channel": "email",
+        "requester": {"id": f"r{n}"}, "created_at": T0 + n * S,
+    }  # fmt: skip
+    version = 0
+
+    def snap(at: datetime, **changes: Any) -> ev.TicketSnapshot:
+        nonlocal version
+        version += 1
+        base.update(changes)
+        return ev.TicketSnapshot.model_validate({**base, "updated_at": at, "version": version})
+
+    def message(at: datetime, author: str) -> ev.TicketMessageAdded:
+        info = ev.MessageInfo(id=f"{ticket}-{author}-{at}", author=author, created_at=at)
+        return ev.TicketMessageAdded(ticket=snap(at), message=info)
+
+    created = ev.TicketCreated(ticket=snap(T0 + n * S))
+    return [
+        created,
+        ev.TicketAssigned(ticket=snap(T0 + 20 * S, assignee_id="ann"), reason="least_loaded"),
+        message(T0 + 60 * S, "customer"),
+        ev.TicketStatusChanged(ticket=snap(T0 + 90 * S, status="pending"), previous_status="open"),
+        ev.TicketStatusChanged(ticket=snap(T0 + 600 * S, status="open"), previous_status="pending"),
+        created,  # an old snapshot again: changes nothing
+        message(T0 + 700 * S, "agent"),
+        ev.TicketSolved(ticket=snap(T0 + 900 * S, status="solved", solved_at=T0 + 900 * S)),
+    ]  # fmt: skip
+
+
+def _stream(tag: str, tickets: int) -> list[ev.Event]:
+    """``tickets`` tickets' events, interleaved as one partition holds them."""
+    per_ticket = [_ticket_events(f"{tag}-{n}", n) for n in range(tickets)]
+    return [event for step in zip(*per_ticket, strict=True) for event in step]
+
+
+@contextmanager
+def _statements(sla: Sla) -> Iterator[list[tuple[str, int]]]:
+    """Each statement sent inside the block, with the number of parameter sets it carried."""
+    sent: list[tuple[str, int]] = []
+
+    def seen(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _c: Any, many: bool
+    ) -> None:
+        sent.append((" ".join(statement.split()), len(parameters) if many else 1))
+
+    engine = sla.runtime.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
+
+
+async def test_a_batch_ends_as_one_event_at_a_time_does(sla: Sla) -> None:
+    for message in sla.messages(_stream("one", 3)):
+        await sla.runtime.handle_message(message)
+    await sla.runtime.handle_batch(sla.messages(_stream("batch", 3)))
+
+    single, batch = await sla.state("one"), await sla.state("batch")
+    assert batch == single
+    assert len(single) == 3 + 3 * 2  # three tickets, each with first response and resolution
+    assert single["-0 first_response 0"][0] == "met"
+    assert single["-1 resolution 0"][0] == "met"
+
+
+async def test_a_batch_writes_its_new_tickets_and_timers_together(sla: Sla) -> None:
+    with _statements(sla) as sent:
+        await sla.runtime.handle_batch(sla.messages(_stream("new", 5)))
+
+    def inserts(table: str) -> list[int]:
+        # sla.<table> on PostgreSQL, main.<table> on SQLite
+        into = re.compile(rf"INSERT INTO \w+\.{table} ")
+        return [count for statement, count in sent if into.match(statement)]
+
+    ticket_inserts, timer_inserts = inserts("tickets"), inserts("timers")
+    # The first ticket is written when the batch first reads its policies; the others at the end.
+    assert sum(ticket_inserts) == 5 and len(ticket_inserts) <= 2, sent
+    assert sum(timer_inserts) == 5 * 2 and len(timer_inserts) <= 2, sent
+    # Their later events read neither the tickets nor their timers again.
+    reads = [s for s, _ in sent if s.startswith("SELECT") and "timers" in s.split(" FROM ")[-1]]
+    assert reads == []
+    state = await sla.state("new")
+    assert {state[f"-{n}"][0] for n in range(5)} == {"solved"}
