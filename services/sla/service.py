@@ -301,6 +301,7 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
     timers: dict[str, list[Timer]] = {}
     ctx.session.info[_TICKET_TIMERS] = timers
     held = None if created is None else created.get(snapshot.id)
+    ticket: TrackedTicket | None
     if held is not None:
         ticket, timers[snapshot.id] = held
     else:
