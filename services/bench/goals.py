@@ -303,6 +303,7 @@ MODES = {"batched": True, "single": False}
 async def _handling(env: BenchEnv, options: GoalsOptions) -> dict[str, Any]:
     from services.sla.handlers import EVENT_HANDLERS
     from services.sla.models import metadata
+    from services.sla.service import SlaContext
     from shared.bus import MemoryBus
     from shared.runtime import ServiceRuntime
     from shared.settings import Settings
@@ -312,8 +313,8 @@ async def _handling(env: BenchEnv, options: GoalsOptions) -> dict[str, Any]:
     bus = MemoryBus()
     await bus.start()
     runtimes = {
-        "with_goals": ServiceRuntime(name="sla", settings=settings, metadata=metadata, handlers=EVENT_HANDLERS, consumes=(), bus=bus),
-        "without": ServiceRuntime(name="sla", settings=settings, metadata=metadata, handlers=plain, consumes=(), bus=bus),
+        "with_goals": ServiceRuntime(name="sla", settings=settings, metadata=metadata, handlers=EVENT_HANDLERS, consumes=(), bus=bus, unit_of_work=SlaContext),
+        "without": ServiceRuntime(name="sla", settings=settings, metadata=metadata, handlers=plain, consumes=(), bus=bus, unit_of_work=SlaContext),
     }  # fmt: skip
     runs = [(mode, name) for mode in MODES for name in runtimes]
     times: dict[tuple[str, str], list[float]] = {run: [] for run in runs}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -70,17 +70,21 @@ class Observer:
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        async for message in self.consumer:
+        # A fetch at a time and orjson: the observer shares the CPU with what it measures.
+        while True:
+            fetched = await self.consumer.getmany(timeout_ms=FETCH_MAX_WAIT_MS)
             now = time.time()
-            if message.value is None:
-                continue
-            envelope = json.loads(message.value)
-            kind = envelope.get("type")
-            seen = self.seen.get(kind)
-            if seen is not None:
-                seen.setdefault(str(envelope.get("subject")), now)
-            if kind in self.keep_types:
-                self.events.append((now, envelope))
+            for messages in fetched.values():
+                for message in messages:
+                    if message.value is None:
+                        continue
+                    envelope = orjson.loads(message.value)
+                    kind = envelope.get("type")
+                    seen = self.seen.get(kind)
+                    if seen is not None:
+                        seen.setdefault(str(envelope.get("subject")), now)
+                    if kind in self.keep_types:
+                        self.events.append((now, envelope))
 
     async def stop(self) -> None:
         if self.task is not None:
