@@ -28,11 +28,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    any_,
+    bindparam,
     delete,
     func,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -281,7 +284,8 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many were published."""
         async with self.sessionmaker.begin() as session:
-            if is_postgres(session):
+            postgres = is_postgres(session)
+            if postgres:
                 locked = await session.scalar(
                     select(func.pg_try_advisory_xact_lock(self._lock_key))
                 )
@@ -311,11 +315,15 @@ class OutboxRelay:
                     for row in rows
                 ]
             )
-            await session.execute(
-                update(self.table)
-                .where(self.table.c.id.in_([row.id for row in rows]))
-                .values(sent_at=self.clock.now())
+            ids = [row.id for row in rows]
+            # On PostgreSQL one array parameter: an IN list is a new statement text for each
+            # batch length, and each new text is prepared again.
+            sent = (
+                self.table.c.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+                if postgres
+                else self.table.c.id.in_(ids)
             )
+            await session.execute(update(self.table).where(sent).values(sent_at=self.clock.now()))
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
 
