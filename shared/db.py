@@ -284,8 +284,8 @@ class GroupCommit(Generic[T, R]):
 
     A call made while no statement is in flight goes at once, in a group of its own (no timer,
     so no added latency when idle). Calls made while one is in flight queue up; when it
-    completes, the queued ones (up to ``max_group``, in arrival order) go together in the next
-    one. ``write_group(items)`` sends one statement for ``items`` and returns one result per
+    completes, the queued ones go together in the next one, in arrival order: up to
+    ``max_group`` of them, and no more than ``max_bytes`` by ``size_of`` (the first always goes). ``write_group(items)`` sends one statement for ``items`` and returns one result per
     item, in their order; each caller gets its own result once that statement has returned (on
     an autocommit connection: committed).
 
@@ -304,10 +304,14 @@ class GroupCommit(Generic[T, R]):
         write_group: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
         *,
         max_group: int,
+        max_bytes: int | None = None,
+        size_of: Callable[[T], int] = lambda _item: 0,
         on_group: Callable[[int], None] = lambda _size: None,
     ) -> None:
         self.write_group = write_group
         self.max_group = max_group
+        self.max_bytes = max_bytes
+        self.size_of = size_of
         self.on_group = on_group
         self._queued: deque[_Queued[T, R]] = deque()
         self._in_flight: asyncio.Task[None] | None = None
@@ -323,10 +327,16 @@ class GroupCommit(Generic[T, R]):
 
     def _send_next(self) -> None:
         group: list[_Queued[T, R]] = []
+        size = 0
         while self._queued and len(group) < self.max_group:
-            queued = self._queued.popleft()
-            if not queued.result.done():  # a caller cancelled while queued is left out
-                group.append(queued)
+            queued = self._queued[0]
+            if queued.result.done():  # a caller cancelled while queued is left out
+                self._queued.popleft()
+                continue
+            size += self.size_of(queued.item)
+            if group and self.max_bytes is not None and size > self.max_bytes:
+                break
+            group.append(self._queued.popleft())
         if not group:
             self._in_flight = None
             return

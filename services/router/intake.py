@@ -87,8 +87,10 @@ async def accept_delivery(
     return Acceptance.of(parsed, first_time)
 
 
-# Deliveries written in one statement at most; 32 concurrent requests make groups up to 32.
+# Deliveries written in one statement at most (32 concurrent requests make groups up to 32),
+# and their bodies' bytes at most (a body may be 1 MiB; the events add about as much again).
 MAX_GROUP = 64
+MAX_GROUP_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -111,7 +113,13 @@ def door_writes(runtime: ServiceRuntime) -> GroupCommit[repository.DeliveryWithE
                     pool, conn, outbox, writes
                 )
 
-        door.writes = GroupCommit(write_group, max_group=MAX_GROUP, on_group=sizes.observe)
+        door.writes = GroupCommit(
+            write_group,
+            max_group=MAX_GROUP,
+            max_bytes=MAX_GROUP_BYTES,
+            size_of=lambda write: len(write.delivery.body),
+            on_group=sizes.observe,
+        )
     return door.writes
 
 

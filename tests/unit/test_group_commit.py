@@ -68,6 +68,16 @@ async def test_a_group_is_bounded_and_keeps_arrival_order() -> None:
     assert sizes == [1, 3, 3, 1]
 
 
+async def test_a_group_is_bounded_by_bytes_and_a_big_item_still_goes() -> None:
+    statement = FakeStatement()
+    writes = GroupCommit(statement, max_group=64, max_bytes=10, size_of=lambda item: item)
+    calls = [asyncio.ensure_future(writes.write(n)) for n in (1, 4, 5, 2, 30, 3)]
+    await settle()
+    statement.release.set()
+    assert await asyncio.gather(*calls) == [2, 8, 10, 4, 60, 6]
+    assert statement.groups == [[1], [4, 5], [2], [30], [3]]
+
+
 async def test_a_data_error_is_retried_alone_and_fails_only_its_own_call() -> None:
     statement = FakeStatement(bad=frozenset({4}))
     writes = GroupCommit(statement, max_group=64)
