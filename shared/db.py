@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextvars
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from sqlalchemy import JSON, DateTime, MetaData, event, text
@@ -28,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeDecorator
 
+from shared.faults import is_infrastructure_error
 from shared.telemetry import sql_span
 
 NAMING_CONVENTION = {
@@ -163,6 +166,7 @@ async def ping(engine: AsyncEngine) -> None:
 
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 async def read_once(session: AsyncSession, key: str, load: Callable[[], Awaitable[T]]) -> T:
@@ -237,16 +241,18 @@ class DriverPool:
         async with pool.acquire() as conn:
             yield conn
 
-    async def fetchval(self, conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
-        """``sql``'s first value on ``conn``, counted and (when tracing is on) traced."""
-        self.on_statement()
-        with sql_span(sql):
-            return await conn.fetchval(sql, *args)
-
     async def fetchrow(self, conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
+        """``sql``'s first row on ``conn``, counted and (when tracing is on) traced."""
         self.on_statement()
         with sql_span(sql):
             return await conn.fetchrow(sql, *args)
+
+    async def fetch(self, conn: asyncpg.Connection, sql: str, *args: Any) -> list[Any]:
+        """``sql``'s rows on ``conn``, counted and (when tracing is on) traced."""
+        self.on_statement()
+        with sql_span(sql):
+            rows: list[Any] = await conn.fetch(sql, *args)
+            return rows
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:
@@ -271,3 +277,123 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     statements and change no session state (settings, LISTEN, advisory locks), so asyncpg's
     default reset query would be one more round trip per request for nothing. An open
     transaction is still rolled back by the pool before this is called."""
+
+
+class GroupCommit(Generic[T, R]):
+    """Group commit: concurrent callers of ``write`` share statements.
+
+    A call made while no statement is in flight goes at once, in a group of its own (no timer,
+    so no added latency when idle). Calls made while one is in flight queue up; when it
+    completes, the queued ones go together in the next one, in arrival order: up to
+    ``max_group`` of them, and no more than ``max_bytes`` by ``size_of`` (the first always goes). ``write_group(items)`` sends one statement for ``items`` and returns one result per
+    item, in their order; each caller gets its own result once that statement has returned (on
+    an autocommit connection: committed).
+
+    If a group fails with an error of its data (not an outage: ``is_infrastructure_error``), each
+    of its items is sent again alone, so that one bad item fails only its own caller. An outage
+    fails every caller of the group, as it would have failed each of them alone.
+
+    A group is sent by a task of its own, in the context (``contextvars``) of its first caller,
+    so that the statement is counted and traced under that caller's request; a caller cancelled
+    while its group is in flight does not cancel the others'. ``on_group`` is told each group's
+    size.
+    """
+
+    def __init__(
+        self,
+        write_group: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        *,
+        max_group: int,
+        max_bytes: int | None = None,
+        size_of: Callable[[T], int] = lambda _item: 0,
+        on_group: Callable[[int], None] = lambda _size: None,
+    ) -> None:
+        self.write_group = write_group
+        self.max_group = max_group
+        self.max_bytes = max_bytes
+        self.size_of = size_of
+        self.on_group = on_group
+        self._queued: deque[_Queued[T, R]] = deque()
+        self._in_flight: asyncio.Task[None] | None = None
+
+    async def write(self, item: T) -> R:
+        """``item`` written in a group statement; its own result, once that statement returned."""
+        result: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        queued = _Queued(item, result)
+        self._queued.append(queued)
+        if self._in_flight is None:
+            self._send_next()
+        return await queued.result
+
+    def _send_next(self) -> None:
+        group: list[_Queued[T, R]] = []
+        size = 0
+        while self._queued and len(group) < self.max_group:
+            queued = self._queued[0]
+            if queued.result.done():  # a caller cancelled while queued is left out
+                self._queued.popleft()
+                continue
+            size += self.size_of(queued.item)
+            if group and self.max_bytes is not None and size > self.max_bytes:
+                break
+            group.append(self._queued.popleft())
+        if not group:
+            self._in_flight = None
+            return
+        self._in_flight = asyncio.create_task(self._send(group), context=group[0].context)
+
+    async def _send(self, group: list[_Queued[T, R]]) -> None:
+        try:
+            self.on_group(len(group))
+            try:
+                results = await self.write_group([queued.item for queued in group])
+            except Exception as exc:
+                if len(group) == 1 or is_infrastructure_error(exc):
+                    raise
+                await self._send_alone(group)
+            else:
+                for queued, result in zip(group, results, strict=True):
+                    queued.answer(result)
+        except BaseException as exc:
+            for queued in group:
+                queued.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._send_next()
+
+    async def _send_alone(self, group: list[_Queued[T, R]]) -> None:
+        for number, queued in enumerate(group):
+            self.on_group(1)
+            try:
+                (result,) = await self.write_group([queued.item])
+            except Exception as exc:
+                if is_infrastructure_error(exc):  # the rest would wait for the outage in turn
+                    for rest in group[number:]:
+                        rest.fail(exc)
+                    return
+                queued.fail(exc)
+            else:
+                queued.answer(result)
+
+
+class _Queued(Generic[T, R]):
+    """One caller of ``GroupCommit.write``: its item, its future result, its context."""
+
+    __slots__ = ("context", "item", "result")
+
+    def __init__(self, item: T, result: asyncio.Future[R]) -> None:
+        self.item = item
+        self.result = result
+        self.context = contextvars.copy_context()
+
+    def answer(self, result: R) -> None:
+        if not self.result.done():
+            self.result.set_result(result)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.result.done():
+            if isinstance(exc, asyncio.CancelledError):
+                self.result.cancel()
+            else:
+                self.result.set_exception(exc)

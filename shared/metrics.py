@@ -34,6 +34,13 @@ DB_STATEMENTS = Counter(
     "that sent them, or 'background' (consumers, relay, loops)",
     ["service", "origin"],
 )
+DB_GROUP_SIZE = Histogram(
+    "ticketflow_db_group_size",
+    "Writes sent together in one statement by a group commit (router's webhook door on "
+    "PostgreSQL): 1 when idle, more under concurrency",
+    ["service", "writes"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 
 # The scope of the HTTP request being served (set by ``shared.app.MetricsMiddleware``); the
 # router writes the matched route into it, which names the origin of a statement.

@@ -163,14 +163,15 @@ async def running(app: FastAPI, *, api_key: str = ADMIN_KEY) -> AsyncIterator[ht
 
 @contextlib.asynccontextmanager
 async def without_consumers(
-    create_app: Callable[..., FastAPI], database_url: str
+    create_app: Callable[..., FastAPI], database_url: str, **settings: Any
 ) -> AsyncIterator[tuple[ServiceRuntime, httpx.AsyncClient]]:
-    """A service's app on ``database_url`` with an in-process bus, started in the api role so
-    that it consumes nothing: the test hands batches to ``runtime.handle_batch`` itself."""
+    """A service's app on ``database_url`` (and ``settings``) with an in-process bus, started in
+    the api role so that it consumes nothing: the test hands batches to ``runtime.handle_batch``
+    itself."""
     bus = MemoryBus(partitions=1, max_retries=1, retry_base_seconds=0.01)
     await bus.start()
     try:
-        app = create_app(make_settings(database_url, process_role="api"), bus=bus)
+        app = create_app(make_settings(database_url, process_role="api", **settings), bus=bus)
         async with running(app) as client:
             yield app.state.runtime, client
     finally:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +21,9 @@ from services.router import repository
 from services.router.models import IdempotencyKey
 from services.router.providers import NO_MAPPINGS, Mappings, Parsed, body_digest
 from shared.clock import Clock
-from shared.db import is_postgres
+from shared.db import GroupCommit, is_postgres
 from shared.errors import TooManyRequests, Unprocessable
+from shared.metrics import DB_GROUP_SIZE
 from shared.runtime import ServiceRuntime
 
 
@@ -62,28 +63,64 @@ async def accept_delivery(
     """Parse with the provider's current mappings (``mapped``), then store the delivery once
     with its events in the outbox; a redelivery changes nothing. Returns once committed.
 
-    PostgreSQL: one autocommit statement (``repository.add_webhook_delivery_with_events``) on
-    asyncpg directly (``runtime.driver_pool``), a single round trip; a concurrent duplicate
-    waits for the first and then writes nothing. SQLite: one transaction, which SQLite runs one
-    writer at a time.
+    PostgreSQL: one autocommit statement (``repository.add_webhook_deliveries_with_events``) on
+    asyncpg directly (``runtime.driver_pool``), shared with the requests that arrive while the
+    previous one is in flight (``door_writes``); a concurrent duplicate waits for the first and
+    then writes nothing. SQLite: one transaction, which SQLite runs one writer at a time.
     """
     if not is_postgres(runtime.engine):
         return await _accept_in_transaction(runtime, provider, parse, body, mapped)
-    pool = runtime.driver_pool
-    async with pool.connection() as conn:
-        maps = await repository.provider_mapping_maps(pool, conn, provider) if mapped else None
-        parsed = parse(Mappings.of(*maps) if maps else NO_MAPPINGS)
-        outbox = runtime.outbox
-        first_time = await repository.add_webhook_delivery_with_events(
-            pool,
-            conn,
-            _delivery(provider, parsed, body, runtime.clock),
-            outbox.table,
-            [outbox.row(event) for event in parsed.events],
-        )
+    maps = None
+    if mapped:
+        pool = runtime.driver_pool
+        async with pool.connection() as conn:
+            maps = await repository.provider_mapping_maps(pool, conn, provider)
+    parsed = parse(Mappings.of(*maps) if maps else NO_MAPPINGS)
+    outbox = runtime.outbox
+    write = repository.DeliveryWithEvents(
+        _delivery(provider, parsed, body, runtime.clock),
+        [outbox.row(event) for event in parsed.events],
+    )
+    first_time = await door_writes(runtime).write(write)
     if first_time:
         runtime.relay.notify()
     return Acceptance.of(parsed, first_time)
+
+
+# Deliveries written in one statement at most (32 concurrent requests make groups up to 32),
+# and their bodies' bytes at most (a body may be 1 MiB; the events add about as much again).
+MAX_GROUP = 64
+MAX_GROUP_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class DoorWrites:
+    """The webhook door's group commit on PostgreSQL (one per process), made on first use."""
+
+    writes: GroupCommit[repository.DeliveryWithEvents, bool] | None = None
+
+
+def door_writes(runtime: ServiceRuntime) -> GroupCommit[repository.DeliveryWithEvents, bool]:
+    """The process's group commit of webhook deliveries (``shared.db.GroupCommit``)."""
+    door = runtime.state_of(DoorWrites)
+    if door.writes is None:
+        pool, outbox = runtime.driver_pool, runtime.outbox.table
+        sizes = DB_GROUP_SIZE.labels(runtime.name, "webhook_deliveries")
+
+        async def write_group(writes: Sequence[repository.DeliveryWithEvents]) -> list[bool]:
+            async with pool.connection() as conn:
+                return await repository.add_webhook_deliveries_with_events(
+                    pool, conn, outbox, writes
+                )
+
+        door.writes = GroupCommit(
+            write_group,
+            max_group=MAX_GROUP,
+            max_bytes=MAX_GROUP_BYTES,
+            size_of=lambda write: len(write.delivery.body),
+            on_group=sizes.observe,
+        )
+    return door.writes
 
 
 async def _accept_in_transaction(

@@ -438,25 +438,39 @@ async def add_webhook_delivery(session: AsyncSession, delivery: Delivery) -> boo
 
 
 # The webhook door's statements on PostgreSQL, sent on asyncpg directly (``shared.db.DriverPool``,
-# autocommit). One statement, so one round trip and its own transaction: the delivery row, then
-# the events in the outbox only if that row was new. A concurrent duplicate waits on the unique
-# key, then inserts nothing, so the events are written once.
-_DELIVERY_WITH_EVENTS = """
-WITH delivery AS (
+# autocommit). One statement writes a group of deliveries (``shared.db.GroupCommit``: the requests
+# that arrived while the previous one was in flight), so one round trip and one transaction: the
+# delivery rows, then the events of the deliveries that were new, in the outbox, in the order of
+# the group. A concurrent duplicate (another process) waits on the unique key, then inserts
+# nothing, so the events are written once. The rows go in key order, so that two processes'
+# groups never wait on each other in a cycle (a deadlock); the events keep the group's order.
+_DELIVERIES_WITH_EVENTS = """
+WITH given AS (
+    SELECT * FROM unnest(
+        $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]
+    ) WITH ORDINALITY
+        AS d(provider, delivery_key, ticket_id, ticket_ids, event_types, body, received_at, position)
+), delivery AS (
     INSERT INTO {deliveries}
         (provider, delivery_key, ticket_id, ticket_ids, event_types, body, received_at)
-    VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7)
+    SELECT provider, delivery_key, ticket_id, ticket_ids::jsonb, event_types::jsonb, body,
+        received_at
+    FROM given
+    ORDER BY provider, delivery_key
     ON CONFLICT (provider, delivery_key) DO NOTHING
-    RETURNING id
+    RETURNING provider, delivery_key
+), new AS (
+    SELECT given.position FROM given JOIN delivery USING (provider, delivery_key)
 ), events AS (
     INSERT INTO {outbox} (event_id, topic, key, value, created_at)
     SELECT e.event_id, e.topic, e.key, e.value, e.created_at
-    FROM unnest($8::text[], $9::text[], $10::text[], $11::bytea[], $12::timestamptz[])
-        WITH ORDINALITY AS e(event_id, topic, key, value, created_at, position)
-    WHERE EXISTS (SELECT FROM delivery)
+    FROM unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::bytea[],
+        $13::timestamptz[])
+        WITH ORDINALITY AS e(delivery, event_id, topic, key, value, created_at, position)
+    WHERE e.delivery IN (SELECT position FROM new)
     ORDER BY e.position
 )
-SELECT count(*) FROM delivery
+SELECT position FROM new
 """
 _MAPPING_MAPS = "SELECT status, priority FROM {mappings} WHERE provider = $1"
 
@@ -466,8 +480,8 @@ def _fullname(model: type[Base]) -> str:
 
 
 @functools.cache
-def _delivery_with_events_sql(outbox: str) -> str:
-    return _DELIVERY_WITH_EVENTS.format(deliveries=_fullname(WebhookDelivery), outbox=outbox)
+def _deliveries_with_events_sql(outbox: str) -> str:
+    return _DELIVERIES_WITH_EVENTS.format(deliveries=_fullname(WebhookDelivery), outbox=outbox)
 
 
 @functools.cache
@@ -475,32 +489,54 @@ def _mapping_maps_sql() -> str:
     return _MAPPING_MAPS.format(mappings=_fullname(ProviderMapping))
 
 
-async def add_webhook_delivery_with_events(
-    pool: DriverPool,
-    conn: asyncpg.Connection,
-    delivery: Delivery,
-    outbox: Table,
-    rows: list[dict[str, Any]],
-) -> bool:
-    """PostgreSQL: record a delivery and write its outbox ``rows`` (``Outbox.row``) in one
-    statement; False (and nothing written) if this provider's key is already stored."""
-    inserted = await pool.fetchval(
+@dataclass(frozen=True)
+class DeliveryWithEvents:
+    """A delivery and its outbox rows (``Outbox.row``), written together or not at all."""
+
+    delivery: Delivery
+    rows: list[dict[str, Any]]
+
+
+async def add_webhook_deliveries_with_events(
+    pool: DriverPool, conn: asyncpg.Connection, outbox: Table, writes: Sequence[DeliveryWithEvents]
+) -> list[bool]:
+    """PostgreSQL: record deliveries and write the outbox rows of those that were new, in one
+    statement; for each delivery, whether it was new. A delivery whose provider's key is already
+    stored, or given earlier in ``writes``, is a duplicate: nothing of it is written."""
+    first: dict[tuple[str, str], int] = {}  # (provider, key) → its position among those sent
+    sent: list[Delivery] = []
+    events: list[tuple[int, dict[str, Any]]] = []
+    for write in writes:
+        delivery = write.delivery
+        key = (delivery.provider, delivery.delivery_key)
+        if key not in first:
+            sent.append(delivery)
+            first[key] = len(sent)
+            events.extend((len(sent), row) for row in write.rows)
+    rows = await pool.fetch(
         conn,
-        _delivery_with_events_sql(outbox.fullname),
-        delivery.provider,
-        delivery.delivery_key,
-        delivery.ticket_ids[0],
-        orjson.dumps(delivery.ticket_ids).decode(),
-        orjson.dumps(delivery.event_types).decode(),
-        delivery.body,
-        delivery.received_at,
-        [row["event_id"] for row in rows],
-        [row["topic"] for row in rows],
-        [row["key"] for row in rows],
-        [row["value"] for row in rows],
-        [row["created_at"] for row in rows],
+        _deliveries_with_events_sql(outbox.fullname),
+        [d.provider for d in sent],
+        [d.delivery_key for d in sent],
+        [d.ticket_ids[0] for d in sent],
+        [orjson.dumps(d.ticket_ids).decode() for d in sent],
+        [orjson.dumps(d.event_types).decode() for d in sent],
+        [d.body for d in sent],
+        [d.received_at for d in sent],
+        [position for position, _ in events],
+        [row["event_id"] for _, row in events],
+        [row["topic"] for _, row in events],
+        [row["key"] for _, row in events],
+        [row["value"] for _, row in events],
+        [row["created_at"] for _, row in events],
     )
-    return bool(inserted)
+    new = {row[0] for row in rows}
+    answers: list[bool] = []
+    for write in writes:
+        key = (write.delivery.provider, write.delivery.delivery_key)
+        # A later delivery with the key of an earlier one in ``writes`` is its duplicate.
+        answers.append(first.pop(key, None) in new)
+    return answers
 
 
 async def provider_mapping_maps(
