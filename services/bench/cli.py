@@ -45,9 +45,9 @@ def add_parser(commands: Any) -> None:
     group.add_argument(
         "--intake-role",
         choices=("all", "api"),
-        default="all",
-        help="router's --role: all (door and its consumer in one process, the default) or api "
-        "(the door alone, as a scaled-out deployment runs it)",
+        default="api",
+        help="router's --role: api (the door alone, as production runs it; the default) or all "
+        "(the door and its consumer in one process, as the embedded default runs it)",
     )
     group = bench.add_argument_group("pipeline")
     group.add_argument("--tickets", type=int, default=5000, help="tickets offered (5000)")

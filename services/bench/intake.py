@@ -32,9 +32,10 @@ class IntakeOptions:
     duration: float = 10.0
     warmup: float = 2.0
     rounds: int = 2
-    # router's ``--role``: ``all`` also applies the webhooks in the same process; ``api`` is the
-    # door alone (its events wait on the broker for workers this scenario does not start).
-    role: str = "all"
+    # router's ``--role``: ``api`` is the door alone, as production deploys it (its events wait
+    # on the broker for workers this scenario does not start): the counterpart of the bare
+    # receiver. ``all`` also applies the webhooks in the same process, as ``ticketflow dev``.
+    role: str = "api"
 
 
 async def run_loadgen(*args: str) -> dict[str, Any]:
