@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -188,6 +190,47 @@ def start_routers(env: BenchEnv, workers: int) -> ServiceProcesses:
     return ServiceProcesses(api_port, started)
 
 
+def machine_cpu() -> dict[str, float] | None:
+    """CPU seconds used so far on the whole machine (every process, the kernel's work for them
+    included) and by PostgreSQL's processes, from Linux ``/proc``; None elsewhere."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal: all but idle and iowait are busy
+    busy = sum(int(fields[i]) for i in (0, 1, 2, 5, 6, 7) if i < len(fields))
+    postgres = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name, _, rest = (entry / "stat").read_text().partition(") ")
+        except OSError:
+            continue  # gone meanwhile
+        if name.endswith("(postgres"):
+            values = rest.split()
+            postgres += int(values[11]) + int(values[12])
+    return {"busy": busy / tick, "postgres": postgres / tick}
+
+
+def _budget(
+    before: dict[str, float] | None, after: dict[str, float] | None, tickets: int, rate: float
+) -> dict[str, Any]:
+    """The machine's CPU per ticket over a run, and the cores that cost needs at ``rate``."""
+    if before is None or after is None or not tickets:
+        return {"machine_cpu_ms_per_ticket": None, "postgres_cpu_ms_per_ticket": None}
+    machine = 1000 * (after["busy"] - before["busy"]) / tickets
+    return {
+        "machine_cpu_ms_per_ticket": round(machine, 2),
+        "postgres_cpu_ms_per_ticket": round(
+            1000 * (after["postgres"] - before["postgres"]) / tickets, 2
+        ),
+        "cores_needed_at_offered_rate": round(machine * rate / 1000, 2),
+        "cores": os.cpu_count(),
+    }
+
+
 def _per_ticket(
     before: float | None, after: float | None, tickets: int, scale: float = 1.0
 ) -> float | None:
@@ -210,6 +253,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
     await observer.start()
     statements_before, cpu_before = await routers.statements(), routers.cpu()
     sla_statements_before, sla_cpu_before = await sla.statements(), sla.cpu()
+    machine_before = machine_cpu()
     try:
         progress(f"pipeline: offering {options.tickets} tickets at {options.rate:g}/s")
         result = await run_loadgen(
@@ -242,6 +286,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
                     f"assigned, {sum(t in started for t in sends)} with sla started"
                 )
             await asyncio.sleep(0.2)
+        machine_after = machine_cpu()
         cpu_after, statements_after = routers.cpu(), await routers.statements()
         sla_cpu_after, sla_statements_after = sla.cpu(), await sla.statements()
         lag = await consumer_lag(
@@ -262,12 +307,19 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
     routed_end = max((assigned[t] for t in sends if t in assigned), default=None)
     e2e_end = max((max(assigned[t], started[t]) for t in complete), default=None)
 
-    def rate(count: int, end: float | None) -> float | None:
-        return count / (end - first_send) if first_send and end and end > first_send else None
+    routed_start = min((assigned[t] for t in sends if t in assigned), default=None)
+    e2e_start = min((max(assigned[t], started[t]) for t in complete), default=None)
 
+    def rate(count: int, end: float | None, start: float | None = first_send) -> float | None:
+        return count / (end - start) if start and end and end > start else None
+
+    # Each stage's throughput is its own output rate, from its first ticket out to its last:
+    # a stage that keeps up with the door has the door's rate, however long each ticket takes
+    # to cross it (that is the latency rows' business). ``*_from_first_send`` counts from the
+    # first webhook instead, which adds the first ticket's latency to the window.
     door_rate = rate(len(sends), door_end)
-    routed_rate = rate(routed, routed_end)
-    e2e_rate = rate(len(complete), e2e_end)
+    routed_rate = rate(routed, routed_end, routed_start)
+    e2e_rate = rate(len(complete), e2e_end, e2e_start)
     to_assigned = [assigned[t] - sends[t][0] for t in sends if t in assigned]
     to_started = [started[t] - sends[t][0] for t in sends if t in started]
     value = ratio(routed_rate, door_rate)
@@ -285,6 +337,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
         "completed": len(complete),
         "intake_only_per_s": _round(door_rate),
         "assigned_per_s": _round(routed_rate),
+        "assigned_per_s_from_first_send": _round(rate(routed, routed_end)),
         # Assigned and with sla started: the whole pipeline, sla included.
         "end_to_end_per_s": _round(e2e_rate),
         "end_to_end_ratio": ratio(e2e_rate, door_rate),
@@ -302,6 +355,9 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
         "sla_cpu_ms_per_ticket": _per_ticket(
             sla_cpu_before, sla_cpu_after, len(to_started), 1000.0
         ),
+        # Everything the machine spent from the first webhook until the last ticket had both
+        # (the load generator, the observer, the broker and PostgreSQL included), per ticket.
+        **_budget(machine_before, machine_after, len(complete), options.rate),
         "consumer_lag_end": lag,
         "ratio": value,
         "target_ratio": TARGET_RATIO,
@@ -440,6 +496,23 @@ def rows(figures: dict[str, Any]) -> list[Row]:
             "sla SQL statements / CPU per ticket",
             f"{fmt(figures.get('sla_statements_per_ticket'))} / "
             f"{fmt(figures.get('sla_cpu_ms_per_ticket'), ' ms')}",
+            "",
+            "",
+            "",
+        ),
+        (
+            "pipeline",
+            "machine CPU per ticket (PostgreSQL)",
+            f"{fmt(figures.get('machine_cpu_ms_per_ticket'), ' ms')} "
+            f"({fmt(figures.get('postgres_cpu_ms_per_ticket'), ' ms')})",
+            "",
+            "",
+            "",
+        ),
+        (
+            "pipeline",
+            "  cores that needs at the offered rate",
+            f"{fmt(figures.get('cores_needed_at_offered_rate'))} of {fmt(figures.get('cores'))}",
             "",
             "",
             "",

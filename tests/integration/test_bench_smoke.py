@@ -61,6 +61,7 @@ def test_bench_all_prints_and_writes_every_figure(tmp_path: Path) -> None:
         "assigned_per_s", "end_to_end_per_s", "end_to_end_ratio", "intake_only_per_s", "ratio",
         "assigned_p50_ms",
         "assigned_p99_ms", "sla_started_p50_ms", "sla_started_p99_ms",
+        "machine_cpu_ms_per_ticket", "postgres_cpu_ms_per_ticket", "cores_needed_at_offered_rate",
     ):  # fmt: skip
         assert pipeline[key] is not None, key
     assert set(pipeline["consumer_lag_end"]) == {"router", "sla"}
