@@ -251,6 +251,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
     topics = [f"{env.topic_prefix}{name}" for name in ("inbound", "tickets", "sla")]
     observer = Observer(env.bootstrap, topics)
     await observer.start()
+    await _warm_up(router_url, observer, options)
     statements_before, cpu_before = await routers.statements(), routers.cpu()
     sla_statements_before, sla_cpu_before = await sla.statements(), sla.cpu()
     machine_before = machine_cpu()
@@ -369,6 +370,38 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
             and assigned_p99 < TARGET_ASSIGNED_P99_MS
         ),
     }
+
+
+# How long the warm-up ticket may take to cross the pipeline.
+WARM_UP_TIMEOUT_S = 60.0
+
+
+async def _warm_up(router_url: str, observer: Observer, options: PipelineOptions) -> None:
+    """One ticket through the whole pipeline before the measured ones: until then the services'
+    consumer groups may still be forming (a broker holds a new group's first rebalance for a few
+    seconds), which would put a start-up stall into the first tickets' latency and the rates."""
+    await run_loadgen(
+        "open",
+        "--url",
+        f"{router_url}/v1/webhooks/generic",
+        "--secret",
+        WEBHOOK_SECRET,
+        "--prefix",
+        "pipeline-warm-up",
+        "--count",
+        "1",
+        "--rate",
+        str(options.rate),
+    )
+    ticket = "bench:pipeline-warm-up-0"
+    deadline = time.monotonic() + WARM_UP_TIMEOUT_S
+    while not all(ticket in observer.seen[kind] for kind in observer.seen):
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the warm-up ticket did not cross the pipeline in {WARM_UP_TIMEOUT_S:g}s"
+            )
+        await asyncio.sleep(0.05)
+    progress("pipeline: the warm-up ticket crossed it")
 
 
 def _round(value: float | None) -> float | None:
