@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select, update
@@ -45,6 +45,15 @@ async def get_ticket(
 async def lock_ticket(session: AsyncSession, ticket_id: str) -> TrackedTicket | None:
     """The ticket's row, locked for the rest of the transaction (None if sla has none)."""
     return await get_ticket(session, ticket_id, for_update=True)
+
+
+async def existing_ticket_ids(session: AsyncSession, ticket_ids: Iterable[str]) -> set[str]:
+    """Which of ``ticket_ids`` sla has a row for."""
+    wanted = list(ticket_ids)
+    if not wanted:
+        return set()
+    rows = await session.execute(select(TrackedTicket.id).where(TrackedTicket.id.in_(wanted)))
+    return set(rows.scalars())
 
 
 async def timers_of(session: AsyncSession, ticket_id: str) -> Sequence[Timer]:

@@ -51,7 +51,13 @@ from services.sla.models import SlaPolicy, Timer, TrackedTicket
 from shared import events as ev
 from shared.conditions import Conditions, matches
 from shared.db import read_once
-from shared.runtime import HandlerContext, ServiceRuntime, UnitOfWork, batch_keeps_session
+from shared.runtime import (
+    HandlerContext,
+    ServiceRuntime,
+    UnitOfWork,
+    batch_keeps_session,
+    batch_subjects,
+)
 
 DEFAULT_POLICY_ID = "default"
 # Minutes per priority, around the clock, used when no policy matches.
@@ -142,8 +148,13 @@ _TICKET_READER = "sla_ticket_reader"
 # timer it started for them. Nobody else can see those rows before the commit, so the objects
 # are the whole truth: a later event of the batch reads neither the ticket nor its timers.
 _CREATED = "sla_created_tickets"
+# In such a batch: the batch's tickets sla had no row for when it began (read once), and what an
+# add-on that reads with the lock (goals) does instead for such a ticket (``reading_ticket_with``).
+_ABSENT = "sla_absent_tickets"
+_ABSENT_READER = "sla_absent_reader"
 
 TicketReader = Callable[[AsyncSession, str], Awaitable[TrackedTicket | None]]
+AbsentReader = Callable[[AsyncSession, str], Awaitable[None]]
 
 
 @dataclass
@@ -304,6 +315,14 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
     ticket: TrackedTicket | None
     if held is not None:
         ticket, timers[snapshot.id] = held
+    elif created is not None and await _absent_at_start(ctx, snapshot.id):
+        # No row when the batch began, so none to lock: the common first event of a new ticket.
+        # Should another transaction create it meanwhile, this one's insert fails on the key and
+        # the batch is handled again one event at a time (where the row is read, locked).
+        ticket = None
+        absent: AbsentReader | None = ctx.session.info.get(_ABSENT_READER)
+        if absent is not None:
+            await absent(ctx.session, snapshot.id)
     else:
         reader: TicketReader = ctx.session.info.get(_TICKET_READER, repository.lock_ticket)
         # The reader reads this ticket's rows alone, and none of them is held back in the
@@ -351,13 +370,31 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
     return ticket, True
 
 
-def reading_ticket_with(session: AsyncSession, reader: TicketReader | None) -> None:
+async def _absent_at_start(ctx: SlaContext, ticket_id: str) -> bool:
+    """Whether sla had no row for the ticket when the consumer batch began (one read for all
+    the batch's tickets); a ticket the batch then created is ``held`` instead."""
+
+    async def load() -> set[str]:
+        subjects = batch_subjects(ctx.session)
+        with ctx.session.no_autoflush:  # nothing held back concerns these tickets' rows
+            return set(subjects) - await repository.existing_ticket_ids(ctx.session, subjects)
+
+    return ticket_id in await read_once(ctx.session, _ABSENT, load)
+
+
+def reading_ticket_with(
+    session: AsyncSession, reader: TicketReader | None, absent: AbsentReader | None = None
+) -> None:
     """Have ``track`` lock the ticket's row with ``reader`` (one that also reads what an add-on
-    needs of the ticket in the same round trip) until set back to ``None``."""
+    needs of the ticket in the same round trip), and call ``absent`` instead for a ticket a
+    consumer batch knows has no row, until set back to ``None``."""
     if reader is None:
         session.info.pop(_TICKET_READER, None)
+        session.info.pop(_ABSENT_READER, None)
     else:
         session.info[_TICKET_READER] = reader
+        if absent is not None:
+            session.info[_ABSENT_READER] = absent
 
 
 async def ticket_timers(ctx: SlaContext, ticket_id: str) -> list[Timer]:

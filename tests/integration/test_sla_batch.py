@@ -16,7 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from services.sla import repository as sla_repository
 from services.sla.app import create_app
 from services.sla.models import Timer, TrackedTicket
 from shared import events as ev
@@ -158,3 +160,32 @@ async def test_a_batch_writes_its_new_tickets_and_timers_together(sla: Sla) -> N
     assert reads == []
     state = await sla.state("new")
     assert {state[f"-{n}"][0] for n in range(5)} == {"solved"}
+
+
+async def test_a_batch_locks_no_ticket_it_creates(sla: Sla) -> None:
+    with _statements(sla) as sent:
+        await sla.runtime.handle_batch(sla.messages(_stream("fresh", 4)))
+
+    # One read for the whole batch found the tickets new: none is read or locked one by one.
+    assert [s for s, _ in sent if "FOR UPDATE" in s] == []
+    assert len([s for s, _ in sent if s.startswith("SELECT") and "tickets.id" in s]) == 1
+
+
+async def test_a_ticket_created_elsewhere_meanwhile_fails_the_batch_not_the_ticket(
+    sla: Sla, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created, assigned, *_ = _ticket_events("race-0", 0)
+    await sla.runtime.handle_message(sla.messages([created])[0])
+
+    # As if the batch had read before another transaction created the ticket: it inserts the
+    # ticket again, the key refuses it, and the whole batch is undone...
+    async def stale(_session: Any, _ids: Any) -> set[str]:
+        return set()
+
+    monkeypatch.setattr(sla_repository, "existing_ticket_ids", stale)
+    messages = sla.messages([assigned])
+    with pytest.raises(IntegrityError):
+        await sla.runtime.handle_batch(messages)
+    # ...for the bus to hand its events over one at a time, which read the row.
+    await sla.runtime.handle_message(messages[0])
+    assert (await sla.state("race"))["-0"][2] == "ann"

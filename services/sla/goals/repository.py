@@ -48,9 +48,9 @@ from services.sla.goals.models import (
 )
 from services.sla.goals.projection import Totals
 from services.sla.models import Timer, TrackedTicket
-from shared.db import dialect_name, queue_at_end
+from shared.db import dialect_name, queue_at_end, read_once
 from shared.pagination import Slice, paginate
-from shared.runtime import batch_events
+from shared.runtime import batch_events, batch_subjects
 
 STREAM_CHUNK = 2000
 REPLAY_BATCH = 10_000
@@ -357,6 +357,36 @@ async def lock_ticket_reading_state(session: AsyncSession, ticket_id: str) -> Tr
         state = await ticket_state(session, ticket_id, with_timers=False)
     session.info[_PREFETCHED] = (ticket_id, state)
     return ticket
+
+
+# ``read_once`` key: what ``new_ticket_state`` reads once for a consumer batch.
+_NEW_TICKETS = "goal_new_tickets"
+
+
+async def new_ticket_state(session: AsyncSession, ticket_id: str) -> None:
+    """sla's ``track`` reader for a ticket that had no sla row when its consumer batch began
+    (nothing to lock): the ticket's goal state, kept for ``take_prefetched_state``. One read
+    per batch serves all its tickets: which have a timeline (one without sla's row is read as
+    usual), which have survey answers, and the goal revision."""
+
+    async def load() -> tuple[set[str], set[str], str | None]:
+        ids = list(batch_subjects(session))
+        line = ticket_timelines.c
+        with session.no_autoflush:  # what the batch holds back is sla's, not these rows
+            timelines = await session.scalars(select(line.ticket_id).where(line.ticket_id.in_(ids)))
+            answers = await session.scalars(
+                select(SurveyAnswer.ticket_id).where(SurveyAnswer.ticket_id.in_(ids)).distinct()
+            )
+            found = set(timelines), set(answers)
+            token = await session.scalar(select(_revision_token()))
+        return (*found, token)
+
+    timelines, answered, token = await read_once(session, _NEW_TICKETS, load)
+    if ticket_id in timelines:
+        state = await ticket_state(session, ticket_id, with_timers=False)
+    else:
+        state = TicketState(None, [], None, ticket_id in answered, token)
+    session.info[_PREFETCHED] = (ticket_id, state)
 
 
 def take_prefetched_state(session: AsyncSession, ticket_id: str | None) -> TicketState | None:

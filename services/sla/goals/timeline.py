@@ -234,7 +234,9 @@ def with_goals(handlers: dict[type[ev.Event], EventHandler]) -> dict[type[ev.Eve
         async def handle(ctx: HandlerContext, event: Any) -> None:
             # sla's locked read of the ticket brings the goal state along.
             repository.take_prefetched_state(ctx.session, None)  # none left from an earlier event
-            sla_service.reading_ticket_with(ctx.session, repository.lock_ticket_reading_state)
+            sla_service.reading_ticket_with(
+                ctx.session, repository.lock_ticket_reading_state, repository.new_ticket_state
+            )
             try:
                 await first(ctx, event)
             finally:
