@@ -305,7 +305,9 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
     """Update sla's view of the ticket; returns it and whether the snapshot is current (not stale).
 
     The first call of every event handler: it locks the ticket's row (through the reader an
-    add-on set for the event, ``reading_ticket_with``) and starts the event's timer cache."""
+    add-on set for the event, ``reading_ticket_with``) and starts the event's timer cache. In a
+    consumer batch that keeps its session, a ticket the batch created is taken as it holds it,
+    and one that had no row when the batch began is not read at all."""
     created: dict[str, tuple[TrackedTicket, list[Timer]]] | None = None
     if batch_keeps_session(ctx.session):
         created = ctx.session.info.setdefault(_CREATED, {})
