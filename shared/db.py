@@ -285,7 +285,8 @@ class GroupCommit(Generic[T, R]):
     A call made while no statement is in flight goes at once, in a group of its own (no timer,
     so no added latency when idle). Calls made while one is in flight queue up; when it
     completes, the queued ones go together in the next one, in arrival order: up to
-    ``max_group`` of them, and no more than ``max_bytes`` by ``size_of`` (the first always goes). ``write_group(items)`` sends one statement for ``items`` and returns one result per
+    ``max_group`` of them, and no more than ``max_bytes`` by ``size_of`` (the first always
+    goes). ``write_group(items)`` sends one statement for ``items`` and returns one result per
     item, in their order; each caller gets its own result once that statement has returned (on
     an autocommit connection: committed).
 
