@@ -188,6 +188,10 @@ class Inbox:
         return int(result.rowcount or 0)
 
 
+# How long stopping waits for the batch the relay is publishing.
+STOP_WAIT_SECONDS = 10.0
+
+
 class OutboxRelay:
     """Publishes committed outbox rows in order; one relay per service at a time."""
 
@@ -214,6 +218,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._locked_out = False
         self._task: asyncio.Task[None] | None = None
+        # Held while a batch is published and marked sent: stopping waits for it, so a batch
+        # already on the broker is not left unmarked (and published again after the restart).
+        self._busy = asyncio.Lock()
         # Serializes relays of one service across processes, so per-key order is kept.
         self._lock_key = zlib.crc32(f"ticketflow-outbox-{service}".encode())
 
@@ -231,6 +238,11 @@ class OutboxRelay:
         long (a shutdown does not leave events waiting for the next start if it can help it;
         whatever is left stays in the table and goes out after the restart)."""
         if self._task is not None:
+            # Let the batch in hand finish (bounded: a batch stuck on an outage is cancelled and
+            # its rows, still unmarked, go out after the restart).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_WAIT_SECONDS), self._busy:
+                    self._task.cancel()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -251,7 +263,8 @@ class OutboxRelay:
             # wakes the next round at once instead of waiting for the poll.
             self._wake.clear()
             try:
-                published = await self.relay_once()
+                async with self._busy:
+                    published = await self.relay_once()
                 backoff = self.poll_seconds
                 if self.clock.now() - last_purge > timedelta(minutes=1):
                     await self.purge()

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from services.router.models import inbox, outbox
 from shared import events as ev
-from shared.bus import KafkaBus
+from shared.bus import KafkaBus, MemoryBus, OutgoingMessage
 from shared.clock import SystemClock
 from shared.db import create_engine, make_sessionmaker
 from shared.outbox import Inbox, Outbox, OutboxRelay
@@ -186,4 +186,43 @@ async def test_inbox_batch_dedupe_in_one_statement(postgres_url: str) -> None:
             assert await box.first_times(session, "other-consumer", [a]) == {a}
             assert await box.first_times(session, "batch-consumer", []) == set()
     finally:
+        await engine.dispose()
+
+
+class _HeldBus(MemoryBus):
+    """An in-process bus whose publishing waits until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.publishing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def publish_batch(self, messages: list[OutgoingMessage]) -> None:
+        self.publishing.set()
+        await self.release.wait()
+        await super().publish_batch(messages)
+
+
+async def test_stopping_the_relay_lets_the_batch_in_hand_be_marked_sent(postgres_url: str) -> None:
+    engine = create_engine(postgres_url, "router")
+    sessionmaker = make_sessionmaker(engine)
+    writer = Outbox(outbox, "router", "stop.", SystemClock())
+    bus = _HeldBus()
+    await bus.start()
+    relay = OutboxRelay("router-stop-test", sessionmaker, outbox, bus, poll_seconds=0.1)
+    try:
+        async with sessionmaker.begin() as session:
+            await session.execute(outbox.delete())
+            await writer.add(session, ev.TicketCreated(ticket=_ticket(1)))
+        relay.start()
+        await asyncio.wait_for(bus.publishing.wait(), 10)
+        stopping = asyncio.create_task(relay.stop())
+        await asyncio.sleep(0.2)
+        assert not stopping.done()  # it waits for the batch on its way to the broker
+        bus.release.set()
+        await asyncio.wait_for(stopping, 10)
+        # Published and marked sent: a restart does not publish it again.
+        assert await relay.pending() == 0
+    finally:
+        await bus.stop()
         await engine.dispose()
