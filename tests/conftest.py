@@ -24,6 +24,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event as sa_event
 
 from services.launcher import PostgresCluster, TansuBroker
 from shared.bus import MemoryBus
@@ -176,6 +177,25 @@ async def without_consumers(
             yield app.state.runtime, client
     finally:
         await bus.stop()
+
+
+@contextlib.contextmanager
+def statements_sent(runtime: ServiceRuntime) -> Iterator[list[tuple[str, int]]]:
+    """Each statement ``runtime``'s engine sends inside the block, its whitespace collapsed, with
+    the number of parameter sets it carried (an ``executemany`` carries several)."""
+    sent: list[tuple[str, int]] = []
+
+    def seen(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _c: Any, many: bool
+    ) -> None:
+        sent.append((" ".join(statement.split()), len(parameters) if many else 1))
+
+    engine = runtime.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
 
 
 async def eventually(

@@ -219,7 +219,14 @@ def _budget(
 ) -> dict[str, Any]:
     """The machine's CPU per ticket over a run, and the cores that cost needs at ``rate``."""
     if before is None or after is None or not tickets:
-        return {"machine_cpu_ms_per_ticket": None, "postgres_cpu_ms_per_ticket": None}
+        return dict.fromkeys(
+            (
+                "machine_cpu_ms_per_ticket",
+                "postgres_cpu_ms_per_ticket",
+                "cores_needed_at_offered_rate",
+                "cores",
+            )
+        )
     machine = 1000 * (after["busy"] - before["busy"]) / tickets
     return {
         "machine_cpu_ms_per_ticket": round(machine, 2),
@@ -257,21 +264,7 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
     machine_before = machine_cpu()
     try:
         progress(f"pipeline: offering {options.tickets} tickets at {options.rate:g}/s")
-        result = await run_loadgen(
-            "open",
-            "--url",
-            f"{router_url}/v1/webhooks/generic",
-            "--secret",
-            WEBHOOK_SECRET,
-            "--prefix",
-            "pipeline",
-            "--concurrency",
-            str(options.concurrency),
-            "--count",
-            str(options.tickets),
-            "--rate",
-            str(options.rate),
-        )
+        result = await _offer(router_url, "pipeline", options.tickets, options)
         sends: dict[str, list[float]] = result["sends"]
         assigned, started = observer.seen["ticket.assigned"], observer.seen["sla.started"]
         deadline = time.monotonic() + options.timeout
@@ -372,6 +365,28 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
     }
 
 
+async def _offer(
+    router_url: str, prefix: str, count: int, options: PipelineOptions
+) -> dict[str, Any]:
+    """``count`` signed tickets (ids ``bench:<prefix>-<i>``) posted to router's door by the load
+    generator at the offered rate; its summary."""
+    return await run_loadgen(
+        "open",
+        "--url",
+        f"{router_url}/v1/webhooks/generic",
+        "--secret",
+        WEBHOOK_SECRET,
+        "--prefix",
+        prefix,
+        "--concurrency",
+        str(options.concurrency),
+        "--count",
+        str(count),
+        "--rate",
+        str(options.rate),
+    )
+
+
 # How long the warm-up ticket may take to cross the pipeline.
 WARM_UP_TIMEOUT_S = 60.0
 
@@ -380,19 +395,7 @@ async def _warm_up(router_url: str, observer: Observer, options: PipelineOptions
     """One ticket through the whole pipeline before the measured ones: until then the services'
     consumer groups may still be forming (a broker holds a new group's first rebalance for a few
     seconds), which would put a start-up stall into the first tickets' latency and the rates."""
-    await run_loadgen(
-        "open",
-        "--url",
-        f"{router_url}/v1/webhooks/generic",
-        "--secret",
-        WEBHOOK_SECRET,
-        "--prefix",
-        "pipeline-warm-up",
-        "--count",
-        "1",
-        "--rate",
-        str(options.rate),
-    )
+    await _offer(router_url, "pipeline-warm-up", 1, options)
     ticket = "bench:pipeline-warm-up-0"
     deadline = time.monotonic() + WARM_UP_TIMEOUT_S
     while not all(ticket in observer.seen[kind] for kind in observer.seen):

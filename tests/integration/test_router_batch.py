@@ -4,15 +4,14 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from services.router import repository
@@ -21,7 +20,7 @@ from services.router.models import Ticket
 from shared import events as ev
 from shared.bus import Message
 from shared.runtime import ServiceRuntime
-from tests.conftest import without_consumers
+from tests.conftest import statements_sent, without_consumers
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -143,31 +142,14 @@ async def test_a_batch_reads_the_previous_agents_once_and_routes_as_alone(
     assert assignees == {"batch:r1": "ann", "batch:r2": "ann", "batch:s1": "bob", "batch:r3": "ann"}
 
 
-@contextmanager
-def _ticket_inserts(router: Router) -> Iterator[list[int]]:
-    """The INSERTs into the tickets table sent inside the block: the rows of each."""
-    inserts: list[int] = []
-
-    def seen(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _c: Any, many: bool
-    ) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO") and "tickets " in statement:
-            inserts.append(len(parameters) if many else 1)
-
-    engine = router.runtime.engine.sync_engine
-    sa_event.listen(engine, "before_cursor_execute", seen)
-    try:
-        yield inserts
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", seen)
-
-
 async def test_a_batch_writes_its_new_tickets_together(router: Router) -> None:
     await router.put_agent("ann")
     await router.handle([_upsert("warm", "first", 0)])  # ann's row is known from here on
 
-    with _ticket_inserts(router) as inserts:
+    with statements_sent(router.runtime) as sent:
         await router.handle([_upsert(f"n{i}", f"new {i}", 1 + i) for i in range(5)])
+    into = re.compile(r"INSERT INTO (\w+\.)?tickets ")  # router.tickets, main.tickets on SQLite
+    inserts = [rows for statement, rows in sent if into.match(statement)]
 
     # Routed in memory one after the other, written by the batch's last flush in one go.
     assert inserts == [5]

@@ -6,15 +6,13 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +22,7 @@ from services.sla.models import Timer, TrackedTicket
 from shared import events as ev
 from shared.bus import Message
 from shared.runtime import ServiceRuntime
-from tests.conftest import without_consumers
+from tests.conftest import statements_sent, without_consumers
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 S = timedelta(seconds=1)
@@ -112,24 +110,6 @@ def _stream(tag: str, tickets: int) -> list[ev.Event]:
     return [event for step in zip(*per_ticket, strict=True) for event in step]
 
 
-@contextmanager
-def _statements(sla: Sla) -> Iterator[list[tuple[str, int]]]:
-    """Each statement sent inside the block, with the number of parameter sets it carried."""
-    sent: list[tuple[str, int]] = []
-
-    def seen(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _c: Any, many: bool
-    ) -> None:
-        sent.append((" ".join(statement.split()), len(parameters) if many else 1))
-
-    engine = sla.runtime.engine.sync_engine
-    sa_event.listen(engine, "before_cursor_execute", seen)
-    try:
-        yield sent
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", seen)
-
-
 async def test_a_batch_ends_as_one_event_at_a_time_does(sla: Sla) -> None:
     for message in sla.messages(_stream("one", 3)):
         await sla.runtime.handle_message(message)
@@ -143,7 +123,7 @@ async def test_a_batch_ends_as_one_event_at_a_time_does(sla: Sla) -> None:
 
 
 async def test_a_batch_writes_its_new_tickets_and_timers_together(sla: Sla) -> None:
-    with _statements(sla) as sent:
+    with statements_sent(sla.runtime) as sent:
         await sla.runtime.handle_batch(sla.messages(_stream("new", 5)))
 
     def inserts(table: str) -> list[int]:
@@ -163,7 +143,7 @@ async def test_a_batch_writes_its_new_tickets_and_timers_together(sla: Sla) -> N
 
 
 async def test_a_batch_locks_no_ticket_it_creates(sla: Sla) -> None:
-    with _statements(sla) as sent:
+    with statements_sent(sla.runtime) as sent:
         await sla.runtime.handle_batch(sla.messages(_stream("fresh", 4)))
 
     # One read for the whole batch found the tickets new: none is read or locked one by one.
