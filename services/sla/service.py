@@ -152,6 +152,10 @@ _CREATED = "sla_created_tickets"
 # add-on that reads with the lock (goals) does instead for such a ticket (``reading_ticket_with``).
 _ABSENT = "sla_absent_tickets"
 _ABSENT_READER = "sla_absent_reader"
+# The snapshot ``track`` last read, with its JSON dump (``snapshot_document``); and the ids of the
+# tickets whose row the transaction wrote (inserted or updated: ``ticket_row_written``).
+_DUMPED = "sla_dumped_snapshot"
+_WRITTEN = "sla_written_tickets"
 
 TicketReader = Callable[[AsyncSession, str], Awaitable[TrackedTicket | None]]
 AbsentReader = Callable[[AsyncSession, str], Awaitable[None]]
@@ -333,6 +337,8 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
         with ctx.session.no_autoflush:
             ticket = await reader(ctx.session, snapshot.id)
     document = snapshot.model_dump(mode="json")
+    ctx.session.info[_DUMPED] = (snapshot, document)
+    written: set[str] = ctx.session.info.setdefault(_WRITTEN, set())
     if ticket is None:
         ticket = TrackedTicket(
             id=snapshot.id,
@@ -351,6 +357,7 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
             solved_at=snapshot.solved_at,
         )
         ctx.session.add(ticket)
+        written.add(ticket.id)
         timers[ticket.id] = []  # timers only ever start for a ticket sla tracks
         if created is not None:
             created[ticket.id] = (ticket, timers[ticket.id])
@@ -367,9 +374,22 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
     ticket.group = snapshot.group
     ticket.assignee_id = snapshot.assignee_id
     ticket.document = document
-    ticket.version = snapshot.version
+    ticket.version = snapshot.version  # a new version: the row is written
     ticket.solved_at = snapshot.solved_at
+    written.add(ticket.id)
     return ticket, True
+
+
+def snapshot_document(session: AsyncSession, snapshot: ev.TicketSnapshot) -> dict[str, Any] | None:
+    """``snapshot.model_dump(mode="json")`` when ``track`` made it in this event, else None."""
+    found = session.info.get(_DUMPED)
+    return found[1] if found is not None and found[0] is snapshot else None
+
+
+def ticket_row_written(session: AsyncSession, ticket_id: str) -> bool:
+    """Whether this transaction inserted or changed sla's row of the ticket (so the row has a
+    new version at its commit), through ``track``."""
+    return ticket_id in session.info.get(_WRITTEN, ())
 
 
 async def _absent_at_start(ctx: SlaContext, ticket_id: str) -> bool:

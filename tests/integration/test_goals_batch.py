@@ -16,7 +16,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from services.sla.app import create_app
-from services.sla.goals.models import GoalBucket, GoalSample, TicketTimeline
+from services.sla.goals import repository
+from services.sla.goals.models import GoalBucket, TicketTimeline
 from shared import events as ev
 from shared.bus import Message
 from shared.runtime import ServiceRuntime
@@ -126,9 +127,7 @@ async def _goal_state(sla: Sla, tag: str) -> dict[str, Any]:
         lines = await session.scalars(
             select(TicketTimeline).where(TicketTimeline.ticket_id.like(f"{tag}-%"))
         )
-        samples = await session.scalars(
-            select(GoalSample).where(GoalSample.ticket_id.like(f"{tag}-%"))
-        )
+        samples = await repository.stored_samples(session, f"{tag}-")
         found: dict[str, Any] = {}
         for line in lines:
             name = line.ticket_id.removeprefix(tag)
@@ -154,7 +153,7 @@ async def _totals(sla: Sla) -> tuple[dict[Any, tuple[int, int, int, float]], dic
             if b.samples
         }
         summed: dict[Any, list[Any]] = {}
-        for sample in await session.scalars(select(GoalSample)):
+        for sample in await repository.stored_samples(session):
             total = summed.setdefault((sample.goal_id, sample.day), [0, 0, 0, 0.0])
             total[0] += 1
             total[1] += sample.good

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.sla.goals import repository
+from services.sla.goals.models import Timeline
 from services.sla.models import TrackedTicket
 from shared.db import create_engine, make_sessionmaker, writes_at_end
 from shared.runtime import BATCH_EVENTS
@@ -31,31 +32,24 @@ async def sessions(
     await engine.dispose()
 
 
-def _timeline(ticket_id: str, version: int, events: list[Any]) -> dict[str, Any]:
-    return {
-        "ticket_id": ticket_id,
-        "created_at": CREATED,
-        "channel": "chat",
-        "group": None,
-        "priority": "normal",
-        "status": "open",
-        "document": {"id": ticket_id},
-        "events": events,
-        "version": version,
-        "demo": False,
-    }
+def _timeline(ticket_id: str, version: int, events: list[Any]) -> Timeline:
+    return Timeline(
+        ticket_id=ticket_id,
+        created_at=CREATED,
+        channel="chat",
+        group=None,
+        priority="normal",
+        status="open",
+        document={"id": ticket_id},
+        events=events,
+        version=version,
+        demo=False,
+    )
 
 
-def _sample(ticket_id: str, key: str) -> dict[str, Any]:
-    return {
-        "goal_id": GOAL,
-        "ticket_id": ticket_id,
-        "key": key,
-        "day": date(2026, 11, 30),
-        "good": 1,
-        "bad": 0,
-        "value": 20.0,
-    }
+def _entry() -> list[Any]:
+    """A first-response sample as ``ticket_samples`` keeps it (``GOAL`` is its sample set)."""
+    return ["first_response", "2026-11-30", 1, 0, 20.0]
 
 
 async def _ticket(sessions: async_sessionmaker[AsyncSession], ticket_id: str) -> None:
@@ -107,7 +101,7 @@ def _assert_holder_written(state: repository.TicketState | None) -> None:
     """The state the holder committed: the timeline's version 2 and its one sample."""
     assert state is not None and state.timeline is not None
     assert state.timeline.version == 2
-    assert [(s.goal_id, s.key) for s in state.samples] == [(GOAL, "first_response")]
+    assert state.samples == {GOAL: [_entry()]}
 
 
 async def test_one_statement_locks_the_ticket_and_reads_its_goal_state(
@@ -128,7 +122,7 @@ async def test_one_statement_locks_the_ticket_and_reads_its_goal_state(
     assert ticket is not None and ticket.id == "lr-1"
     assert len(statements) == 1 and "FOR UPDATE" in statements[0]
     assert state is not None and state.timeline is not None
-    assert state.timeline.version == 1 and state.samples == [] and not state.answered
+    assert state.timeline.version == 1 and state.samples == {} and not state.answered
     # Handed over once, and only for its own ticket.
     async with sessions.begin() as session:
         await repository.lock_ticket_reading_state(session, "lr-1")
@@ -153,7 +147,7 @@ async def test_a_read_that_waited_for_the_lock_sees_what_the_holder_wrote(
             repository.take_prefetched_state(holder, "lr-2")
             writes = repository.SampleWrites(
                 timeline=_timeline("lr-2", 2, [[0.0, "s", "open"], [20.0, "a", None]]),
-                upserts=[_sample("lr-2", "first_response")],
+                patches={"lr-2": {GOAL: [_entry()]}},
                 ticket_id="lr-2",
             )
             await repository.write_samples(holder, writes)
@@ -181,13 +175,13 @@ async def test_a_batch_writing_at_its_end_still_makes_a_waiting_read_fresh(
                 assert batch is not None
                 writes = repository.SampleWrites(
                     timeline=_timeline("lr-3", 2, [[0.0, "s", "open"], [20.0, "a", None]]),
-                    upserts=[_sample("lr-3", "first_response")],
+                    patches={"lr-3": {GOAL: [_entry()]}},
                     ticket_id="lr-3",
                 )
                 await repository.save_ticket_writes(holder, writes, state)
                 batch.states["lr-3"] = state
                 # Kept in the transaction, not yet written.
-                assert [(s.goal_id, s.key) for s in state.samples] == [(GOAL, "first_response")]
+                assert state.samples == {GOAL: [_entry()]}
                 async with sessions.begin() as other:
                     line = await repository.get_timeline(other, "lr-3")
                     assert line is not None and line.version == 1

@@ -324,7 +324,7 @@ async def test_each_event_reads_its_ticket_once_and_its_timers_at_most_once(sla:
         await sla.deliver(ev.TicketCreated(ticket=sla.snapshot(ticket, channel="chat")))
         assert reads("timers.ticket_id =") == []
         (ticket_read,) = reads("tickets.id =")
-        assert "ticket_timelines" in ticket_read and "goal_samples" in ticket_read
+        assert "ticket_timelines" in ticket_read and "ticket_samples" in ticket_read
         assert len(reads("ticket_timelines")) == 1
         statements.clear()
         sla.clock.advance(seconds=30)

@@ -22,7 +22,7 @@ Times are business seconds in the goal's calendar when it has one, else elapsed 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,6 +70,77 @@ def seconds_function(calendar: Calendar) -> SecondsBetween:
     return lambda a, b: business_seconds_between(calendar, a, b)
 
 
+@dataclass(slots=True)
+class TimelineFacts:
+    """What every timeline metric reads of a ticket's timeline, gathered in one walk of it."""
+
+    first_reply: datetime | None = None
+    first_solve: datetime | None = None
+    replies_before_solve: int = 0
+    reopened: bool = False
+    waits: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+
+def timeline_facts(events: Sequence[TimelineEvent]) -> TimelineFacts:
+    """The first reply and solve, the replies before it, whether the ticket was reopened, and
+    the customer's waits for a reply (from each message after the first reply to the next)."""
+    facts = TimelineFacts()
+    status: str | None = None
+    waiting_since: datetime | None = None
+    for at, code, value in events:
+        if code == "a":
+            if facts.first_reply is None:
+                facts.first_reply = at
+            elif waiting_since is not None:
+                facts.waits.append((waiting_since, at))
+                waiting_since = None
+            if facts.first_solve is None:
+                facts.replies_before_solve += 1
+        elif code == "c":
+            if facts.first_reply is not None and waiting_since is None and status not in DONE:
+                waiting_since = at
+        elif code == "s":
+            if value in DONE and status not in DONE and facts.first_solve is None:
+                facts.first_solve = at
+            elif value not in DONE and status in DONE and facts.first_solve is not None:
+                facts.reopened = True
+            status = value
+    return facts
+
+
+def facts_samples(
+    metric: str,
+    threshold_seconds: float | None,
+    created_at: datetime,
+    facts: TimelineFacts,
+    seconds: SecondsBetween,
+) -> list[Sample]:
+    """The samples of one timeline metric, from the ticket's ``timeline_facts``."""
+    limit = threshold_seconds if threshold_seconds is not None else float("inf")
+
+    def timed(key: str, start: datetime, end: datetime) -> Sample:
+        took = max(0.0, seconds(start, end))
+        return Sample(key, end, int(took <= limit), 0, took)
+
+    first_reply, first_solve = facts.first_reply, facts.first_solve
+    if metric == "first_response_time":
+        return [] if first_reply is None else [timed("first_response", created_at, first_reply)]
+    if metric == "next_response_time":
+        return [
+            timed(f"next_response:{i}", start, end) for i, (start, end) in enumerate(facts.waits)
+        ]
+    if metric == "resolution_time":
+        return [] if first_solve is None else [timed("resolution", created_at, first_solve)]
+    if metric not in ("first_contact_resolution", "reopen_rate"):
+        raise ValueError(f"{metric} is not a timeline metric")
+    if first_solve is None:
+        return []
+    if metric == "first_contact_resolution":
+        good = facts.replies_before_solve == 1 and not facts.reopened
+        return [Sample("first_contact_resolution", first_solve, int(good), 0, float(good))]
+    return [Sample("reopen", first_solve, int(not facts.reopened), 0, float(facts.reopened))]
+
+
 def timeline_samples(
     metric: str,
     threshold_seconds: float | None,
@@ -78,51 +149,8 @@ def timeline_samples(
     seconds: SecondsBetween,
 ) -> list[Sample]:
     """The samples a ticket's timeline gives for one timeline metric."""
-    status: str | None = None
-    first_reply: datetime | None = None
-    first_solve: datetime | None = None
-    replies_before_solve = 0
-    reopened = False
-    waiting_since: datetime | None = None
-    waits: list[tuple[datetime, datetime]] = []
-    for at, code, value in events:
-        if code == "a":
-            if first_reply is None:
-                first_reply = at
-            elif waiting_since is not None:
-                waits.append((waiting_since, at))
-                waiting_since = None
-            if first_solve is None:
-                replies_before_solve += 1
-        elif code == "c":
-            if first_reply is not None and waiting_since is None and status not in DONE:
-                waiting_since = at
-        elif code == "s":
-            if value in DONE and status not in DONE and first_solve is None:
-                first_solve = at
-            elif value not in DONE and status in DONE and first_solve is not None:
-                reopened = True
-            status = value
-    limit = threshold_seconds if threshold_seconds is not None else float("inf")
-
-    def timed(key: str, start: datetime, end: datetime) -> Sample:
-        took = max(0.0, seconds(start, end))
-        return Sample(key, end, int(took <= limit), 0, took)
-
-    if metric == "first_response_time":
-        return [] if first_reply is None else [timed("first_response", created_at, first_reply)]
-    if metric == "next_response_time":
-        return [timed(f"next_response:{i}", start, end) for i, (start, end) in enumerate(waits)]
-    if metric == "resolution_time":
-        return [] if first_solve is None else [timed("resolution", created_at, first_solve)]
-    if first_solve is None:
-        return []
-    if metric == "first_contact_resolution":
-        good = replies_before_solve == 1 and not reopened
-        return [Sample("first_contact_resolution", first_solve, int(good), 0, float(good))]
-    if metric == "reopen_rate":
-        return [Sample("reopen", first_solve, int(not reopened), 0, float(reopened))]
-    raise ValueError(f"{metric} is not a timeline metric")
+    facts = timeline_facts(events)
+    return facts_samples(metric, threshold_seconds, created_at, facts, seconds)
 
 
 def survey_sample(kind: str, survey_id: str, score: int, answered_at: datetime) -> Sample:

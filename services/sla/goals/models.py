@@ -4,8 +4,13 @@
 - ``ticket_timelines``: each ticket's compact history (created, messages by author, status and
   priority changes), fed by router's events; what-if replays and backfills read it.
 - ``survey_answers``: survey answers as ``survey.answered`` reported them.
-- ``goal_samples``: one row per goal and sample (ticket + metric, or survey), so that a
-  redelivered or corrected event replaces its sample instead of counting it twice.
+- ``ticket_samples``: one row per ticket with its samples of every goal (its ``samples``
+  JSON: per goal's ``sample_set``, a list of ``[key, local day, good, bad, value]``), so that a
+  redelivered or corrected event replaces its sample instead of counting it twice. One row
+  per ticket, written once per consumer batch, where a row per goal and sample cost the
+  database more than sla's own handling of the event.
+- ``goal_samples``: one row per goal and survey answer, for the same reason (an answer may
+  come before its ticket, or for a ticket sla never saw).
 - ``goal_buckets``: per goal and local day (in the goal's time zone) the running totals that
   attainment reads, so a read never scans tickets.
 - ``goal_revision``: one row whose token changes with every write of a goal definition, so that
@@ -15,6 +20,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -41,6 +47,10 @@ class Goal(Base):
     period_days: Mapped[int | None] = mapped_column(Integer)
     timezone: Mapped[str] = mapped_column(String(64))
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The key of the goal's samples in ``ticket_samples``: a new one whenever what the goal
+    # measures changes, so the samples of the old definition are left behind (and ignored)
+    # instead of being removed from every ticket's row.
+    sample_set: Mapped[str] = mapped_column(String(64))
     # The status last announced with a goal.* event, and the start of the period it was for.
     last_status: Mapped[str | None] = mapped_column(String(16))
     last_period_start: Mapped[date | None] = mapped_column(Date)
@@ -66,6 +76,40 @@ class TicketTimeline(Base):
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+@dataclass(slots=True)
+class Timeline:
+    """A ``ticket_timelines`` row as goal bookkeeping reads and changes it on every event: a
+    plain object, since an ORM instance costs more to build and to change than the work done
+    with it. ``dirty`` says it differs from what is stored."""
+
+    ticket_id: str
+    created_at: datetime
+    channel: str
+    group: str | None
+    priority: str
+    status: str
+    document: dict[str, Any]
+    events: list[Any]
+    version: int
+    demo: bool
+    dirty: bool = False
+
+    def row(self) -> dict[str, Any]:
+        """The row to write, by column name."""
+        return {
+            "ticket_id": self.ticket_id,
+            "created_at": self.created_at,
+            "channel": self.channel,
+            "group": self.group,
+            "priority": self.priority,
+            "status": self.status,
+            "document": self.document,
+            "events": self.events,
+            "version": self.version,
+            "demo": self.demo,
+        }
+
+
 class SurveyAnswer(Base):
     __tablename__ = "survey_answers"
 
@@ -77,7 +121,20 @@ class SurveyAnswer(Base):
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class TicketSamples(Base):
+    """A ticket's samples: ``samples`` maps a goal's ``sample_set`` to the list of its
+    ``[key, local day (ISO), good, bad, value]``; a goal with none may be absent or map to an
+    empty list."""
+
+    __tablename__ = "ticket_samples"
+
+    ticket_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    samples: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
 class GoalSample(Base):
+    """A survey answer's sample of one goal."""
+
     __tablename__ = "goal_samples"
 
     goal_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 from typing import cast as type_cast
 
 import orjson
@@ -30,6 +30,7 @@ from sqlalchemy import (
     text,
     true,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import sqlite
@@ -44,10 +45,13 @@ from services.sla.goals.models import (
     GoalRevision,
     GoalSample,
     SurveyAnswer,
+    TicketSamples,
     TicketTimeline,
+    Timeline,
 )
 from services.sla.goals.projection import Totals
 from services.sla.models import Timer, TrackedTicket
+from services.sla.service import ticket_row_written
 from shared.db import dialect_name, queue_at_end, read_once
 from shared.pagination import Slice, paginate
 from shared.runtime import batch_events, batch_subjects
@@ -55,6 +59,7 @@ from shared.runtime import batch_events, batch_subjects
 STREAM_CHUNK = 2000
 REPLAY_BATCH = 10_000
 goal_samples = type_cast(Table, GoalSample.__table__)
+ticket_samples = type_cast(Table, TicketSamples.__table__)
 goal_buckets = type_cast(Table, GoalBucket.__table__)
 ticket_timelines = type_cast(Table, TicketTimeline.__table__)
 TIMELINE_COLUMNS = tuple(column.key for column in ticket_timelines.columns)  # ticket_id first
@@ -96,16 +101,28 @@ async def bump_revision(session: AsyncSession) -> None:
 class TicketState:
     """What goal bookkeeping needs of one ticket, read in one statement. Samples and timers
     are plain rows (``goal_id, key, day, good, bad, value``; ``metric, cycle, status, met_at,
-    consumed_seconds``); the timeline is not in the session (it is written with Core)."""
+    consumed_seconds``); the timeline is a plain ``Timeline`` (it is written with Core)."""
 
-    timeline: TicketTimeline | None
-    samples: list[Any]  # its ticket samples (not survey ones)
+    timeline: Timeline | None
+    samples: dict[str, list[Any]]  # its ``ticket_samples`` (not survey ones), as stored
     timers: list[Any] | None  # its stopped sla timers, when asked for
     answered: bool  # whether a survey answer for the ticket is stored
     goal_token: str | None
 
 
-_SAMPLE_COLUMNS = ("goal_id", "key", "day", "good", "bad", "value")
+class SampleRow(NamedTuple):
+    """One stored sample of a goal for a survey answer: a ``goal_samples`` row."""
+
+    goal_id: str
+    ticket_id: str
+    key: str
+    day: date
+    good: int
+    bad: int
+    value: float
+
+
+_SAMPLE_COLUMNS = SampleRow._fields
 _TIMER_COLUMNS = ("metric", "cycle", "status", "met_at", "consumed_seconds")
 
 
@@ -124,8 +141,9 @@ def _state_query(with_timers: bool, locked: str | None = None) -> Any:
         line[name] if name not in ("document", "events") else cast(line[name], Text)
         for name in TIMELINE_COLUMNS
     ]
-    sample_columns = [goal_samples.c[name] for name in _SAMPLE_COLUMNS]
-    query = select(_revision_token(), answered, *timeline_columns, *sample_columns)
+    query = select(
+        _revision_token(), answered, *timeline_columns, cast(ticket_samples.c.samples, Text)
+    )
     if locked is not None:
         tickets = type_cast(Table, TrackedTicket.__table__)
         postgres = locked == "postgresql"
@@ -155,8 +173,7 @@ def _state_query(with_timers: bool, locked: str | None = None) -> Any:
     else:
         query = query.select_from(one)
     query = query.outerjoin(ticket_timelines, line.ticket_id == ticket_id).outerjoin(
-        goal_samples,
-        and_(goal_samples.c.ticket_id == ticket_id, goal_samples.c.key.not_like("survey:%")),
+        ticket_samples, ticket_samples.c.ticket_id == ticket_id
     )
     if with_timers:
         timers = type_cast(Table, Timer.__table__)
@@ -192,26 +209,23 @@ async def ticket_state(session: AsyncSession, ticket_id: str, *, with_timers: bo
 def _state_of(rows: Sequence[Any], start: int, with_timers: bool) -> TicketState:
     """The ``TicketState`` in the rows of a ``_state_query``, whose columns begin at ``start``."""
     first = rows[0]
-    state = TicketState(None, [], [] if with_timers else None, bool(first[start + 1]), first[start])
+    state = TicketState(None, {}, [] if with_timers else None, bool(first[start + 1]), first[start])
     width = len(TIMELINE_COLUMNS)
     at = start + 2
     if first[at] is not None:
         values = dict(zip(TIMELINE_COLUMNS, first[at : at + width], strict=True))
         values["document"] = orjson.loads(values["document"])
         values["events"] = orjson.loads(values["events"])
-        state.timeline = TicketTimeline(**values)
+        state.timeline = Timeline(**values)
     at += width
-    samples: dict[tuple[str, str], Any] = {}
+    if first[at] is not None:
+        state.samples = orjson.loads(first[at])
     timers: dict[tuple[str, int], Any] = {}
-    for row in rows:
-        if row[at] is not None:
-            sample = Row(**dict(zip(_SAMPLE_COLUMNS, row[at : at + 6], strict=True)))
-            samples[(sample.goal_id, sample.key)] = sample
-        if with_timers and row[at + 6] is not None:
-            timer = Row(**dict(zip(_TIMER_COLUMNS, row[at + 6 :], strict=True)))
-            timers[(timer.metric, timer.cycle)] = timer
-    state.samples = list(samples.values())
     if state.timers is not None:
+        for row in rows:
+            if row[at + 1] is not None:
+                timer = Row(**dict(zip(_TIMER_COLUMNS, row[at + 1 :], strict=True)))
+                timers[(timer.metric, timer.cycle)] = timer
         state.timers = list(timers.values())
     return state
 
@@ -236,8 +250,8 @@ class BatchGoals:
 
     states: dict[str, TicketState] = field(default_factory=dict)
     token: str | None = None  # the goal revision last read in the transaction
-    timelines: dict[str, dict[str, Any]] = field(default_factory=dict)  # ticket -> row
-    samples: dict[tuple[str, str, str], dict[str, Any] | None] = field(default_factory=dict)
+    timelines: dict[str, Timeline] = field(default_factory=dict)  # by ticket id
+    patches: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # by ticket id
     deltas: dict[BucketKey, list[float]] = field(default_factory=dict)
     touched: dict[str, None] = field(default_factory=dict)  # ordered set of ticket ids
     # Per ticket, its samples' bookkeeping as its last event that moved one left it, run
@@ -246,37 +260,33 @@ class BatchGoals:
     deferred: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
 
     def fold(self, writes: SampleWrites, state: TicketState) -> None:
-        """Take one event's ``writes`` instead of writing them, and bring ``state`` (its
-        ticket's, kept for the ticket's next event) up to date with them."""
-        kept = {(s.goal_id, s.key): s for s in state.samples}
+        """Take one ticket event's ``writes`` instead of writing them, and bring ``state`` (its
+        ticket's, kept for the ticket's next event) up to date with them. (Survey samples are
+        not folded: ``record_answer`` writes them itself.)"""
+        assert not (writes.upserts or writes.deletes), "survey samples are written directly"
         if writes.timeline is not None:
-            self.timelines[writes.timeline["ticket_id"]] = writes.timeline
-        for row in writes.upserts:
-            self.samples[(row["goal_id"], row["ticket_id"], row["key"])] = row
-            kept[(row["goal_id"], row["key"])] = Row(**{c: row[c] for c in _SAMPLE_COLUMNS})
-        for goal_id, ticket_id, key in writes.deletes:
-            self.samples[(goal_id, ticket_id, key)] = None
-            kept.pop((goal_id, key), None)
+            self.timelines[writes.timeline.ticket_id] = writes.timeline
+        for ticket_id, patch in writes.patches.items():
+            self.patches.setdefault(ticket_id, {}).update(patch)
+            state.samples.update(patch)
         for bucket, delta in writes.deltas.items():
             total = self.deltas.setdefault(bucket, [0, 0, 0, 0.0])
             for i, value in enumerate(delta):
                 total[i] += value
         if writes.ticket_id is not None and (
-            writes.timeline is not None or writes.upserts or writes.deletes or writes.deltas
+            writes.timeline is not None or writes.patches or writes.deltas
         ):
             self.touched[writes.ticket_id] = None
-        state.samples = list(kept.values())
 
     def take_writes(self) -> SampleWrites:
         """Everything folded since the last call, as one ``SampleWrites``."""
         writes = SampleWrites(
-            upserts=[row for row in self.samples.values() if row is not None],
-            deletes=[key for key, row in self.samples.items() if row is None],
+            patches=self.patches,
             deltas=self.deltas,
             timelines=list(self.timelines.values()),
             touched=list(self.touched),
         )
-        self.timelines, self.samples, self.deltas, self.touched = {}, {}, {}, {}
+        self.timelines, self.patches, self.deltas, self.touched = {}, {}, {}, {}
         return writes
 
 
@@ -361,6 +371,18 @@ async def lock_ticket_reading_state(session: AsyncSession, ticket_id: str) -> Tr
 
 # ``read_once`` key: what ``new_ticket_state`` reads once for a consumer batch.
 _NEW_TICKETS = "goal_new_tickets"
+# Its statement, built once: ``(kind, value)`` rows, ``t`` a ticket id with a timeline, ``a`` one
+# with a survey answer, ``r`` the goal revision token.
+_NEW_TICKET_IDS = bindparam("ids", type_=String, expanding=True)
+_NEW_TICKETS_QUERY = union_all(
+    select(literal("t"), ticket_timelines.c.ticket_id).where(
+        ticket_timelines.c.ticket_id.in_(_NEW_TICKET_IDS)
+    ),
+    select(literal("a"), SurveyAnswer.ticket_id)
+    .where(SurveyAnswer.ticket_id.in_(_NEW_TICKET_IDS))
+    .distinct(),
+    select(literal("r"), GoalRevision.token).where(GoalRevision.id == 1),
+)
 
 
 async def new_ticket_state(session: AsyncSession, ticket_id: str) -> None:
@@ -370,22 +392,22 @@ async def new_ticket_state(session: AsyncSession, ticket_id: str) -> None:
     usual), which have survey answers, and the goal revision."""
 
     async def load() -> tuple[set[str], set[str], str | None]:
-        ids = list(batch_subjects(session))
-        line = ticket_timelines.c
-        with session.no_autoflush:  # what the batch holds back is sla's, not these rows
-            timelines = await session.scalars(select(line.ticket_id).where(line.ticket_id.in_(ids)))
-            answers = await session.scalars(
-                select(SurveyAnswer.ticket_id).where(SurveyAnswer.ticket_id.in_(ids)).distinct()
-            )
-            found = set(timelines), set(answers)
-            token = await session.scalar(select(_revision_token()))
-        return (*found, token)
+        found: dict[str, set[str]] = {"t": set(), "a": set()}
+        token: str | None = None
+        # Core, so nothing the batch holds back (sla's rows, not these) is flushed first.
+        rows = await session.execute(_NEW_TICKETS_QUERY, {"ids": list(batch_subjects(session))})
+        for kind, value in rows:
+            if kind == "r":
+                token = value
+            else:
+                found[kind].add(value)
+        return found["t"], found["a"], token
 
     timelines, answered, token = await read_once(session, _NEW_TICKETS, load)
     if ticket_id in timelines:
         state = await ticket_state(session, ticket_id, with_timers=False)
     else:
-        state = TicketState(None, [], None, ticket_id in answered, token)
+        state = TicketState(None, {}, None, ticket_id in answered, token)
     session.info[_PREFETCHED] = (ticket_id, state)
 
 
@@ -430,6 +452,35 @@ async def bucket_totals(
     return {r.day: Totals(r.samples, r.good, r.bad, r.value_sum) for r in rows}
 
 
+async def stored_samples(session: AsyncSession, ticket_prefix: str = "") -> list[SampleRow]:
+    """Every stored sample of the current goals (of tickets whose id starts with
+    ``ticket_prefix``): survey ones from ``goal_samples``, the others from ``ticket_samples``
+    (those of an old sample set left out). For checks and tests: it reads whole tables."""
+    pattern = f"{ticket_prefix}%"
+    goal_of = dict((await session.execute(select(Goal.sample_set, Goal.id))).tuples().all())
+    found = [
+        SampleRow(*row)
+        for row in await session.execute(
+            select(*(goal_samples.c[name] for name in _SAMPLE_COLUMNS)).where(
+                goal_samples.c.ticket_id.like(pattern)
+            )
+        )
+    ]
+    rows = await session.execute(
+        select(ticket_samples.c.ticket_id, ticket_samples.c.samples).where(
+            ticket_samples.c.ticket_id.like(pattern)
+        )
+    )
+    for ticket_id, samples in rows:
+        for sample_set, entries in samples.items():
+            if sample_set in goal_of:
+                goal_id = goal_of[sample_set]
+                for key, day, good, bad, value in entries:
+                    local = date.fromisoformat(day)
+                    found.append(SampleRow(goal_id, ticket_id, key, local, good, bad, value))
+    return found
+
+
 async def samples_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[GoalSample]:
     # Samples are written with Core (``write_samples``): refresh those already in the session.
     query = select(GoalSample).where(GoalSample.ticket_id == ticket_id)
@@ -441,20 +492,23 @@ BucketKey = tuple[str, date]
 
 @dataclass
 class SampleWrites:
-    """The sample rows to upsert and delete for one event, and the day totals' changes."""
+    """What one event changes: survey sample rows to upsert and delete, ticket samples to
+    merge into ``ticket_samples`` (per ticket, ``{sample_set: entries}``, replacing those sets),
+    the timeline, and the day totals' changes."""
 
-    upserts: list[dict[str, Any]] = field(default_factory=list)
+    upserts: list[SampleRow] = field(default_factory=list)
     deletes: list[tuple[str, str, str]] = field(default_factory=list)  # goal, ticket, key
+    patches: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     deltas: dict[BucketKey, list[float]] = field(default_factory=dict)
-    timeline: dict[str, Any] | None = None  # the ticket's timeline row to upsert
+    timeline: Timeline | None = None  # the ticket's timeline to upsert
     # The ticket whose sla row a ticket event's write touches (a new row version), so that the
     # next event's locked read sees that its snapshot is stale (``lock_ticket_reading_state``).
     ticket_id: str | None = None
     # A consumer batch's merged writes (``BatchGoals``): more tickets' timelines and touches.
-    timelines: list[dict[str, Any]] = field(default_factory=list)
+    timelines: list[Timeline] = field(default_factory=list)
     touched: list[str] = field(default_factory=list)
 
-    def timeline_rows(self) -> list[dict[str, Any]]:
+    def timeline_rows(self) -> list[Timeline]:
         return ([] if self.timeline is None else [self.timeline]) + self.timelines
 
     def touched_tickets(self) -> list[str]:
@@ -515,6 +569,11 @@ WITH touched AS (
         CAST(:s_bad AS integer[]), CAST(:s_value AS float8[]))
     ON CONFLICT (goal_id, ticket_id, key) DO UPDATE SET day = excluded.day,
         good = excluded.good, bad = excluded.bad, value = excluded.value
+), merged AS (
+    INSERT INTO sla.ticket_samples AS ts (ticket_id, samples)
+    SELECT p.ticket_id, CAST(p.patch AS jsonb)
+    FROM unnest(CAST(:p_ticket AS varchar[]), CAST(:p_patch AS text[])) AS p(ticket_id, patch)
+    ON CONFLICT (ticket_id) DO UPDATE SET samples = ts.samples || excluded.samples
 ), deleted AS (
     DELETE FROM sla.goal_samples WHERE (goal_id, ticket_id, key) IN (
         SELECT * FROM unnest(CAST(:d_goal AS varchar[]), CAST(:d_ticket AS varchar[]),
@@ -531,28 +590,31 @@ ON CONFLICT (goal_id, day) DO UPDATE SET samples = b.samples + excluded.samples,
 )
 
 
-def _postgres_parameters(writes: SampleWrites) -> dict[str, Any]:
-    timelines = writes.timeline_rows()
-    buckets = writes.bucket_rows()
+def _postgres_parameters(
+    writes: SampleWrites, timelines: list[Timeline], buckets: list[dict[str, Any]], touch: list[str]
+) -> dict[str, Any]:
+    samples: Sequence[Sequence[Any]] = list(zip(*writes.upserts, strict=True)) or [()] * 7
     return {
-        "touch": writes.touched_tickets(),
-        "t_ticket": [t["ticket_id"] for t in timelines],
-        "t_created": [t["created_at"] for t in timelines],
-        "t_channel": [t["channel"] for t in timelines],
-        "t_group": [t["group"] for t in timelines],
-        "t_priority": [t["priority"] for t in timelines],
-        "t_status": [t["status"] for t in timelines],
-        "t_document": [orjson.dumps(t["document"]).decode() for t in timelines],
-        "t_events": [orjson.dumps(t["events"]).decode() for t in timelines],
-        "t_version": [t["version"] for t in timelines],
-        "t_demo": [t["demo"] for t in timelines],
-        "s_goal": [r["goal_id"] for r in writes.upserts],
-        "s_ticket": [r["ticket_id"] for r in writes.upserts],
-        "s_key": [r["key"] for r in writes.upserts],
-        "s_day": [r["day"] for r in writes.upserts],
-        "s_good": [r["good"] for r in writes.upserts],
-        "s_bad": [r["bad"] for r in writes.upserts],
-        "s_value": [float(r["value"]) for r in writes.upserts],
+        "touch": touch,
+        "t_ticket": [t.ticket_id for t in timelines],
+        "t_created": [t.created_at for t in timelines],
+        "t_channel": [t.channel for t in timelines],
+        "t_group": [t.group for t in timelines],
+        "t_priority": [t.priority for t in timelines],
+        "t_status": [t.status for t in timelines],
+        "t_document": [orjson.dumps(t.document).decode() for t in timelines],
+        "t_events": [orjson.dumps(t.events).decode() for t in timelines],
+        "t_version": [t.version for t in timelines],
+        "t_demo": [t.demo for t in timelines],
+        "s_goal": samples[0],
+        "s_ticket": samples[1],
+        "s_key": samples[2],
+        "s_day": samples[3],
+        "s_good": samples[4],
+        "s_bad": samples[5],
+        "s_value": [float(value) for value in samples[6]],
+        "p_ticket": list(writes.patches),
+        "p_patch": [orjson.dumps(patch).decode() for patch in writes.patches.values()],
         "d_goal": [d[0] for d in writes.deletes],
         "d_ticket": [d[1] for d in writes.deletes],
         "d_key": [d[2] for d in writes.deletes],
@@ -570,23 +632,45 @@ async def write_samples(session: AsyncSession, writes: SampleWrites) -> None:
     totals, atomically. On PostgreSQL in one statement (``_WRITE_POSTGRES``), on SQLite in one
     statement each."""
     timelines = writes.timeline_rows()
-    if not (timelines or writes.upserts or writes.deletes or writes.bucket_rows()):
+    buckets = writes.bucket_rows()
+    if not (timelines or writes.upserts or writes.deletes or writes.patches or buckets):
         return
-    postgres = dialect_name(session) == "postgresql"
-    if postgres:
-        await session.execute(_WRITE_POSTGRES, _postgres_parameters(writes))
-        return
+    if dialect_name(session) == "postgresql":
+        # sla's own write of a ticket's row in this transaction gives it a new version anyway.
+        touch = [t for t in writes.touched_tickets() if not ticket_row_written(session, t)]
+        parameters = _postgres_parameters(writes, timelines, buckets, touch)
+        await session.execute(_WRITE_POSTGRES, parameters)
+    else:
+        await _write_sqlite(session, writes, timelines, buckets)
+    for timeline in timelines:
+        timeline.dirty = False
+
+
+async def _write_sqlite(
+    session: AsyncSession,
+    writes: SampleWrites,
+    timelines: list[Timeline],
+    buckets: list[dict[str, Any]],
+) -> None:
     insert = sqlite.insert
     statements: list[Any] = []
     if timelines:
-        timeline = insert(ticket_timelines).values(timelines)
+        timeline = insert(ticket_timelines).values([t.row() for t in timelines])
         timeline = timeline.on_conflict_do_update(
             index_elements=["ticket_id"],
             set_={name: timeline.excluded[name] for name in TIMELINE_COLUMNS[1:]},
         )
         statements.append(timeline)
+    if writes.patches:
+        rows = [{"ticket_id": t, "samples": patch} for t, patch in writes.patches.items()]
+        merge = insert(ticket_samples).values(rows)
+        merge = merge.on_conflict_do_update(
+            index_elements=["ticket_id"],
+            set_={"samples": func.json_patch(ticket_samples.c.samples, merge.excluded.samples)},
+        )
+        statements.append(merge)
     if writes.upserts:
-        upsert = insert(goal_samples).values(writes.upserts)
+        upsert = insert(goal_samples).values([row._asdict() for row in writes.upserts])
         upsert = upsert.on_conflict_do_update(
             index_elements=["goal_id", "ticket_id", "key"],
             set_={name: upsert.excluded[name] for name in ("day", "good", "bad", "value")},
@@ -600,9 +684,8 @@ async def write_samples(session: AsyncSession, writes: SampleWrites) -> None:
                 )
             )
         )
-    rows = writes.bucket_rows()
-    if rows:
-        bump = insert(goal_buckets).values(rows)
+    if buckets:
+        bump = insert(goal_buckets).values(buckets)
         bump = bump.on_conflict_do_update(
             index_elements=["goal_id", "day"],
             set_={
@@ -618,6 +701,14 @@ async def write_samples(session: AsyncSession, writes: SampleWrites) -> None:
 async def clear_goal_data(session: AsyncSession, goal_id: str) -> None:
     await session.execute(delete(GoalSample).where(GoalSample.goal_id == goal_id))
     await session.execute(delete(GoalBucket).where(GoalBucket.goal_id == goal_id))
+
+
+async def merge_ticket_samples(session: AsyncSession, patches: dict[str, dict[str, Any]]) -> None:
+    """Merge ``{sample_set: entries}`` into each ticket's samples (a backfill's)."""
+    tickets = list(patches)
+    for start in range(0, len(tickets), STREAM_CHUNK):
+        chunk = {t: patches[t] for t in tickets[start : start + STREAM_CHUNK]}
+        await write_samples(session, SampleWrites(patches=chunk))
 
 
 async def insert_samples(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

@@ -14,7 +14,8 @@ import uuid
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sla import repository as sla_repository
 from services.sla.goals import metrics, periods, repository
-from services.sla.goals.models import Goal, SurveyAnswer, TicketTimeline
+from services.sla.goals.models import Goal, SurveyAnswer, TicketTimeline, Timeline
 from services.sla.goals.schemas import GoalWrite
 from services.sla.service import SlaContext
 from shared.errors import NotFound, Unprocessable
@@ -50,10 +51,25 @@ class GoalDef:
     period_kind: str
     period_days: int | None
     timezone: str
+    sample_set: str  # the key of its samples in ``ticket_samples``
 
-    @property
+    @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @cached_property
+    def scope_lists(self) -> tuple[tuple[str, ...] | None, ...]:
+        """The scope's channel, group and priority lists (None: any), hashable."""
+        return tuple(
+            tuple(found) if (found := self.scope.get(name)) else None
+            for name in ("channel", "group", "priority")
+        )
+
+    @cached_property
+    def measured_as(self) -> tuple[str, float | None, str | None, str | None]:
+        """What a ticket's samples of this goal depend on, besides the ticket: goals alike in
+        it share one computation per ticket."""
+        return (self.metric, self.threshold_seconds, self.calendar_id, self.sla_metric)
 
     @classmethod
     def of(cls, row: Goal) -> GoalDef:
@@ -68,6 +84,7 @@ class GoalDef:
             row.period_kind,
             row.period_days,
             row.timezone,
+            row.sample_set,
         )
 
     @classmethod
@@ -83,6 +100,7 @@ class GoalDef:
             body.period.kind,
             body.period.days,
             body.timezone,
+            goal_id,
         )
 
 
@@ -133,7 +151,14 @@ def _fields(body: GoalWrite) -> dict[str, Any]:
 async def create_goal(ctx: SlaContext, body: GoalWrite, *, demo: bool = False) -> Goal:
     await validate(ctx.session, body)
     now = ctx.clock.now()
-    row = Goal(id=str(uuid.uuid4()), demo=demo, created_at=now, updated_at=now, **_fields(body))
+    row = Goal(
+        id=str(uuid.uuid4()),
+        sample_set=uuid.uuid4().hex,
+        demo=demo,
+        created_at=now,
+        updated_at=now,
+        **_fields(body),
+    )
     ctx.session.add(row)
     await ctx.session.flush()
     await goals_changed(ctx)
@@ -168,8 +193,10 @@ async def update_goal(ctx: SlaContext, goal_id: str, body: GoalWrite) -> Goal:
         after.sla_metric,
         after.timezone,
     ):
+        # A new key for its ticket samples: those of the old definition stay behind, ignored.
+        row.sample_set = uuid.uuid4().hex
         await repository.clear_goal_data(ctx.session, goal_id)
-        await backfill(ctx, after)
+        await backfill(ctx, GoalDef.of(row))
     if (before.period_kind, before.period_days) != (after.period_kind, after.period_days):
         row.last_status, row.last_period_start = None, None
     return row
@@ -243,11 +270,16 @@ async def backfill(ctx: SlaContext, goal: GoalDef) -> None:
     now = ctx.clock.now()
     measured = await measure(ctx, goal, backfill_start(goal, now), now)
     zone = goal.zone
+    survey = goal.metric in metrics.SURVEY_METRICS
     rows: list[dict[str, Any]] = []
+    entries: dict[str, list[list[Any]]] = {}
     buckets: dict[Any, dict[str, Any]] = {}
     for ticket_id, sample in measured:
         day = periods.local_day(sample.completed_at, zone)
-        rows.append(_sample_row(goal.id, ticket_id, sample, day))
+        if survey:
+            rows.append(_sample_row(goal.id, ticket_id, sample, day)._asdict())
+        else:
+            entries.setdefault(ticket_id, []).append(_entry(sample, day.isoformat()))
         bucket = buckets.setdefault(
             day,
             {"goal_id": goal.id, "day": day, "samples": 0, "good": 0, "bad": 0, "value_sum": 0.0},
@@ -257,26 +289,31 @@ async def backfill(ctx: SlaContext, goal: GoalDef) -> None:
         bucket["bad"] += sample.bad
         bucket["value_sum"] += sample.value
     await repository.insert_samples(ctx.session, rows)
+    patches = {ticket_id: {goal.sample_set: found} for ticket_id, found in entries.items()}
+    await repository.merge_ticket_samples(ctx.session, patches)
     await repository.insert_buckets(ctx.session, list(buckets.values()))
 
 
-def _sample_row(goal_id: str, ticket_id: str, sample: metrics.Sample, day: Any) -> dict[str, Any]:
-    return {
-        "goal_id": goal_id,
-        "ticket_id": ticket_id,
-        "key": sample.key,
-        "day": day,
-        "good": sample.good,
-        "bad": sample.bad,
-        "value": sample.value,
-    }
+def _entry(sample: metrics.Sample, day: str) -> list[Any]:
+    """A sample as ``ticket_samples`` keeps it."""
+    return [sample.key, day, sample.good, sample.bad, sample.value]
 
 
-def _timeline_in_scope(goal: GoalDef, timeline: TicketTimeline) -> bool:
+def _sample_row(
+    goal_id: str, ticket_id: str, sample: metrics.Sample, day: date
+) -> repository.SampleRow:
+    return repository.SampleRow(
+        goal_id, ticket_id, sample.key, day, sample.good, sample.bad, sample.value
+    )
+
+
+def _timeline_in_scope(goal: GoalDef, timeline: Timeline | TicketTimeline) -> bool:
     return metrics.in_scope(goal.scope, timeline.channel, timeline.group, timeline.priority)
 
 
-def _answer_in_scope(goal: GoalDef, answer: SurveyAnswer, timeline: TicketTimeline | None) -> bool:
+def _answer_in_scope(
+    goal: GoalDef, answer: SurveyAnswer, timeline: Timeline | TicketTimeline | None
+) -> bool:
     # An answer for a ticket sla never saw counts only for goals without a scope.
     if timeline is None:
         return not any(goal.scope.get(k) for k in ("channel", "group", "priority"))
@@ -293,21 +330,17 @@ def _answer_sample(answer: SurveyAnswer) -> metrics.Sample:
 async def expected_samples(
     ctx: SlaContext,
     goal: GoalDef,
-    timeline: TicketTimeline | None,
+    timeline: Timeline,
+    facts: metrics.TimelineFacts,
     timers: Sequence[Any] = (),
-    decoded: list[metrics.TimelineEvent] | None = None,
 ) -> list[metrics.Sample]:
-    """The samples one ticket gives ``goal`` now (survey goals are kept by ``record_answer``);
-    ``timers`` are the ticket's stopped sla timers, for ``sla_compliance``; ``decoded`` the
-    timeline's events as ``metrics.decode_events`` gives them, when the caller has them."""
-    if timeline is None or not _timeline_in_scope(goal, timeline):
-        return []
+    """The samples one ticket in ``goal``'s scope gives it now (survey goals are kept by
+    ``record_answer``): from the timeline's ``facts``, or from ``timers``, the ticket's stopped
+    sla timers, for ``sla_compliance``."""
     if goal.metric in metrics.TIMELINE_METRICS:
         seconds = metrics.seconds_function(await ctx.calendar(goal.calendar_id))
-        if decoded is None:
-            decoded = metrics.decode_events(timeline.created_at, timeline.events)
-        return metrics.timeline_samples(
-            goal.metric, goal.threshold_seconds, timeline.created_at, decoded, seconds
+        return metrics.facts_samples(
+            goal.metric, goal.threshold_seconds, timeline.created_at, facts, seconds
         )
     if goal.metric == "sla_compliance":
         return [
@@ -327,11 +360,10 @@ def apply_samples(
     *,
     only_keys: set[str] | None = None,
 ) -> bool:
-    """Make the stored samples of one ticket equal ``wanted``, collecting the rows to write and
-    the changes of the day totals in ``writes``; returns whether anything moved.
-
-    ``only_keys`` limits the removal of stale samples to those keys (a survey answer touches
-    only its own sample)."""
+    """Make the stored survey samples (``goal_samples`` rows) of one ticket equal ``wanted``,
+    collecting the rows to write and the changes of the day totals in ``writes``; returns
+    whether anything moved. ``only_keys`` limits the removal of stale samples to those keys (an
+    answer touches only its own sample)."""
     zone = goal.zone
     have = {s.key: s for s in stored if s.goal_id == goal.id}
     changed = False
@@ -357,6 +389,45 @@ def apply_samples(
         writes.deletes.append((goal.id, ticket_id, key))
         changed = True
     return changed
+
+
+def ticket_entries(
+    samples: Sequence[metrics.Sample], zone: ZoneInfo
+) -> tuple[list[list[Any]], list[date]]:
+    """Samples as ``ticket_samples`` keeps them (``[key, local day, good, bad, value]``, the
+    day in ``zone``), and their local days."""
+    entries: list[list[Any]] = []
+    days: list[date] = []
+    for sample in samples:
+        day = periods.local_day(sample.completed_at, zone)
+        entries.append([sample.key, day.isoformat(), sample.good, sample.bad, sample.value])
+        days.append(day)
+    return entries, days
+
+
+def apply_ticket_samples(
+    goal_id: str,
+    stored: list[list[Any]],
+    wanted: list[list[Any]],
+    days: list[date],
+    writes: repository.SampleWrites,
+) -> bool:
+    """Whether one ticket's entries of a goal change from ``stored`` (as its ``ticket_samples``
+    row has them) to ``wanted`` (``ticket_entries``, with their local ``days``); the changes
+    of the goal's day totals go to ``writes``."""
+    if stored == wanted:
+        return False
+    have = {entry[0]: entry for entry in stored}
+    for entry, day in zip(wanted, days, strict=True):
+        old = have.pop(entry[0], None)
+        if old is not None:
+            if old == entry:
+                continue
+            writes.add_delta(goal_id, date.fromisoformat(old[1]), -1, old[2], old[3], old[4])
+        writes.add_delta(goal_id, day, 1, entry[2], entry[3], entry[4])
+    for old in have.values():
+        writes.add_delta(goal_id, date.fromisoformat(old[1]), -1, old[2], old[3], old[4])
+    return True
 
 
 # The goal list per database, with the revision token it was read at. Every goal write changes
@@ -404,15 +475,18 @@ async def goals_changed(ctx: SlaContext) -> None:
 
 async def sync_ticket(
     ctx: SlaContext,
-    timeline: TicketTimeline,
+    timeline: Timeline,
     goals: Sequence[GoalDef],
-    stored: Sequence[Any],
+    stored: dict[str, list[Any]],
     timers: Sequence[Any] | None,
     writes: repository.SampleWrites,
 ) -> bool:
-    """Bring every non-survey goal's samples of this ticket (``stored``: its non-survey ones)
-    up to date; ``timers`` are its stopped sla timers, read here if ``None`` and needed. The
-    rows to write are added to ``writes`` (which the caller writes, with the timeline)."""
+    """Bring every non-survey goal's samples of this ticket (``stored``: its ``ticket_samples``,
+    by sample set) up to date; ``timers`` are its stopped sla timers, read here if ``None`` and
+    needed. What changed goes to ``writes`` (which the caller writes, with the timeline).
+
+    The timeline is walked once (``metrics.timeline_facts``), and goals that measure alike
+    (``GoalDef.measured_as``) or share a scope share the work."""
     relevant = [g for g in goals if g.metric not in metrics.SURVEY_METRICS]
     if not relevant:
         return False
@@ -420,15 +494,38 @@ async def sync_ticket(
         timers = ()
         if any(g.metric == "sla_compliance" for g in relevant):
             timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
-    changed = False
-    decoded = metrics.decode_events(timeline.created_at, timeline.events)  # once, not per goal
-    by_goal: dict[str, list[Any]] = {}
-    for sample in stored:
-        by_goal.setdefault(sample.goal_id, []).append(sample)
+    facts = metrics.timeline_facts(metrics.decode_events(timeline.created_at, timeline.events))
+    ticket = (timeline.channel, timeline.group, timeline.priority)
+    scoped: dict[tuple[tuple[str, ...] | None, ...], bool] = {}
+    measured: dict[tuple[Any, ...], list[metrics.Sample]] = {}
+    entries: dict[tuple[Any, ...], tuple[list[list[Any]], list[date]]] = {}
+    nothing: tuple[list[list[Any]], list[date]] = ([], [])
+    patch: dict[str, list[Any]] = {}
     for goal in relevant:
-        wanted = await expected_samples(ctx, goal, timeline, timers, decoded)
-        changed |= apply_samples(goal, timeline.ticket_id, by_goal.get(goal.id, ()), wanted, writes)
-    return changed
+        lists = goal.scope_lists
+        inside = scoped.get(lists)
+        if inside is None:
+            inside = scoped[lists] = all(
+                allowed is None or actual in allowed
+                for allowed, actual in zip(lists, ticket, strict=True)
+            )
+        wanted = nothing
+        if inside:
+            group = (goal.measured_as, goal.timezone)
+            found = entries.get(group)
+            if found is None:
+                samples = measured.get(goal.measured_as)
+                if samples is None:
+                    samples = measured[goal.measured_as] = await expected_samples(
+                        ctx, goal, timeline, facts, timers
+                    )
+                found = entries[group] = ticket_entries(samples, goal.zone)
+            wanted = found
+        if apply_ticket_samples(goal.id, stored.get(goal.sample_set, []), *wanted, writes):
+            patch[goal.sample_set] = wanted[0]
+    if patch:
+        writes.patches.setdefault(timeline.ticket_id, {}).update(patch)
+    return bool(patch)
 
 
 async def record_answer(ctx: SlaContext, answer: SurveyAnswer, goals: Sequence[GoalDef]) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 from services.sla import service as sla_service
 from services.sla.goals import repository, service, watch
-from services.sla.goals.models import SurveyAnswer, TicketTimeline
+from services.sla.goals.models import SurveyAnswer, Timeline
 from services.sla.service import SlaContext
 from shared import events as ev
 from shared.runtime import EventHandler, HandlerContext
@@ -33,45 +33,49 @@ DOCUMENT_FIELDS = {
 }
 
 
-def _document(snapshot: ev.TicketSnapshot) -> dict[str, Any]:
-    return snapshot.model_dump(mode="json", include=DOCUMENT_FIELDS)
+def _document(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> dict[str, Any]:
+    dumped = sla_service.snapshot_document(ctx.session, snapshot)  # sla's own, when it made one
+    if dumped is None:
+        return snapshot.model_dump(mode="json", include=DOCUMENT_FIELDS)
+    return {name: value for name, value in dumped.items() if name in DOCUMENT_FIELDS}
 
 
-def _offset(timeline: TicketTimeline, at: datetime) -> float:
+def _offset(timeline: Timeline, at: datetime) -> float:
     return round(max(0.0, (at - timeline.created_at).total_seconds()), 3)
 
 
-def _append(timeline: TicketTimeline, at: datetime, code: str, value: str | None) -> None:
+def _append(timeline: Timeline, at: datetime, code: str, value: str | None) -> None:
     entry = [_offset(timeline, at), code, value]
-    events = list(timeline.events or [])
+    events = timeline.events
     events.append(entry)
     if len(events) > 1 and events[-2][0] > entry[0]:
         events.sort(key=lambda e: float(e[0]))  # a late event keeps the order by time
-    timeline.events = events  # a new list, so the JSON column is written
+    timeline.dirty = True
 
 
 async def record(
     ctx: SlaContext, event: ev.TicketEvent, state: repository.TicketState
-) -> tuple[TicketTimeline, bool, bool]:
+) -> tuple[Timeline, bool, bool]:
     """Update the ticket's timeline (``state.timeline``, as read) from one of router's events
-    (idempotent per change); returns it, whether it is new, and whether anything a sample
-    depends on changed."""
+    (idempotent per change; ``dirty`` set when it changed); returns it, whether it is new, and
+    whether anything a sample depends on changed."""
     snapshot = event.ticket
     timeline = state.timeline
     new = timeline is None
     changed = False
     if timeline is None:
-        timeline = TicketTimeline(
+        timeline = Timeline(
             ticket_id=snapshot.id,
             created_at=snapshot.created_at,
             channel=snapshot.channel,
             group=snapshot.group,
             priority=snapshot.priority,
             status=snapshot.status,
-            document=_document(snapshot),
+            document=_document(ctx, snapshot),
             events=[[0.0, "s", snapshot.status], [0.0, "p", snapshot.priority]],
             version=snapshot.version,
             demo=False,
+            dirty=True,
         )
         changed = snapshot.status in ("solved", "closed")
     elif snapshot.version >= timeline.version:
@@ -86,13 +90,13 @@ async def record(
             timeline.priority = snapshot.priority
             changed = True
         if (snapshot.channel, snapshot.group) != (timeline.channel, timeline.group):
-            changed = True
-        timeline.channel = snapshot.channel
-        timeline.group = snapshot.group
-        timeline.version = snapshot.version
-        document = _document(snapshot)
-        if document != timeline.document:
-            timeline.document = document
+            timeline.channel = snapshot.channel
+            timeline.group = snapshot.group
+            timeline.dirty = changed = True
+        if snapshot.version != timeline.version:  # (the same version, the same document)
+            timeline.version = snapshot.version
+            timeline.dirty = True
+            timeline.document = _document(ctx, snapshot)
     if isinstance(event, ev.TicketMessageAdded):
         message = event.message
         if message.author == "customer":
@@ -102,10 +106,6 @@ async def record(
             _append(timeline, message.created_at, "a", None)
             changed = True
     return timeline, new, changed
-
-
-def _row(timeline: TicketTimeline) -> dict[str, Any]:
-    return {column: getattr(timeline, column) for column in repository.TIMELINE_COLUMNS}
 
 
 def _stopped(timers: list[Any]) -> list[Any]:
@@ -128,15 +128,15 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     timers = sla_service.timers_read(sla.session, ticket_id)
     batch = repository.batch_goals(sla.session)
     state = await _goal_state(sla, batch, ticket_id, timers)
-    stopped = state.timers if timers is None else _stopped(timers)
-    before = None if state.timeline is None else _row(state.timeline)
     timeline, new, touched = await record(sla, event, state)
-    after = _row(timeline)
-    writes = repository.SampleWrites(timeline=after if after != before else None)
+    writes = repository.SampleWrites(timeline=timeline if timeline.dirty else None)
     writes.ticket_id = ticket_id
     answers = new and state.answered
     goals = await service.goal_defs(sla, state.goal_token) if touched or answers else []
     changed = bool(goals) and touched
+    stopped = None
+    if changed:
+        stopped = state.timers if timers is None else _stopped(timers)
     if changed and batch is not None:
         # Computed once per ticket, before the batch writes (``BatchGoals.deferred``), from
         # what this event leaves: a later event that moves a sample replaces it.
@@ -189,7 +189,7 @@ def _sync_later(
     sla: SlaContext,
     batch: repository.BatchGoals,
     state: repository.TicketState,
-    timeline: TicketTimeline,
+    timeline: Timeline,
     goals: list[service.GoalDef],
     stopped: list[Any] | None,
 ) -> Callable[[], Awaitable[None]]:
