@@ -76,6 +76,9 @@ class HandlerContext:
     envelope: Envelope
     runtime: ServiceRuntime
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # The unit of work ``UnitOfWork.for_event`` made for this event, for its next caller (an
+    # add-on's handler chained after the service's).
+    unit: Any = field(default=None, repr=False)
 
 
 @dataclass
@@ -132,9 +135,12 @@ class UnitOfWork:
     @classmethod
     def for_event(cls, ctx: HandlerContext) -> Self:
         """For a consumed event: its transaction (committed by the consumer); its events continue
-        the handler's trace."""
+        the handler's trace. One per event: a second call gives the first one's."""
+        if type(ctx.unit) is cls:
+            found: Self = ctx.unit
+            return found
         traceparent = current_traceparent(fallback=ctx.envelope.traceparent)
-        return cls(
+        ctx.unit = cls(
             ctx.session,
             ctx.outbox,
             ctx.clock,
@@ -142,6 +148,8 @@ class UnitOfWork:
             runtime=ctx.runtime,
             after_commit=ctx.after_commit,
         )
+        made: Self = ctx.unit
+        return made
 
     @classmethod
     def for_session(cls, session: AsyncSession, runtime: ServiceRuntime) -> Self:

@@ -417,6 +417,10 @@ def apply_ticket_samples(
     of the goal's day totals go to ``writes``."""
     if stored == wanted:
         return False
+    if not stored:  # the common case: a ticket's first samples of the goal
+        for entry, day in zip(wanted, days, strict=True):
+            writes.add_delta(goal_id, day, 1, entry[2], entry[3], entry[4])
+        return True
     have = {entry[0]: entry for entry in stored}
     for entry, day in zip(wanted, days, strict=True):
         old = have.pop(entry[0], None)
@@ -473,6 +477,36 @@ async def goals_changed(ctx: SlaContext) -> None:
     await repository.bump_revision(ctx.session)
 
 
+@dataclass(frozen=True)
+class _Group:
+    """Goals that measure alike (``GoalDef.measured_as``) in one time zone: their samples of a
+    ticket are the same, computed once; each member is ``(id, sample_set, scope_lists)``."""
+
+    first: GoalDef
+    members: list[tuple[str, str, tuple[tuple[str, ...] | None, ...]]]
+
+
+# ``sync_ticket``'s plan for a goal list (by identity: ``goal_defs`` gives the same list while
+# the goals do not change): its non-survey goals in groups, and whether any needs sla's timers.
+_plans: dict[int, tuple[Sequence[GoalDef], list[_Group], bool]] = {}
+
+
+def _plan(goals: Sequence[GoalDef]) -> tuple[list[_Group], bool]:
+    found = _plans.get(id(goals))
+    if found is not None and found[0] is goals:
+        return found[1], found[2]
+    groups: dict[tuple[Any, ...], _Group] = {}
+    for goal in goals:
+        if goal.metric not in metrics.SURVEY_METRICS:
+            group = groups.setdefault((goal.measured_as, goal.timezone), _Group(goal, []))
+            group.members.append((goal.id, goal.sample_set, goal.scope_lists))
+    needs_timers = any(g.metric == "sla_compliance" for g in goals)
+    if len(_plans) > 16:  # lists of goals that changed since
+        _plans.clear()
+    _plans[id(goals)] = (goals, list(groups.values()), needs_timers)
+    return list(groups.values()), needs_timers
+
+
 async def sync_ticket(
     ctx: SlaContext,
     timeline: Timeline,
@@ -487,42 +521,41 @@ async def sync_ticket(
 
     The timeline is walked once (``metrics.timeline_facts``), and goals that measure alike
     (``GoalDef.measured_as``) or share a scope share the work."""
-    relevant = [g for g in goals if g.metric not in metrics.SURVEY_METRICS]
-    if not relevant:
+    groups, needs_timers = _plan(goals)
+    if not groups:
         return False
     if timers is None:
         timers = ()
-        if any(g.metric == "sla_compliance" for g in relevant):
+        if needs_timers:
             timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
     facts = metrics.timeline_facts(metrics.decode_events(timeline.created_at, timeline.events))
     ticket = (timeline.channel, timeline.group, timeline.priority)
     scoped: dict[tuple[tuple[str, ...] | None, ...], bool] = {}
     measured: dict[tuple[Any, ...], list[metrics.Sample]] = {}
-    entries: dict[tuple[Any, ...], tuple[list[list[Any]], list[date]]] = {}
     nothing: tuple[list[list[Any]], list[date]] = ([], [])
     patch: dict[str, list[Any]] = {}
-    for goal in relevant:
-        lists = goal.scope_lists
-        inside = scoped.get(lists)
-        if inside is None:
-            inside = scoped[lists] = all(
-                allowed is None or actual in allowed
-                for allowed, actual in zip(lists, ticket, strict=True)
-            )
-        wanted = nothing
-        if inside:
-            group = (goal.measured_as, goal.timezone)
-            found = entries.get(group)
-            if found is None:
-                samples = measured.get(goal.measured_as)
-                if samples is None:
-                    samples = measured[goal.measured_as] = await expected_samples(
-                        ctx, goal, timeline, facts, timers
-                    )
-                found = entries[group] = ticket_entries(samples, goal.zone)
-            wanted = found
-        if apply_ticket_samples(goal.id, stored.get(goal.sample_set, []), *wanted, writes):
-            patch[goal.sample_set] = wanted[0]
+    for group in groups:
+        entries: tuple[list[list[Any]], list[date]] | None = None
+        for goal_id, sample_set, lists in group.members:
+            inside = scoped.get(lists)
+            if inside is None:
+                inside = scoped[lists] = all(
+                    allowed is None or actual in allowed
+                    for allowed, actual in zip(lists, ticket, strict=True)
+                )
+            wanted = nothing
+            if inside:
+                if entries is None:
+                    first = group.first
+                    samples = measured.get(first.measured_as)
+                    if samples is None:
+                        samples = measured[first.measured_as] = await expected_samples(
+                            ctx, first, timeline, facts, timers
+                        )
+                    entries = ticket_entries(samples, first.zone)
+                wanted = entries
+            if apply_ticket_samples(goal_id, stored.get(sample_set, []), *wanted, writes):
+                patch[sample_set] = wanted[0]
     if patch:
         writes.patches.setdefault(timeline.ticket_id, {}).update(patch)
     return bool(patch)
