@@ -146,6 +146,22 @@ class Inbox:
     def __init__(self, table: Table, clock: Clock) -> None:
         self.table = table
         self.clock = clock
+        # ``first_times`` on PostgreSQL: the ids as one array, so the statement's text is the
+        # same for any number of them (compiled and prepared once, where a multi-row VALUES
+        # was compiled anew for each batch size).
+        self._first_times_postgres = (
+            pg_insert(table)
+            .from_select(
+                ["consumer", "event_id", "processed_at"],
+                select(
+                    bindparam("consumer", type_=table.c.consumer.type),
+                    func.unnest(bindparam("ids", type_=ARRAY(String))),
+                    bindparam("now", type_=table.c.processed_at.type),
+                ),
+            )
+            .on_conflict_do_nothing()
+            .returning(table.c.event_id)
+        )
 
     async def first_time(self, session: AsyncSession, consumer: str, event_id: str) -> bool:
         """True the first time ``(consumer, event_id)`` is seen; False for a redelivery.
@@ -171,10 +187,13 @@ class Inbox:
         if not unique:
             return set()
         now = self.clock.now()
+        if dialect_name(session) == "postgresql":
+            parameters = {"consumer": consumer, "ids": unique, "now": now}
+            found = await session.execute(self._first_times_postgres, parameters)
+            return set(found.scalars().all())
         rows = [{"consumer": consumer, "event_id": e, "processed_at": now} for e in unique]
-        insert = pg_insert if dialect_name(session) == "postgresql" else sqlite_insert
         statement = (
-            insert(self.table)
+            sqlite_insert(self.table)
             .values(rows)
             .on_conflict_do_nothing()
             .returning(self.table.c.event_id)

@@ -148,12 +148,18 @@ def _fields(body: GoalWrite) -> dict[str, Any]:
     }
 
 
+def _new_sample_set() -> str:
+    """A key for a goal's samples in ``ticket_samples``: 48 random bits, short because every
+    ticket's row repeats it."""
+    return uuid.uuid4().hex[:12]
+
+
 async def create_goal(ctx: SlaContext, body: GoalWrite, *, demo: bool = False) -> Goal:
     await validate(ctx.session, body)
     now = ctx.clock.now()
     row = Goal(
         id=str(uuid.uuid4()),
-        sample_set=uuid.uuid4().hex,
+        sample_set=_new_sample_set(),
         demo=demo,
         created_at=now,
         updated_at=now,
@@ -194,7 +200,7 @@ async def update_goal(ctx: SlaContext, goal_id: str, body: GoalWrite) -> Goal:
         after.timezone,
     ):
         # A new key for its ticket samples: those of the old definition stay behind, ignored.
-        row.sample_set = uuid.uuid4().hex
+        row.sample_set = _new_sample_set()
         await repository.clear_goal_data(ctx.session, goal_id)
         await backfill(ctx, GoalDef.of(row))
     if (before.period_kind, before.period_days) != (after.period_kind, after.period_days):
