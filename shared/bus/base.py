@@ -46,7 +46,8 @@ class OutgoingMessage:
 
 
 Handler = Callable[[Message], Awaitable[None]]
-# Handles consecutive messages of one partition at once (e.g. in one database transaction).
+# Handles messages at once (e.g. in one database transaction): consecutive messages of one or
+# more partitions, each partition's in order (the Kafka bus gives a fetch's partitions together).
 # Optional: if it fails, the messages are delivered one by one to the handler instead.
 BatchHandler = Callable[[list[Message]], Awaitable[None]]
 MAX_BATCH = 100
@@ -127,8 +128,8 @@ class EventBus(ABC):
     ) -> Subscription:
         """Join ``group_id`` and deliver messages of ``topics`` to ``handler`` until closed.
 
-        With ``batch_handler``, consecutive messages of a partition (up to ``MAX_BATCH``) go to
-        it at once; if it raises, they are delivered one by one to ``handler``, with retries and
+        With ``batch_handler``, consecutive messages (up to ``MAX_BATCH``, of one partition or
+        of several, each partition's in order) go to it at once; if it raises, they are delivered one by one to ``handler``, with retries and
         the DLQ as usual. Either way each message's effects happen once.
         """
 
@@ -144,7 +145,7 @@ class EventBus(ABC):
         batch_handler: BatchHandler | None,
         active: Active = _always,
     ) -> int:
-        """Deliver consecutive messages of one partition in order; returns how many may be
+        """Deliver consecutive messages (each partition's in order); returns how many may be
         committed: fewer than all when a dead-letter publish failed or the consumer stopped
         (``active()`` turned false) while waiting out an outage. The caller redelivers the rest
         later, from the first one not counted."""

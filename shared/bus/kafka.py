@@ -3,8 +3,9 @@
 Producer: ``acks="all"``, key = ticket id (Kafka's murmur2 partitioner keeps a ticket on one
 partition). Consumers: one ``AIOKafkaConsumer`` per subscription, ``enable_auto_commit=False``;
 the offsets of a partition are committed only after every record before them was handled (the
-handler's own transaction commits first). Partitions of one batch are handled concurrently, the
-records of one partition in order. Rebalances run in aiokafka's background task, so the
+handler's own transaction commits first). The records of one fetch are handled partition after
+partition, each partition's in order, in chunks of up to ``MAX_BATCH`` across partitions (one
+transaction, one offset commit per chunk). Rebalances run in aiokafka's background task, so the
 ``ConsumerRebalanceListener`` waits for the batch in hand to finish and commits before the
 partitions are given away (aiokafka issues #929, #933).
 
@@ -244,9 +245,7 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
                 continue
             async with self._batch_lock:
                 try:
-                    await asyncio.gather(
-                        *(self._handle_partition(tp, records) for tp, records in batch.items())
-                    )
+                    await self._handle_fetch(batch)
                 except Exception:
                     # Never let the consumer die quietly: go back to the last commit (the
                     # fetch already moved the position past these records) and carry on.
@@ -259,7 +258,12 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
                             await self.consumer.seek_to_committed(*owned)
                     await asyncio.sleep(1.0)
 
-    async def _handle_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def _handle_fetch(self, fetched: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """The fetch's messages, partition after partition (each in its order), in chunks of up
+        to ``MAX_BATCH`` across partitions: one transaction and one offset commit per chunk,
+        not one per partition. At the rates where batching matters a fetch holds a few messages
+        of each partition, and the fixed cost of a transaction (its commit, the inbox, the
+        reads done once per batch, the relay's pass) was paid once per partition."""
         messages = [
             Message(
                 topic=record.topic,
@@ -269,6 +273,7 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
                 value=record.value or b"",
                 headers={k: bytes(v) for k, v in (record.headers or ())},
             )
+            for records in fetched.values()
             for record in records
         ]
         for start in range(0, len(messages), MAX_BATCH):
@@ -276,39 +281,47 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
             done = await self.bus.deliver_many(
                 chunk, self.group_id, self.handler, self.batch_handler, self._active
             )
-            if done and not await self._commit(tp, chunk[done - 1].offset + 1):
-                return  # the partition is no longer ours: its new owner goes on from there
+            # The next offset of each partition, from the messages handled (in order).
+            handled = {TopicPartition(m.topic, m.partition): m.offset + 1 for m in chunk[:done]}
+            if handled and not await self._commit(handled):
+                return  # a partition is no longer ours: its new owner goes on from its commit
             if done < len(chunk):
-                # Redeliver from the first record not handled on the next fetch (the rest of
-                # this fetch was already taken off the consumer's position).
-                if tp in self.consumer.assignment():
-                    self.consumer.seek(tp, chunk[done].offset)
+                # Redeliver each partition from its first message not handled on the next fetch
+                # (the rest of this fetch was already taken off the consumer's positions).
+                unhandled: dict[TopicPartition, int] = {}
+                for m in messages[start + done :]:
+                    unhandled.setdefault(TopicPartition(m.topic, m.partition), m.offset)
+                owned = self.consumer.assignment()
+                for tp, offset in unhandled.items():
+                    if tp in owned:
+                        self.consumer.seek(tp, offset)
                 if self._active():
                     await asyncio.sleep(1.0)
                 return
 
-    async def _commit(self, tp: TopicPartition, offset: int) -> bool:
-        """Commit ``offset``; wait out a broker outage. False once the partition is not ours.
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
+        """Commit ``offsets`` (in one request); wait out a broker outage. False once one of the
+        partitions is not ours.
 
         Giving up on a retriable error would skip nothing (the next commit covers this one),
         but retrying keeps the committed offset close behind what was handled.
         """
         delay = 0.2
+        named = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in offsets)
         while True:
             try:
-                await self.consumer.commit({tp: offset})
+                await self.consumer.commit(offsets)
                 return True
             except (CommitFailedError, IllegalStateError) as exc:
-                # The group rebalanced: the partition moved to another member, which
-                # redelivers from the last commit (the inbox dedupes what was handled here).
-                log.warning("commit of %s[%d] failed: %r", tp.topic, tp.partition, exc)
+                # The group rebalanced: a partition moved to another member, which redelivers
+                # from the last commit (the inbox dedupes what was handled here).
+                log.warning("commit of %s failed: %r", named, exc)
                 return False
             except KafkaError as exc:
                 if not exc.retriable or not self._active():
-                    log.warning("commit of %s[%d] failed: %r", tp.topic, tp.partition, exc)
-                    return tp in self.consumer.assignment() and self._active()
-                log.warning(
-                    "commit of %s[%d] waits for the broker: %r", tp.topic, tp.partition, exc
-                )
+                    log.warning("commit of %s failed: %r", named, exc)
+                    owned = self.consumer.assignment()
+                    return all(tp in owned for tp in offsets) and self._active()
+                log.warning("commit of %s waits for the broker: %r", named, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

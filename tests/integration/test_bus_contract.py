@@ -256,6 +256,53 @@ async def test_batches_keep_order_and_fall_back_one_by_one(bus: EventBus) -> Non
     assert handled[60:] == [b"a", b"b"], "the failed batch was redone one by one, once each"
 
 
+async def test_a_batch_of_several_partitions_keeps_each_in_order_and_commits_them_all(
+    bus: EventBus,
+) -> None:
+    """Kafka hands a fetch's partitions to one batch (one transaction for all of them); the
+    memory bus, one partition's. Either way each partition's messages stay in order, each is
+    handled once, and every partition's offset is committed."""
+    topic = topic_name()
+    await bus.ensure_topics([topic])
+    batches: list[list[Message]] = []
+    handled: list[bytes] = []
+
+    async def batch_handler(messages: list[Message]) -> None:
+        batches.append(messages)
+        handled.extend(m.value for m in messages)
+
+    async def handler(message: Message) -> None:
+        handled.append(message.value)
+
+    keys = [f"ticket-{i}" for i in range(8)]
+    await bus.publish_batch(
+        [OutgoingMessage(topic, keys[n % 8], f"{n:03d}".encode()) for n in range(80)]
+    )
+    await bus.subscribe([topic], "fetch-group", handler, batch_handler=batch_handler)
+    await eventually(lambda: _count_list(handled, 80), within=30)
+    assert sorted(handled) == sorted(f"{n:03d}".encode() for n in range(80))  # once each
+    for batch in batches:
+        offsets: dict[int, list[int]] = defaultdict(list)
+        for message in batch:
+            offsets[message.partition].append(message.offset)
+        assert all(o == sorted(o) for o in offsets.values()), "a partition out of order"
+    if isinstance(bus, KafkaBus):
+        assert any(len({m.partition for m in b}) > 1 for b in batches), "one fetch, one batch"
+
+    await bus.stop()
+    await bus.start()
+    again: list[bytes] = []
+
+    async def handler2(message: Message) -> None:
+        again.append(message.value)
+
+    await bus.subscribe([topic], "fetch-group", handler2)
+    await bus.publish(topic, "ticket-new", b"new")
+    await eventually(lambda: _has(again, b"new"), within=30)
+    await asyncio.sleep(0.5)
+    assert again == [b"new"], "every partition's offset was committed"
+
+
 class _Outage:
     """A dependency that is down until ``end()``: handlers fail with real driver errors."""
 
