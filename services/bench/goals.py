@@ -11,8 +11,9 @@
 - Event handling: sla's handlers on the same stream of ticket events (created, agent reply,
   solved), with the goal bookkeeping (timeline + samples for the 20 goals) and without it (sla's
   own handlers alone), alternating rounds. The target figure handles them as sla's consumer
-  does: the stream split by ticket id into ``PARTITIONS`` partitions, each partition's
-  consecutive events in chunks of ``MAX_BATCH`` per transaction (``handle_batch``). A second
+  does a backlog: the stream split by ticket id into ``PARTITIONS`` partitions, handed over
+  partition after partition (each in order) in chunks of ``MAX_BATCH``, one transaction per
+  chunk (``handle_batch``), as the Kafka bus hands over a fetch. A second
   figure (``single_*`` keys) handles each event in its own transaction (``handle_message``).
   The statements sent per event are counted too (a SQLAlchemy ``before_cursor_execute``
   listener).
@@ -280,9 +281,9 @@ async def _handle_round(
     runtime: Any, tag: str, count: int, *, batched: bool
 ) -> tuple[float, float]:
     """Seconds to handle the round's stream, and this process's CPU seconds meanwhile (the
-    handlers' own work, without PostgreSQL's): ``batched``, as sla's consumer does it (each
-    partition's consecutive events in chunks of ``MAX_BATCH``, one transaction per chunk,
-    ``ServiceRuntime.handle_batch``); else each event in its own transaction
+    handlers' own work, without PostgreSQL's): ``batched``, as sla's consumer does it (the
+    partitions one after the other, each in order, in chunks of ``MAX_BATCH``, one transaction
+    per chunk, ``ServiceRuntime.handle_batch``); else each event in its own transaction
     (``handle_message``)."""
     from shared.bus.base import MAX_BATCH
 
@@ -293,9 +294,9 @@ async def _handle_round(
         partitions: dict[int, list[Any]] = {}
         for message in messages:
             partitions.setdefault(message.partition, []).append(message)
-        for _, stream in sorted(partitions.items()):
-            for start in range(0, len(stream), MAX_BATCH):
-                await runtime.handle_batch(stream[start : start + MAX_BATCH])
+        stream = [m for _, ordered in sorted(partitions.items()) for m in ordered]
+        for start in range(0, len(stream), MAX_BATCH):
+            await runtime.handle_batch(stream[start : start + MAX_BATCH])
     else:
         for message in messages:
             await runtime.handle_message(message)

@@ -181,7 +181,7 @@ class _Subscription(Subscription, ConsumerRebalanceListener):
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=500,
+            max_poll_records=MAX_BATCH,  # a fetch is at most one batch
             # Some brokers (Tansu) hold every fetch for the whole wait even with data ready.
             fetch_max_wait_ms=100,
             session_timeout_ms=10000,

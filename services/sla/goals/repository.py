@@ -237,7 +237,7 @@ _BATCH = "goal_batch"
 @dataclass
 class BatchGoals:
     """Goal bookkeeping inside a consumer batch (``ServiceRuntime.handle_batch``: up to
-    ``MAX_BATCH`` consecutive events of one partition in one transaction).
+    ``MAX_BATCH`` consecutive events, each partition's in order, in one transaction).
 
     Each ticket's goal state, once read, is kept here as the batch's events leave it (timeline,
     non-survey samples), so a later event of the same ticket in the transaction uses it instead
