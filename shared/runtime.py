@@ -434,8 +434,9 @@ class ServiceRuntime:
         ticket's events in their order) in ONE transaction: one commit instead of one per event,
         the inbox rows of all of them in one statement, their outbox rows in another (in the
         order emitted). Between messages the session is flushed and emptied so every handler
-        reads fresh rows, unless the unit of work keeps it (``batch_keeps_session``). If anything fails, the bus falls back to ``handle_message``
-        one by one, so a bad message cannot hold back its neighbours."""
+        reads fresh rows, unless the unit of work keeps it (``batch_keeps_session``). If
+        anything fails, the bus falls back to ``handle_message`` one by one, so a bad message
+        cannot hold back its neighbours."""
         prepared = [p for p in map(self._prepare, messages) if p is not None]
         if not prepared:
             return

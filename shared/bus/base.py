@@ -134,8 +134,9 @@ class EventBus(ABC):
         """Join ``group_id`` and deliver messages of ``topics`` to ``handler`` until closed.
 
         With ``batch_handler``, consecutive messages (up to ``MAX_BATCH``, of one partition or
-        of several, each partition's in order) go to it at once; if it raises, they are delivered one by one to ``handler``, with retries and
-        the DLQ as usual. Either way each message's effects happen once.
+        of several, each partition's in order) go to it at once; if it raises, they are
+        delivered one by one to ``handler``, with retries and the DLQ as usual. Either way each
+        message's effects happen once.
         """
 
     @abstractmethod
