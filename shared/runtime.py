@@ -139,17 +139,16 @@ class UnitOfWork:
         if type(ctx.unit) is cls:
             found: Self = ctx.unit
             return found
-        traceparent = current_traceparent(fallback=ctx.envelope.traceparent)
-        ctx.unit = cls(
+        unit = cls(
             ctx.session,
             ctx.outbox,
             ctx.clock,
-            traceparent,
+            current_traceparent(fallback=ctx.envelope.traceparent),
             runtime=ctx.runtime,
             after_commit=ctx.after_commit,
         )
-        made: Self = ctx.unit
-        return made
+        ctx.unit = unit
+        return unit
 
     @classmethod
     def for_session(cls, session: AsyncSession, runtime: ServiceRuntime) -> Self:

@@ -17,6 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event as sa_event
 
 from services.launcher import PostgresCluster, TansuBroker
-from shared.bus import MemoryBus
+from shared import events as ev
+from shared.bus import MemoryBus, Message
 from shared.migrate import upgrade_all
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
@@ -196,6 +199,37 @@ def statements_sent(runtime: ServiceRuntime) -> Iterator[list[tuple[str, int]]]:
         yield sent
     finally:
         sa_event.remove(engine, "before_cursor_execute", seen)
+
+
+async def statements_from(http: httpx.AsyncClient, route: str) -> float:
+    """``ticketflow_db_statements_total`` sent from ``route``, read from ``/metrics``."""
+    text = (await http.get("/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "ticketflow_db_statements_total" and sample.labels.get("origin") == route
+    )
+
+
+@dataclass
+class EventFeed:
+    """Events as a service's consumer gets them: encoded as on the bus, on partition 0 of the
+    topic ``topic_of`` names for each (a service's topic name, unprefixed), at consecutive
+    offsets."""
+
+    runtime: ServiceRuntime
+    topic_of: Callable[[ev.Event], str]
+    offset: int = 0
+
+    def messages(self, events: list[ev.Event]) -> list[Message]:
+        found = []
+        for event in events:
+            key, value, headers = ev.encode(event, source="test")
+            topic = self.runtime.settings.topic(self.topic_of(event))
+            found.append(Message(topic, 0, self.offset, key, value, headers))
+            self.offset += 1
+        return found
 
 
 async def eventually(

@@ -169,19 +169,24 @@ async def test_committed_messages_are_not_redelivered_to_a_new_member(bus: Event
     await bus.subscribe([topic], "resume-group", handler)
     await bus.publish_batch([OutgoingMessage(topic, f"k{n}", f"v{n}".encode()) for n in range(10)])
     await eventually(lambda: _count_list(first, 10))
+    # After a restart the group resumes from its committed offsets: only new messages arrive.
+    assert await _after_a_restart(bus, topic, "resume-group") == [b"new"]
+
+
+async def _after_a_restart(bus: EventBus, topic: str, group: str) -> list[bytes]:
+    """Restart ``bus``, join ``group`` again, publish one new message: what the group gets."""
     await bus.stop()
     await bus.start()
-    # After a restart the group resumes from its committed offsets: only new messages arrive.
-    second: list[bytes] = []
+    received: list[bytes] = []
 
-    async def handler2(message: Message) -> None:
-        second.append(message.value)
+    async def handler(message: Message) -> None:
+        received.append(message.value)
 
-    await bus.subscribe([topic], "resume-group", handler2)
+    await bus.subscribe([topic], group, handler)
     await bus.publish(topic, "k-new", b"new")
-    await eventually(lambda: _has(second, b"new"), within=30)
+    await eventually(lambda: _has(received, b"new"), within=30)
     await asyncio.sleep(0.5)
-    assert second == [b"new"]
+    return received
 
 
 async def _has(items: list[bytes], value: bytes) -> bool:
@@ -289,17 +294,7 @@ async def test_a_batch_of_several_partitions_keeps_each_in_order_and_commits_the
     if isinstance(bus, KafkaBus):
         assert any(len({m.partition for m in b}) > 1 for b in batches), "one fetch, one batch"
 
-    await bus.stop()
-    await bus.start()
-    again: list[bytes] = []
-
-    async def handler2(message: Message) -> None:
-        again.append(message.value)
-
-    await bus.subscribe([topic], "fetch-group", handler2)
-    await bus.publish(topic, "ticket-new", b"new")
-    await eventually(lambda: _has(again, b"new"), within=30)
-    await asyncio.sleep(0.5)
+    again = await _after_a_restart(bus, topic, "fetch-group")
     assert again == [b"new"], "every partition's offset was committed"
 
 

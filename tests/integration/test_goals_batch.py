@@ -21,7 +21,7 @@ from services.sla.goals.models import GoalBucket, TicketTimeline
 from shared import events as ev
 from shared.bus import Message
 from shared.runtime import ServiceRuntime
-from tests.conftest import without_consumers
+from tests.conftest import EventFeed, without_consumers
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 GOALS: list[dict[str, Any]] = [
@@ -35,22 +35,20 @@ GOALS: list[dict[str, Any]] = [
 ]
 
 
+def _topic(event: ev.Event) -> str:
+    return "surveys" if isinstance(event, ev.SurveyAnswered) else "tickets"
+
+
 @dataclass
 class Sla:
     runtime: ServiceRuntime
     client: httpx.AsyncClient
-    offset: int = 0
+
+    def __post_init__(self) -> None:
+        self.feed = EventFeed(self.runtime, _topic)
 
     def messages(self, events: list[ev.Event]) -> list[Message]:
-        found = []
-        for event in events:
-            topic = "surveys" if isinstance(event, ev.SurveyAnswered) else "tickets"
-            key, value, headers = ev.encode(event, source="test")
-            found.append(
-                Message(self.runtime.settings.topic(topic), 0, self.offset, key, value, headers)
-            )
-            self.offset += 1
-        return found
+        return self.feed.messages(events)
 
 
 @pytest.fixture

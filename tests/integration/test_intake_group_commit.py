@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from services.router import providers, repository
@@ -20,7 +19,7 @@ from services.router.intake import door_writes
 from services.router.models import WebhookDelivery, outbox
 from shared.events import decode
 from shared.runtime import ServiceRuntime
-from tests.conftest import without_consumers
+from tests.conftest import statements_from, without_consumers
 from tests.intake_support import SECRET_SETTINGS, encode, fixture, signed, unique_id, with_ticket
 
 ROUTE = "/v1/webhooks/generic"
@@ -54,16 +53,6 @@ def delivery_with_events(
     )
     return repository.DeliveryWithEvents(
         delivery, [runtime.outbox.row(event) for event in parsed.events]
-    )
-
-
-async def statements_from(http: httpx.AsyncClient, route: str) -> float:
-    text = (await http.get("/metrics")).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "ticketflow_db_statements_total" and sample.labels.get("origin") == route
     )
 
 

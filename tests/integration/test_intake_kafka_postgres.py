@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from services.router.app import create_app
@@ -19,7 +18,7 @@ from services.router.models import WebhookDelivery, outbox
 from shared.events import decode
 from shared.runtime import CONTRACT_TOPICS
 from shared.settings import Settings
-from tests.conftest import Broker, eventually, make_settings, running
+from tests.conftest import Broker, eventually, make_settings, running, statements_from
 from tests.intake_support import (
     SECRET_SETTINGS,
     encode,
@@ -137,17 +136,6 @@ async def test_concurrent_duplicates_are_stored_once(router: tuple[Any, Settings
         )
     assert count == 1
     assert stored == body.decode()
-
-
-async def statements_from(http: httpx.AsyncClient, route: str) -> float:
-    """``ticketflow_db_statements_total`` sent from ``route``, read from ``/metrics``."""
-    text = (await http.get("/metrics")).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "ticketflow_db_statements_total" and sample.labels.get("origin") == route
-    )
 
 
 @pytest.mark.parametrize(

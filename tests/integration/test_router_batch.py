@@ -18,9 +18,8 @@ from services.router import repository
 from services.router.app import create_app
 from services.router.models import Ticket
 from shared import events as ev
-from shared.bus import Message
 from shared.runtime import ServiceRuntime
-from tests.conftest import statements_sent, without_consumers
+from tests.conftest import EventFeed, statements_sent, without_consumers
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -29,17 +28,13 @@ T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 class Router:
     runtime: ServiceRuntime
     client: httpx.AsyncClient
-    offset: int = 0
+
+    def __post_init__(self) -> None:
+        self.feed = EventFeed(self.runtime, lambda _event: "inbound")
 
     async def handle(self, events: list[ev.TicketUpsert]) -> None:
         """``events`` as one batch of router's ``inbound`` consumer."""
-        topic = self.runtime.settings.topic("inbound")
-        messages = []
-        for event in events:
-            key, value, headers = ev.encode(event, source="test")
-            messages.append(Message(topic, 0, self.offset, key, value, headers))
-            self.offset += 1
-        await self.runtime.handle_batch(messages)
+        await self.runtime.handle_batch(self.feed.messages(list(events)))
 
     async def put_agent(self, agent_id: str, capacity: int = 10) -> None:
         body = {"name": agent_id, "status": "online", "capacity": {"email": capacity}}

@@ -22,7 +22,7 @@ from services.sla.models import Timer, TrackedTicket
 from shared import events as ev
 from shared.bus import Message
 from shared.runtime import ServiceRuntime
-from tests.conftest import statements_sent, without_consumers
+from tests.conftest import EventFeed, statements_sent, without_consumers
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 S = timedelta(seconds=1)
@@ -32,16 +32,12 @@ S = timedelta(seconds=1)
 class Sla:
     runtime: ServiceRuntime
     client: httpx.AsyncClient
-    offset: int = 0
+
+    def __post_init__(self) -> None:
+        self.feed = EventFeed(self.runtime, lambda _event: "tickets")
 
     def messages(self, events: list[ev.Event]) -> list[Message]:
-        topic = self.runtime.settings.topic("tickets")
-        found = []
-        for event in events:
-            key, value, headers = ev.encode(event, source="test")
-            found.append(Message(topic, 0, self.offset, key, value, headers))
-            self.offset += 1
-        return found
+        return self.feed.messages(events)
 
     async def state(self, tag: str) -> dict[str, Any]:
         """The tickets and timers of ``tag``, named without it."""

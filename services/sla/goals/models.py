@@ -94,21 +94,6 @@ class Timeline:
     demo: bool
     dirty: bool = False
 
-    def row(self) -> dict[str, Any]:
-        """The row to write, by column name."""
-        return {
-            "ticket_id": self.ticket_id,
-            "created_at": self.created_at,
-            "channel": self.channel,
-            "group": self.group,
-            "priority": self.priority,
-            "status": self.status,
-            "document": self.document,
-            "events": self.events,
-            "version": self.version,
-            "demo": self.demo,
-        }
-
 
 class SurveyAnswer(Base):
     __tablename__ = "survey_answers"

@@ -655,7 +655,8 @@ async def _write_sqlite(
     insert = sqlite.insert
     statements: list[Any] = []
     if timelines:
-        timeline = insert(ticket_timelines).values([t.row() for t in timelines])
+        lines = [{name: getattr(t, name) for name in TIMELINE_COLUMNS} for t in timelines]
+        timeline = insert(ticket_timelines).values(lines)
         timeline = timeline.on_conflict_do_update(
             index_elements=["ticket_id"],
             set_={name: timeline.excluded[name] for name in TIMELINE_COLUMNS[1:]},
