@@ -220,6 +220,16 @@ class EventBus(ABC):
         Returns once the message may be committed. Raises if even the DLQ publish failed, in
         which case the caller must not commit and redelivers later.
         """
+        if not active():
+            raise DeliveryAbandoned(message.topic, message.partition, message.offset)
+        try:
+            # The common case, a first attempt that succeeds, without the retry machinery: at
+            # a low rate, when most fetches hold one message, building and stepping tenacity's
+            # loop cost sla more CPU than some of its handlers.
+            await handler(message)
+            return
+        except Exception as exc:
+            first_failure: Exception | None = exc
         own_failures = _OwnFailures(self.max_retries + 1)
 
         async def sleep(seconds: float) -> None:
@@ -258,6 +268,11 @@ class EventBus(ABC):
                 reraise=True,
             ):
                 with attempt:
+                    if first_failure is not None:
+                        # Attempt 1 is the one made above: its failure goes through the same
+                        # stop, wait and retry decisions as any other.
+                        failure, first_failure = first_failure, None
+                        raise failure
                     if not active():
                         raise DeliveryAbandoned(message.topic, message.partition, message.offset)
                     await handler(message)
