@@ -145,6 +145,25 @@ async def get_agent(
     return await _get(session, Agent, agent_id, for_update, skip_locked)
 
 
+# Every agent of ``ids`` not locked by another transaction, locked (never waits, so it cannot
+# deadlock), as committed now.
+_LOCK_AGENTS = (
+    select(Agent)
+    .where(Agent.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Agent.id)
+    .with_for_update(skip_locked=True)
+    .execution_options(populate_existing=True)
+)
+
+
+async def lock_free_agents(session: AsyncSession, agent_ids: Sequence[str]) -> Sequence[Agent]:
+    """Those of ``agent_ids`` no other transaction holds, locked in one statement; the others
+    are left out (SQLite, which serializes writers, gives them all)."""
+    if not agent_ids:
+        return []
+    return (await session.execute(_LOCK_AGENTS, {"ids": list(agent_ids)})).scalars().all()
+
+
 async def page_agents(session: AsyncSession, *, limit: int, cursor: str | None) -> Slice[Agent]:
     return await paginate(session, select(Agent), keys=(Agent.id,), limit=limit, cursor=cursor)
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.router import repository, rules
-from services.router.assignment import AgentView, TicketNeeds, choose_agent
+from services.router.assignment import AgentView, TicketNeeds, choose_agent, eligible
 from services.router.context import RouterContext, record, snapshot, ticket_document
 from services.router.models import Agent, RoutingRule, Ticket
 from shared import events as ev
@@ -206,15 +206,13 @@ async def _place(ctx: RouterContext, ticket: Ticket, current: Roster) -> bool:
         # transactions assigning at once would all queue on the same least-loaded agent, so a
         # locked agent is skipped for the next best one; a returning customer's agent is worth
         # waiting for. A transaction already holding an agent lock never waits (no deadlock).
-        wait = choice.strategy == "returning_customer" and not ctx.holds_agent_lock
-        agent = await repository.get_agent(
-            ctx.session, choice.agent_id, for_update=True, skip_locked=not wait
-        )
-        if agent is None:
-            busy[choice.agent_id] = candidates.pop(choice.agent_id)
-            current.busy.add(choice.agent_id)
-            continue
-        if await _assign_if_room(ctx, ticket, agent, choice.strategy, current):
+        if choice.strategy != "returning_customer" or ctx.holds_agent_lock:
+            await _lock_and_count(ctx, needs, choice.agent_id, candidates, busy, current)
+            continue  # choose again, among exact loads
+        agent = await repository.get_agent(ctx.session, choice.agent_id, for_update=True)
+        if agent is not None and await _assign_if_room(
+            ctx, ticket, agent, choice.strategy, current
+        ):
             return True
         candidates.pop(choice.agent_id, None)
     # Every fitting agent is busy in another transaction: wait for the best of them.
@@ -230,6 +228,36 @@ async def _place(ctx: RouterContext, ticket: Ticket, current: Roster) -> bool:
         ):
             return True
     return False
+
+
+async def _lock_and_count(
+    ctx: RouterContext,
+    needs: TicketNeeds,
+    chosen: str,
+    candidates: dict[str, AgentView],
+    busy: dict[str, AgentView],
+    current: Roster,
+) -> None:
+    """Lock the chosen agent and every other candidate the ticket could go to that this
+    transaction has not counted yet, in one statement, skipping those another transaction
+    holds (they move to ``busy``); then count the locked ones' loads in one more. A batch's
+    tickets spread over every agent by load, so locking them one by one cost two round trips
+    per agent and batch."""
+    wanted = [chosen] + [
+        view.id
+        for view in candidates.values()
+        if view.id != chosen and view.id not in current.counted and eligible(view, needs)
+    ]
+    locked = await repository.lock_free_agents(ctx.session, wanted)
+    if locked:
+        ctx.holds_agent_lock = True
+        loads = await repository.agent_loads(ctx.session, [agent.id for agent in locked])
+        for agent in locked:
+            current.views[agent.id] = candidates[agent.id] = _view(agent, loads.get(agent.id, {}))
+            current.counted.add(agent.id)
+    for agent_id in set(wanted) - {agent.id for agent in locked}:
+        busy[agent_id] = candidates.pop(agent_id)
+        current.busy.add(agent_id)
 
 
 def _has_room(view: AgentView, channel: str) -> bool:
