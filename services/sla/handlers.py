@@ -18,8 +18,15 @@ def _sla_context(ctx: HandlerContext) -> service.SlaContext:
     return service.SlaContext.for_event(ctx)
 
 
-def _wake(ctx: HandlerContext) -> None:
-    ctx.after_commit.append(lambda: wake_scheduler(ctx.runtime))
+def _wake(ctx: HandlerContext, ticket_id: str) -> None:
+    """Once committed, wake the scheduler if the ticket's timers fire before it would look."""
+    timers = service.timers_read(ctx.session, ticket_id)
+    if timers is None:  # (every handler reads them; should one not, wake anyway)
+        ctx.after_commit.append(lambda: wake_scheduler(ctx.runtime))
+        return
+    due = min((t.next_fire_at for t in timers if t.next_fire_at is not None), default=None)
+    if due is not None:
+        ctx.after_commit.append(lambda: wake_scheduler(ctx.runtime, due))
 
 
 async def on_ticket_created(ctx: HandlerContext, event: ev.TicketCreated) -> None:
@@ -35,7 +42,7 @@ async def on_ticket_created(ctx: HandlerContext, event: ev.TicketCreated) -> Non
     await service.start_timer(sla, ticket, policy, "first_response", started)
     await service.start_timer(sla, ticket, policy, "resolution", started)
     await service.apply_status(sla, ticket, started)
-    _wake(ctx)
+    _wake(ctx, ticket.id)
 
 
 async def on_ticket_changed(ctx: HandlerContext, event: ev.TicketEvent) -> None:
@@ -47,7 +54,7 @@ async def on_ticket_changed(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     at = event.ticket.updated_at
     await service.recompute(sla, ticket, at)
     await service.apply_status(sla, ticket, at)
-    _wake(ctx)
+    _wake(ctx, ticket.id)
 
 
 async def on_message_added(ctx: HandlerContext, event: ev.TicketMessageAdded) -> None:
@@ -68,7 +75,7 @@ async def on_message_added(ctx: HandlerContext, event: ev.TicketMessageAdded) ->
             policy = await service.policy_for(sla, ticket)
             await service.start_timer(sla, ticket, policy, "next_response", message.created_at)
     await service.apply_status(sla, ticket, event.ticket.updated_at)
-    _wake(ctx)
+    _wake(ctx, ticket.id)
 
 
 async def on_ticket_solved(ctx: HandlerContext, event: ev.TicketEvent) -> None:
@@ -94,7 +101,7 @@ async def on_ticket_reopened(ctx: HandlerContext, event: ev.TicketReopened) -> N
     await service.reopen(sla, ticket, at)
     await service.recompute(sla, ticket, at)
     await service.apply_status(sla, ticket, at)
-    _wake(ctx)
+    _wake(ctx, ticket.id)
 
 
 EVENT_HANDLERS: dict[type[ev.Event], EventHandler] = with_goals(

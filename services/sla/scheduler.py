@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from services.sla import repository, service
 from shared.clock import wait_for_wake
@@ -27,12 +28,21 @@ class SchedulerState:
     """What the scheduler loop shares with the rest of the process (``runtime.state_of``)."""
 
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # When the sleeping loop looks again by itself (None while it is awake): a timer due later
+    # needs no wake-up.
+    next_look: datetime | None = None
     # Serializes firing within a process (SQLite has no ``SKIP LOCKED``).
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def wake_scheduler(runtime: ServiceRuntime) -> None:
-    runtime.state_of(SchedulerState).wake.set()
+def wake_scheduler(runtime: ServiceRuntime, due: datetime | None = None) -> None:
+    """Have the loop look at the timers now; with ``due`` (the earliest instant something of
+    the changed timers fires), only if the loop would otherwise look later than that. Every
+    batch of new tickets starts timers, and a look costs a transaction and three statements."""
+    state = runtime.state_of(SchedulerState)
+    if due is not None and state.next_look is not None and due >= state.next_look:
+        return
+    state.wake.set()
 
 
 def wake_after_commit(ctx: service.SlaContext) -> None:
@@ -43,18 +53,23 @@ def wake_after_commit(ctx: service.SlaContext) -> None:
 
 
 async def run_scheduler(runtime: ServiceRuntime) -> None:
-    wake = runtime.state_of(SchedulerState).wake
+    state = runtime.state_of(SchedulerState)
     while True:
+        state.next_look = None
         fired = await fire_once(runtime)
         if fired >= BATCH:
             continue
+        # Cleared before the read: a timer committed after it wakes the loop (its wake-up is
+        # kept), one committed before it is in what the read returns.
+        state.wake.clear()
         async with runtime.sessionmaker() as session:
             upcoming = await repository.next_fire_at(session)
+        now = runtime.clock.now()
         delay = MAX_SLEEP_SECONDS
         if upcoming is not None:
-            delay = min(delay, max(0.0, (upcoming - runtime.clock.now()).total_seconds()))
-        wake.clear()
-        await wait_for_wake(wake, delay)
+            delay = min(delay, max(0.0, (upcoming - now).total_seconds()))
+        state.next_look = now + timedelta(seconds=delay)
+        await wait_for_wake(state.wake, delay)
 
 
 async def fire_once(runtime: ServiceRuntime) -> int:

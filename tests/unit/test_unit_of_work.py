@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -12,7 +12,7 @@ import pytest
 from services.sla import admin
 from services.sla.app import create_app
 from services.sla.models import CalendarRow
-from services.sla.scheduler import SchedulerState
+from services.sla.scheduler import SchedulerState, wake_scheduler
 from services.sla.service import SlaContext
 from shared.bus import MemoryBus
 from shared.migrate import upgrade_all
@@ -99,3 +99,29 @@ async def test_retiming_wakes_the_scheduler_after_commit_through_typed_state(
     async with runtime.unit_of_work(SlaContext) as ctx:
         await admin.recompute_open_timers(ctx)
         assert len(ctx.after_commit) == 1, "the wake-up waits for the commit"
+
+
+async def test_a_timer_wakes_the_scheduler_only_when_due_before_it_looks_again(
+    sla: tuple[ServiceRuntime, httpx.AsyncClient],
+) -> None:
+    runtime, _ = sla
+    state = runtime.state_of(SchedulerState)
+    now = runtime.clock.now()
+    # (No await below: the running loop cannot change the state between these lines.)
+    state.wake.clear()
+    state.next_look = now + timedelta(seconds=1)
+    wake_scheduler(runtime, now + timedelta(minutes=45))  # a new ticket's first warning
+    assert not state.wake.is_set(), "the loop looks again within the second anyway"
+    wake_scheduler(runtime, now + timedelta(milliseconds=300))
+    assert state.wake.is_set(), "due before the loop's next look"
+    state.wake.clear()
+    wake_scheduler(runtime, now - timedelta(seconds=5))
+    assert state.wake.is_set(), "already due (a late event)"
+    state.wake.clear()
+    state.next_look = None  # the loop is awake: it reads the timers after this anyway
+    wake_scheduler(runtime, now + timedelta(minutes=45))
+    assert state.wake.is_set()
+    state.wake.clear()
+    state.next_look = now + timedelta(seconds=1)
+    wake_scheduler(runtime)  # a policy or calendar change: always
+    assert state.wake.is_set()
