@@ -37,7 +37,15 @@ from shared.db import (
     ping,
     writes_at_end,
 )
-from shared.events import EVENT_TYPES, Envelope, Event, EventDecodeError, decode, parse_event
+from shared.events import (
+    EVENT_TYPES,
+    Envelope,
+    Event,
+    EventDecodeError,
+    decode,
+    parse_event,
+    peek_type,
+)
 from shared.faults import DependencyUnavailable, is_infrastructure_error, unavailable_dependency
 from shared.metrics import EVENTS_CONSUMED, count_statements, statement_counter
 from shared.outbox import Inbox, Outbox, OutboxRelay
@@ -375,6 +383,12 @@ class ServiceRuntime:
 
     def _prepare(self, message: Message) -> tuple[Envelope, Event, EventHandler] | None:
         """Decode a message; None when this service has no handler for its type."""
+        kind = peek_type(message.value)
+        if kind is not None:
+            model = EVENT_TYPES.get(kind)
+            if model is None or model not in self.handlers:
+                EVENTS_CONSUMED.labels(self.name, kind, "ignored").inc()
+                return None
         try:
             envelope = decode(message.value, message.key)
         except EventDecodeError as exc:

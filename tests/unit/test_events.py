@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -116,3 +117,42 @@ def test_unknown_type_and_bad_data_raise_decode_error() -> None:
     envelope = ev.Envelope(id="1", source="/x", type="ticket.created", data={"ticket": {"id": 3}})
     with pytest.raises(ev.EventDecodeError, match=r"ticket\.created"):
         ev.parse_event(envelope)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (b'{"specversion":"1.0","type":"sla.started","id":"1","source":"/x"}', "sla.started"),
+        (b'{"type": 3}', None),
+        (b"[]", None),
+        (b"not json", None),
+    ],
+)
+def test_a_message_type_is_read_without_decoding_the_event(value: bytes, kind: str | None) -> None:
+    assert ev.peek_type(value) == kind
+
+
+async def test_a_consumer_passes_over_types_it_does_not_handle_and_still_refuses_garbage() -> None:
+    from shared.bus import Message, PermanentError
+    from shared.runtime import ServiceRuntime
+
+    handled: list[ev.Event] = []
+
+    async def on_assigned(_: Any, event: ev.Event) -> None:
+        handled.append(event)
+
+    runtime = ServiceRuntime.__new__(ServiceRuntime)  # _prepare needs only these two
+    runtime.name, runtime.handlers = "probe", {ev.TicketAssigned: on_assigned}
+    created = ev.TicketCreated(ticket=_snapshot())
+    key, value, _ = ev.encode(created, source="test")
+    assert runtime._prepare(Message("tickets", 0, 0, key, value)) is None  # not decoded at all
+    assigned = ev.TicketAssigned(ticket=_snapshot(), previous_assignee_id=None, reason="x")
+    key, value, _ = ev.encode(assigned, source="test")
+    prepared = runtime._prepare(Message("tickets", 0, 1, key, value))
+    assert prepared is not None and isinstance(prepared[1], ev.TicketAssigned)
+    document = json.loads(value)
+    document["data"]["ticket"]["id"] = 3  # a handled type whose data does not fit it
+    broken = json.dumps(document).encode()
+    for bad in (b"garbage", broken):
+        with pytest.raises(PermanentError):
+            runtime._prepare(Message("tickets", 0, 2, key, bad))
