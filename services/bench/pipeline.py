@@ -4,8 +4,10 @@ and PostgreSQL, observed on the broker the way any downstream consumer sees them
 The figure with the target is routing's: tickets assigned per second in the run's steady state
 (``steady_rate``: over the middle 80 % of the tickets, in the order they were sent, the time
 from one assignment seen on the broker to the next, by least squares) against the door's own
-rate measured the same way on its 202s, so ratio 1.0 means routing keeps up with the door. The bench still waits for every ticket's ``sla.started`` (sla)
-too and reports that rate and its latencies beside it."""
+rate measured the same way on its 202s, so ratio 1.0 means routing keeps up with the door. The
+bench still waits for every ticket's ``sla.started`` (sla) too and reports that rate and its
+latencies beside it.
+"""
 
 from __future__ import annotations
 

@@ -70,7 +70,8 @@ class AgentLoad(Base):
     however many tickets are open; counting them for every routing batch had grown with the
     open tickets. SQLite drops a table's triggers when a batch migration copies the table: a
     migration that does so to ``tickets`` must create them again
-    (``tests/integration/test_agent_loads.py`` checks the counts after every migration)."""
+    (``tests/integration/test_agent_loads.py`` compares the loads with a count, on a database
+    migrated to head)."""
 
     __tablename__ = "agent_loads"
 
