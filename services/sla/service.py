@@ -32,6 +32,7 @@ Functions take the session and the outbox and never commit.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -112,7 +113,10 @@ def pause_map(value: list[str] | dict[str, list[str]] | None) -> dict[str, tuple
     return {"first_response": (), "next_response": tuple(value), "resolution": tuple(value)}
 
 
+@functools.lru_cache(maxsize=64)
 def default_policy(channel: str) -> Policy:
+    """The built-in policy for a channel (one per channel, made once: every ticket no policy
+    matches asks for it; callers only read it)."""
     targets: dict[tuple[str, str], tuple[int, str | None]] = {}
     for priority, per_metric in DEFAULT_TARGETS.items():
         for metric, minutes in per_metric.items():
