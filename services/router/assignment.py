@@ -79,11 +79,13 @@ def choose_agent(
     candidates = [a for a in agents if eligible(a, needs)]
     if not candidates:
         return None
-
-    def order(agent: AgentView) -> tuple[float, float, str]:
-        ratio = agent.load.get(needs.channel, 0) / max(agent.limit(needs.channel), 1)
-        last = agent.last_assigned_at.timestamp() if agent.last_assigned_at else 0.0
-        return (ratio, last, agent.id)
-
-    best = min(candidates, key=order)
+    best = min(candidates, key=lambda agent: load_order(agent, needs.channel))
     return Choice(best.id, "least_loaded")
+
+
+def load_order(agent: AgentView, channel: str) -> tuple[float, float, str]:
+    """The least-loaded order: share of the channel's capacity in use, then who was assigned
+    longest ago (round-robin among equals)."""
+    ratio = agent.load.get(channel, 0) / max(agent.limit(channel), 1)
+    last = agent.last_assigned_at.timestamp() if agent.last_assigned_at else 0.0
+    return (ratio, last, agent.id)

@@ -11,7 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 from services.router import repository, rules
-from services.router.assignment import AgentView, TicketNeeds, choose_agent, eligible
+from services.router.assignment import (
+    AgentView,
+    TicketNeeds,
+    choose_agent,
+    eligible,
+    load_order,
+)
 from services.router.context import RouterContext, record, snapshot, ticket_document
 from services.router.models import Agent, RoutingRule, Ticket
 from shared import events as ev
@@ -238,16 +244,22 @@ async def _lock_and_count(
     busy: dict[str, AgentView],
     current: Roster,
 ) -> None:
-    """Lock the chosen agent and every other candidate the ticket could go to that this
+    """Lock the chosen agent and the next best candidates the ticket could go to that this
     transaction has not counted yet, in one statement, skipping those another transaction
     holds (they move to ``busy``); then count the locked ones' loads in one more. A batch's
-    tickets spread over every agent by load, so locking them one by one cost two round trips
-    per agent and batch."""
-    wanted = [chosen] + [
-        view.id
-        for view in candidates.values()
-        if view.id != chosen and view.id not in current.counted and eligible(view, needs)
-    ]
+    tickets spread over agents by load, so locking them one by one cost two round trips per
+    agent and batch. No more agents are locked than the batch has events (at least one), so
+    other routers' batches still find free agents where the team is larger than a batch."""
+    others = sorted(
+        (
+            view
+            for view in candidates.values()
+            if view.id != chosen and view.id not in current.counted and eligible(view, needs)
+        ),
+        key=lambda view: load_order(view, needs.channel),
+    )
+    room = max(1, len(batch_events(ctx.session))) - 1
+    wanted = [chosen] + [view.id for view in others[:room]]
     locked = await repository.lock_free_agents(ctx.session, wanted)
     if locked:
         ctx.holds_agent_lock = True

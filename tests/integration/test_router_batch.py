@@ -166,3 +166,28 @@ async def test_what_a_batch_holds_back_counts_for_capacity(router: Router) -> No
     # Reading ann's load again writes the tickets held back first: t3 finds her full.
     assignees = {ticket_id: agent for ticket_id, (_, agent) in (await router.tickets()).items()}
     assert assignees == {"batch:t1": "ann", "batch:t2": "ann", "batch:t3": None}
+
+
+async def test_a_batch_locks_its_agents_together_but_no_more_than_it_has_tickets(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for agent in ("a1", "a2", "a3", "a4", "a5", "a6"):
+        await router.put_agent(agent)
+    locks = _count_calls(monkeypatch, "lock_free_agents")
+
+    await router.handle([_upsert("l1", "first", 1), _upsert("l2", "second", 2)])
+
+    # One statement locks the chosen agent and the next best: two tickets, two agents.
+    assert [len(agent_ids) for agent_ids, *_ in locks] == [2]
+    assignees = {ticket_id: agent for ticket_id, (_, agent) in (await router.tickets()).items()}
+    assert assignees["batch:l1"] != assignees["batch:l2"]  # least loaded, then the other
+
+    locks.clear()
+    await router.handle([_upsert(f"m{i}", f"many {i}", 3 + i) for i in range(10)])
+    # Every free agent at once when the batch has room for them all.
+    assert [len(agent_ids) for agent_ids, *_ in locks] == [6]
+    loads: dict[str, int] = {}
+    for _, assignee in (await router.tickets()).values():
+        assert assignee is not None
+        loads[assignee] = loads.get(assignee, 0) + 1
+    assert sorted(loads.values()) == [2, 2, 2, 2, 2, 2]  # 12 tickets spread evenly
