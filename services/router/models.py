@@ -58,26 +58,8 @@ class Ticket(Base):
 
 
 Index("ix_tickets_created_at_id", Ticket.created_at, Ticket.id)
+# Agent load = active tickets per assignee and channel, counted on every assignment.
 Index("ix_tickets_assignee_status_channel", Ticket.assignee_id, Ticket.status, Ticket.channel)
-
-
-class AgentLoad(Base):
-    """An agent's load on a channel: how many of their tickets are active (``new``, ``open`` or
-    ``on_hold``, ``repository.ACTIVE_STATUSES``).
-
-    Kept by database triggers on ``tickets`` (migration ``2b7e4c1d9a53``), on PostgreSQL and
-    SQLite alike, so that no write to a ticket can miss it and reading a load costs the same
-    however many tickets are open; counting them for every routing batch had grown with the
-    open tickets. SQLite drops a table's triggers when a batch migration copies the table: a
-    migration that does so to ``tickets`` must create them again
-    (``tests/integration/test_agent_loads.py`` compares the loads with a count, on a database
-    migrated to head)."""
-
-    __tablename__ = "agent_loads"
-
-    agent_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
-    active: Mapped[int] = mapped_column(Integer)
 
 
 class TicketMessage(Base):

@@ -31,7 +31,6 @@ from sqlalchemy.orm.util import identity_key
 from services.router.assignment import AgentView
 from services.router.models import (
     Agent,
-    AgentLoad,
     Base,
     IdempotencyKey,
     ProviderMapping,
@@ -50,8 +49,7 @@ from shared.db import (
 )
 from shared.pagination import Slice, paginate
 
-# Tickets that occupy an agent's capacity: pending waits on the customer, solved is done. The
-# triggers that keep ``agent_loads`` name them too: changing them takes a migration.
+# Tickets that occupy an agent's capacity: pending waits on the customer, solved is done.
 ACTIVE_STATUSES = ("new", "open", "on_hold")
 PRIORITY_RANK = {"urgent": 3, "high": 2, "normal": 1, "low": 0}
 
@@ -253,24 +251,21 @@ def _write_decisions(session: AsyncSession) -> BatchWrite:
     return write
 
 
-# Built once: routing reads loads in every consumer batch.
-_LOADS = select(AgentLoad.agent_id, AgentLoad.channel, AgentLoad.active).where(AgentLoad.active > 0)
-_LOADS_OF = _LOADS.where(AgentLoad.agent_id.in_(bindparam("agent_ids", expanding=True)))
-
-
 async def agent_loads(
     session: AsyncSession, agent_ids: Sequence[str] | None = None
 ) -> dict[str, dict[str, int]]:
-    """Active tickets per agent and channel (of ``agent_ids``, else of every agent), as the
-    triggers on ``tickets`` keep them (``models.AgentLoad``), this transaction's own writes to
-    tickets included."""
-    if agent_ids is not None and not agent_ids:
-        return {}
-    statement = _LOADS if agent_ids is None else _LOADS_OF
-    parameters = {} if agent_ids is None else {"agent_ids": list(agent_ids)}
+    """Active tickets per agent and channel."""
+    statement = (
+        select(Ticket.assignee_id, Ticket.channel, func.count())
+        .where(Ticket.assignee_id.is_not(None), Ticket.status.in_(ACTIVE_STATUSES))
+        .group_by(Ticket.assignee_id, Ticket.channel)
+    )
+    if agent_ids is not None:
+        statement = statement.where(Ticket.assignee_id.in_(agent_ids))
     loads: dict[str, dict[str, int]] = defaultdict(dict)
-    for agent_id, channel, active in await session.execute(statement, parameters):
-        loads[agent_id][channel] = active
+    for agent_id, channel, count in (await session.execute(statement)).all():
+        if agent_id is not None:
+            loads[agent_id][channel] = count
     return loads
 
 
