@@ -406,7 +406,7 @@ def ticket_entries(
     days: list[date] = []
     for sample in samples:
         day = periods.local_day(sample.completed_at, zone)
-        entries.append([sample.key, day.isoformat(), sample.good, sample.bad, sample.value])
+        entries.append(_entry(sample, day.isoformat()))
         days.append(day)
     return entries, days
 
