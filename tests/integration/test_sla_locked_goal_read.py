@@ -178,7 +178,7 @@ async def test_a_batch_writing_at_its_end_still_makes_a_waiting_read_fresh(
                     patches={"lr-3": {GOAL: [_entry()]}},
                     ticket_id="lr-3",
                 )
-                await repository.save_ticket_writes(holder, writes, state)
+                batch.fold(writes, state)
                 batch.states["lr-3"] = state
                 # Kept in the transaction, not yet written.
                 assert state.samples == {GOAL: [_entry()]}

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.sla.calendar import business_seconds_between, parse_calendar
-from services.sla.goals import metrics, periods, projection, whatif
+from services.sla.goals import metrics, periods, projection, repository, service, whatif
+from services.sla.goals.models import Timeline
 from services.sla.goals.projection import Totals
 
 LONDON = ZoneInfo("Europe/London")
@@ -83,6 +84,61 @@ def test_timeline_metrics() -> None:
     assert (detractor.good, detractor.bad) == (0, 1)
     assert metrics.survey_sample("ces", "s", 5, t0).good == 1
     assert metrics.survey_sample("csat", "s", 3, t0).good == 0
+
+
+class _NoCalendars:
+    """``sync_ticket``'s context for goals without a calendar: nothing is read."""
+
+    async def calendar(self, calendar_id: str | None) -> None:
+        raise AssertionError(f"no calendar should be read, not {calendar_id}")
+
+
+def _goal(goal_id: str, channels: list[str], period: str = "week") -> service.GoalDef:
+    return service.GoalDef(
+        goal_id, "first_response_time", {"channel": channels}, 60.0, None, None, 80.0,
+        period, None, "Europe/London", f"set-{goal_id}",
+    )  # fmt: skip
+
+
+async def test_goals_that_measure_alike_share_samples_but_each_keeps_its_own_totals() -> None:
+    """Three goals measure first replies alike. ``weekly`` and ``monthly`` (one scope) share
+    the ticket's samples; ``weekly`` already holds an older sample of the ticket (replaced),
+    ``monthly`` none (added); ``email`` does not cover chat any more, so its sample goes."""
+    t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    timeline = Timeline(
+        ticket_id="t1", created_at=t0, channel="chat", group=None, priority="normal",
+        status="open", document={}, events=[[0.0, "s", "open"], [45.0, "a", None]],
+        version=2, demo=False, dirty=False,
+    )  # fmt: skip
+    goals = [
+        _goal("weekly", ["chat"]),
+        _goal("monthly", ["chat"], "month"),
+        _goal("email", ["email"]),
+    ]
+    old = ["first_response", "2026-11-01", 0, 0, 90.0]  # as if the reply had taken 90 s
+    stored = {"set-weekly": [old], "set-email": [old]}
+    writes = repository.SampleWrites()
+
+    changed = await service.sync_ticket(_NoCalendars(), timeline, goals, stored, (), writes)  # type: ignore[arg-type]
+
+    new = ["first_response", "2026-11-02", 1, 0, 45.0]
+    assert changed
+    assert writes.patches == {"t1": {"set-weekly": [new], "set-monthly": [new], "set-email": []}}
+    totals = {
+        (r["goal_id"], r["day"].isoformat()): (r["samples"], r["good"], r["value_sum"])
+        for r in writes.bucket_rows()
+    }
+    assert totals == {
+        ("weekly", "2026-11-01"): (-1, 0, -90.0),
+        ("weekly", "2026-11-02"): (1, 1, 45.0),
+        ("monthly", "2026-11-02"): (1, 1, 45.0),
+        ("email", "2026-11-01"): (-1, 0, -90.0),
+    }
+    # Again with what is now stored: nothing moves.
+    again = repository.SampleWrites()
+    stored = writes.patches["t1"]
+    assert not await service.sync_ticket(_NoCalendars(), timeline, goals, stored, (), again)  # type: ignore[arg-type]
+    assert again.bucket_rows() == [] and again.patches == {}
 
 
 def test_values_match_the_survey_definitions() -> None:

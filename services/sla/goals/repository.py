@@ -260,9 +260,10 @@ class BatchGoals:
     deferred: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
 
     def fold(self, writes: SampleWrites, state: TicketState) -> None:
-        """Take one ticket event's ``writes`` instead of writing them, and bring ``state`` (its
-        ticket's, kept for the ticket's next event) up to date with them. (Survey samples are
-        not folded: ``record_answer`` writes them itself.)"""
+        """Take a ticket's ``writes`` (its sample bookkeeping's, run before the batch's write)
+        instead of writing them, and bring ``state`` (its ticket's, kept for the ticket's next
+        event) up to date with them. (Survey samples are not folded: ``record_answer`` writes
+        them itself.)"""
         assert not (writes.upserts or writes.deletes), "survey samples are written directly"
         if writes.timeline is not None:
             self.timelines[writes.timeline.ticket_id] = writes.timeline
@@ -277,6 +278,16 @@ class BatchGoals:
             writes.timeline is not None or writes.patches or writes.deltas
         ):
             self.touched[writes.ticket_id] = None
+
+    def keep(self, state: TicketState, timeline: Timeline) -> None:
+        """After one ticket event, what ``fold`` does with its writes when it moved no sample:
+        the timeline written at the end when it changed, and ``state`` kept for the ticket's
+        next event (its stopped timers are read anew then: sla's handler may stop one)."""
+        if timeline.dirty:
+            self.timelines[timeline.ticket_id] = timeline
+            self.touched[timeline.ticket_id] = None
+        state.timeline, state.timers = timeline, None
+        self.states[timeline.ticket_id] = state
 
     def take_writes(self) -> SampleWrites:
         """Everything folded since the last call, as one ``SampleWrites``."""
@@ -317,18 +328,6 @@ async def flush_batch(session: AsyncSession) -> None:
         for bookkeeping in deferred.values():
             await bookkeeping()
         await write_samples(session, batch.take_writes())
-
-
-async def save_ticket_writes(
-    session: AsyncSession, writes: SampleWrites, state: TicketState
-) -> None:
-    """A ticket event's writes: folded into the consumer batch's (``BatchGoals``, ``state``
-    updated for the ticket's next event) inside one; written now elsewhere."""
-    batch: BatchGoals | None = session.info.get(_BATCH)
-    if batch is None:
-        await write_samples(session, writes)
-    else:
-        batch.fold(writes, state)
 
 
 _LOCKED_QUERIES: dict[str, Any] = {}
@@ -487,7 +486,9 @@ async def samples_of_ticket(session: AsyncSession, ticket_id: str) -> Sequence[G
     return (await session.scalars(query.execution_options(populate_existing=True))).all()
 
 
-BucketKey = tuple[str, date]
+# The day totals' changes are kept by ``(goal ids, local day)``: goals that measure a ticket alike
+# share one entry, counted for each of them when written (``bucket_rows``).
+BucketKey = tuple[tuple[str, ...], date]
 
 
 @dataclass
@@ -515,15 +516,26 @@ class SampleWrites:
         return ([] if self.ticket_id is None else [self.ticket_id]) + self.touched
 
     def add_delta(
-        self, goal_id: str, day: date, sign: int, good: int, bad: int, value: float
+        self, goal_ids: tuple[str, ...], day: date, sign: int, good: int, bad: int, value: float
     ) -> None:
-        delta = self.deltas.setdefault((goal_id, day), [0, 0, 0, 0.0])
+        """One sample in (``sign`` 1) or out (-1) of the day totals of each of ``goal_ids``."""
+        delta = self.deltas.get((goal_ids, day))
+        if delta is None:
+            self.deltas[(goal_ids, day)] = [sign, sign * good, sign * bad, sign * value]
+            return
         delta[0] += sign
         delta[1] += sign * good
         delta[2] += sign * bad
         delta[3] += sign * value
 
     def bucket_rows(self) -> list[dict[str, Any]]:
+        """The day totals' changes, one row per goal and day."""
+        totals: dict[tuple[str, date], list[float]] = {}
+        for (goal_ids, day), d in self.deltas.items():
+            for goal_id in goal_ids:
+                total = totals.setdefault((goal_id, day), [0, 0, 0, 0.0])
+                for i, value in enumerate(d):
+                    total[i] += value
         return [
             {
                 "goal_id": goal_id,
@@ -533,7 +545,7 @@ class SampleWrites:
                 "bad": int(d[2]),
                 "value_sum": d[3],
             }
-            for (goal_id, day), d in sorted(self.deltas.items())
+            for (goal_id, day), d in sorted(totals.items())
             if any(d)
         ]
 

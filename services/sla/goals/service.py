@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sla import repository as sla_repository
+from services.sla.calendar import Calendar
 from services.sla.goals import metrics, periods, repository
 from services.sla.goals.models import Goal, SurveyAnswer, TicketTimeline, Timeline
 from services.sla.goals.schemas import GoalWrite
@@ -343,10 +344,22 @@ async def expected_samples(
     """The samples one ticket in ``goal``'s scope gives it now (survey goals are kept by
     ``record_answer``): from the timeline's ``facts``, or from ``timers``, the ticket's stopped
     sla timers, for ``sla_compliance``."""
+    calendar = None if goal.calendar_id is None else await ctx.calendar(goal.calendar_id)
+    return samples_of(goal, calendar, timeline.created_at, facts, timers)
+
+
+def samples_of(
+    goal: GoalDef,
+    calendar: Calendar,
+    created_at: datetime,
+    facts: metrics.TimelineFacts,
+    timers: Sequence[Any],
+) -> list[metrics.Sample]:
+    """``expected_samples`` with the goal's calendar already at hand."""
     if goal.metric in metrics.TIMELINE_METRICS:
-        seconds = metrics.seconds_function(await ctx.calendar(goal.calendar_id))
+        seconds = metrics.seconds_function(calendar)
         return metrics.facts_samples(
-            goal.metric, goal.threshold_seconds, timeline.created_at, facts, seconds
+            goal.metric, goal.threshold_seconds, created_at, facts, seconds
         )
     if goal.metric == "sla_compliance":
         return [
@@ -371,6 +384,7 @@ def apply_samples(
     whether anything moved. ``only_keys`` limits the removal of stale samples to those keys (an
     answer touches only its own sample)."""
     zone = goal.zone
+    one = (goal.id,)
     have = {s.key: s for s in stored if s.goal_id == goal.id}
     changed = False
     for sample in wanted:
@@ -384,48 +398,56 @@ def apply_samples(
                 sample.value,
             ):
                 continue
-            writes.add_delta(goal.id, old.day, -1, old.good, old.bad, old.value)
+            writes.add_delta(one, old.day, -1, old.good, old.bad, old.value)
         writes.upserts.append(_sample_row(goal.id, ticket_id, sample, day))
-        writes.add_delta(goal.id, day, 1, sample.good, sample.bad, sample.value)
+        writes.add_delta(one, day, 1, sample.good, sample.bad, sample.value)
         changed = True
     for key, old in have.items():
         if only_keys is not None and key not in only_keys:
             continue
-        writes.add_delta(goal.id, old.day, -1, old.good, old.bad, old.value)
+        writes.add_delta(one, old.day, -1, old.good, old.bad, old.value)
         writes.deletes.append((goal.id, ticket_id, key))
         changed = True
     return changed
 
 
 def ticket_entries(
-    samples: Sequence[metrics.Sample], zone: ZoneInfo
+    samples: Sequence[metrics.Sample],
+    zone: ZoneInfo,
+    days: dict[tuple[datetime, ZoneInfo], tuple[date, str]] | None = None,
 ) -> tuple[list[list[Any]], list[date]]:
     """Samples as ``ticket_samples`` keeps them (``[key, local day, good, bad, value]``, the
-    day in ``zone``), and their local days."""
+    day in ``zone``), and their local days. ``days`` keeps the local days found, for the
+    ticket's other goals (most of its samples complete at its first reply or solve)."""
+    if days is None:
+        days = {}
     entries: list[list[Any]] = []
-    days: list[date] = []
+    local_days: list[date] = []
     for sample in samples:
-        day = periods.local_day(sample.completed_at, zone)
-        entries.append(_entry(sample, day.isoformat()))
-        days.append(day)
-    return entries, days
+        found = days.get((sample.completed_at, zone))
+        if found is None:
+            day = periods.local_day(sample.completed_at, zone)
+            found = days[(sample.completed_at, zone)] = (day, day.isoformat())
+        entries.append(_entry(sample, found[1]))
+        local_days.append(found[0])
+    return entries, local_days
 
 
 def apply_ticket_samples(
-    goal_id: str,
+    goal_ids: tuple[str, ...],
     stored: list[list[Any]],
     wanted: list[list[Any]],
     days: list[date],
     writes: repository.SampleWrites,
 ) -> bool:
-    """Whether one ticket's entries of a goal change from ``stored`` (as its ``ticket_samples``
-    row has them) to ``wanted`` (``ticket_entries``, with their local ``days``); the changes
-    of the goal's day totals go to ``writes``."""
+    """Whether one ticket's entries of some goals change from ``stored`` (as its
+    ``ticket_samples`` row has them for each of them) to ``wanted`` (``ticket_entries``, with
+    their local ``days``); the changes of the goals' day totals go to ``writes``."""
     if stored == wanted:
         return False
-    if not stored:  # the common case: a ticket's first samples of the goal
+    if not stored:  # the common case: a ticket's first samples of the goals
         for entry, day in zip(wanted, days, strict=True):
-            writes.add_delta(goal_id, day, 1, entry[2], entry[3], entry[4])
+            writes.add_delta(goal_ids, day, 1, entry[2], entry[3], entry[4])
         return True
     have = {entry[0]: entry for entry in stored}
     for entry, day in zip(wanted, days, strict=True):
@@ -433,10 +455,10 @@ def apply_ticket_samples(
         if old is not None:
             if old == entry:
                 continue
-            writes.add_delta(goal_id, date.fromisoformat(old[1]), -1, old[2], old[3], old[4])
-        writes.add_delta(goal_id, day, 1, entry[2], entry[3], entry[4])
+            writes.add_delta(goal_ids, date.fromisoformat(old[1]), -1, old[2], old[3], old[4])
+        writes.add_delta(goal_ids, day, 1, entry[2], entry[3], entry[4])
     for old in have.values():
-        writes.add_delta(goal_id, date.fromisoformat(old[1]), -1, old[2], old[3], old[4])
+        writes.add_delta(goal_ids, date.fromisoformat(old[1]), -1, old[2], old[3], old[4])
     return True
 
 
@@ -483,13 +505,17 @@ async def goals_changed(ctx: SlaContext) -> None:
     await repository.bump_revision(ctx.session)
 
 
+Scope = tuple[tuple[str, ...] | None, ...]  # ``GoalDef.scope_lists``
+
+
 @dataclass(frozen=True)
 class _Group:
     """Goals that measure alike (``GoalDef.measured_as``) in one time zone: their samples of a
-    ticket are the same, computed once; each member is ``(id, sample_set, scope_lists)``."""
+    ticket are the same, computed once. ``cohorts``: its goals by scope, each ``(scope,
+    [(goal id, sample set), ...])``; the goals of a cohort take a ticket's samples alike."""
 
     first: GoalDef
-    members: list[tuple[str, str, tuple[tuple[str, ...] | None, ...]]]
+    cohorts: list[tuple[Scope, list[tuple[str, str]]]]
 
 
 # ``sync_ticket``'s plan for a goal list (by identity: ``goal_defs`` gives the same list while
@@ -501,16 +527,20 @@ def _plan(goals: Sequence[GoalDef]) -> tuple[list[_Group], bool]:
     found = _plans.get(id(goals))
     if found is not None and found[0] is goals:
         return found[1], found[2]
-    groups: dict[tuple[Any, ...], _Group] = {}
+    members: dict[tuple[Any, ...], dict[Scope, list[tuple[str, str]]]] = {}
+    firsts: dict[tuple[Any, ...], GoalDef] = {}
     for goal in goals:
         if goal.metric not in metrics.SURVEY_METRICS:
-            group = groups.setdefault((goal.measured_as, goal.timezone), _Group(goal, []))
-            group.members.append((goal.id, goal.sample_set, goal.scope_lists))
+            key = (goal.measured_as, goal.timezone)
+            firsts.setdefault(key, goal)
+            cohort = members.setdefault(key, {}).setdefault(goal.scope_lists, [])
+            cohort.append((goal.id, goal.sample_set))
+    groups = [_Group(first, list(members[key].items())) for key, first in firsts.items()]
     needs_timers = any(g.metric == "sla_compliance" for g in goals)
     if len(_plans) > 16:  # lists of goals that changed since
         _plans.clear()
-    _plans[id(goals)] = (goals, list(groups.values()), needs_timers)
-    return list(groups.values()), needs_timers
+    _plans[id(goals)] = (goals, groups, needs_timers)
+    return groups, needs_timers
 
 
 async def sync_ticket(
@@ -525,8 +555,9 @@ async def sync_ticket(
     by sample set) up to date; ``timers`` are its stopped sla timers, read here if ``None`` and
     needed. What changed goes to ``writes`` (which the caller writes, with the timeline).
 
-    The timeline is walked once (``metrics.timeline_facts``), and goals that measure alike
-    (``GoalDef.measured_as``) or share a scope share the work."""
+    The timeline is walked once (``metrics.timeline_facts``); goals that measure alike
+    (``GoalDef.measured_as``) share the samples, and those of them with one scope share the
+    day totals' changes when the ticket is new to all of them (``add_delta``)."""
     groups, needs_timers = _plan(goals)
     if not groups:
         return False
@@ -534,20 +565,22 @@ async def sync_ticket(
         timers = ()
         if needs_timers:
             timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
-    facts = metrics.timeline_facts(metrics.decode_events(timeline.created_at, timeline.events))
+    created_at = timeline.created_at
+    facts = metrics.timeline_facts(metrics.decode_events(created_at, timeline.events))
     ticket = (timeline.channel, timeline.group, timeline.priority)
-    scoped: dict[tuple[tuple[str, ...] | None, ...], bool] = {}
+    scoped: dict[Scope, bool] = {}
     measured: dict[tuple[Any, ...], list[metrics.Sample]] = {}
+    days: dict[tuple[datetime, ZoneInfo], tuple[date, str]] = {}
     nothing: tuple[list[list[Any]], list[date]] = ([], [])
     patch: dict[str, list[Any]] = {}
     for group in groups:
         entries: tuple[list[list[Any]], list[date]] | None = None
-        for goal_id, sample_set, lists in group.members:
-            inside = scoped.get(lists)
+        for scope, cohort in group.cohorts:
+            inside = scoped.get(scope)
             if inside is None:
-                inside = scoped[lists] = all(
+                inside = scoped[scope] = all(
                     allowed is None or actual in allowed
-                    for allowed, actual in zip(lists, ticket, strict=True)
+                    for allowed, actual in zip(scope, ticket, strict=True)
                 )
             wanted = nothing
             if inside:
@@ -555,13 +588,24 @@ async def sync_ticket(
                     first = group.first
                     samples = measured.get(first.measured_as)
                     if samples is None:
-                        samples = measured[first.measured_as] = await expected_samples(
-                            ctx, first, timeline, facts, timers
-                        )
-                    entries = ticket_entries(samples, first.zone)
+                        calendar = None
+                        if first.calendar_id is not None:
+                            calendar = await ctx.calendar(first.calendar_id)
+                        samples = samples_of(first, calendar, created_at, facts, timers)
+                        measured[first.measured_as] = samples
+                    entries = ticket_entries(samples, first.zone, days)
                 wanted = entries
-            if apply_ticket_samples(goal_id, stored.get(sample_set, []), *wanted, writes):
-                patch[sample_set] = wanted[0]
+            new: list[str] = []  # the cohort's goals that have no entries of the ticket yet
+            for goal_id, sample_set in cohort:
+                have = stored.get(sample_set)
+                if not have:
+                    if wanted[0]:
+                        new.append(goal_id)
+                        patch[sample_set] = wanted[0]
+                elif apply_ticket_samples((goal_id,), have, *wanted, writes):
+                    patch[sample_set] = wanted[0]
+            if new:
+                apply_ticket_samples(tuple(new), [], *wanted, writes)
     if patch:
         writes.patches.setdefault(timeline.ticket_id, {}).update(patch)
     return bool(patch)

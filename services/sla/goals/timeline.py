@@ -19,7 +19,7 @@ from shared import events as ev
 from shared.runtime import EventHandler, HandlerContext
 
 # What SLA policy conditions may look at, kept for what-if replays of a policy.
-DOCUMENT_FIELDS = {
+DOCUMENT_FIELDS = (
     "id",
     "subject",
     "status",
@@ -30,14 +30,15 @@ DOCUMENT_FIELDS = {
     "group",
     "assignee_id",
     "custom_fields",
-}
+)
+_INCLUDED = set(DOCUMENT_FIELDS)
 
 
 def _document(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> dict[str, Any]:
     dumped = sla_service.snapshot_document(ctx.session, snapshot)  # sla's own, when it made one
     if dumped is None:
-        return snapshot.model_dump(mode="json", include=DOCUMENT_FIELDS)
-    return {name: value for name, value in dumped.items() if name in DOCUMENT_FIELDS}
+        return snapshot.model_dump(mode="json", include=_INCLUDED)
+    return {name: dumped[name] for name in DOCUMENT_FIELDS if name in dumped}
 
 
 def _offset(timeline: Timeline, at: datetime) -> float:
@@ -53,7 +54,7 @@ def _append(timeline: Timeline, at: datetime, code: str, value: str | None) -> N
     timeline.dirty = True
 
 
-async def record(
+def record(
     ctx: SlaContext, event: ev.TicketEvent, state: repository.TicketState
 ) -> tuple[Timeline, bool, bool]:
     """Update the ticket's timeline (``state.timeline``, as read) from one of router's events
@@ -109,7 +110,9 @@ async def record(
 
 
 def _stopped(timers: list[Any]) -> list[Any]:
-    return [t for t in timers if t.met_at is not None and t.status in ("met", "breached")]
+    # The status first: a running timer sla made in this event has no ``met_at`` set, and
+    # reading an unset ORM attribute is slow (SQLAlchemy fires its init listeners).
+    return [t for t in timers if t.status in ("met", "breached") and t.met_at is not None]
 
 
 async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
@@ -128,30 +131,30 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     timers = sla_service.timers_read(sla.session, ticket_id)
     batch = repository.batch_goals(sla.session)
     state = await _goal_state(sla, batch, ticket_id, timers)
-    timeline, new, touched = await record(sla, event, state)
-    writes = repository.SampleWrites(timeline=timeline if timeline.dirty else None)
-    writes.ticket_id = ticket_id
+    timeline, new, touched = record(sla, event, state)
     answers = new and state.answered
     goals = await service.goal_defs(sla, state.goal_token) if touched or answers else []
-    changed = bool(goals) and touched
-    stopped = None
-    if changed:
-        stopped = state.timers if timers is None else _stopped(timers)
-    if changed and batch is not None:
-        # Computed once per ticket, before the batch writes (``BatchGoals.deferred``), from
-        # what this event leaves: a later event that moves a sample replaces it.
-        if stopped is None and any(g.metric == "sla_compliance" for g in goals):
-            stopped = list(await repository.stopped_timers_of(sla.session, ticket_id))
-        batch.deferred[ticket_id] = _sync_later(ctx, sla, batch, state, timeline, goals, stopped)
-        changed = False
-    elif changed:
-        changed = await service.sync_ticket(sla, timeline, goals, state.samples, stopped, writes)
-    await repository.save_ticket_writes(sla.session, writes, state)
+    # Its stopped timers, when sla's handler holds its timers (else sync_ticket reads them).
+    stopped = state.timers if timers is None else _stopped(timers)
+    changed = False
     if batch is not None:
-        # Kept for the ticket's next event in the batch; its stopped timers are read anew then
-        # (sla's handler may stop one).
-        state.timeline, state.timers = timeline, None
-        batch.states[ticket_id] = state
+        if goals and touched:
+            # Computed once per ticket, before the batch writes (``BatchGoals.deferred``),
+            # from what this event leaves: a later event that moves a sample replaces it.
+            if stopped is None and any(g.metric == "sla_compliance" for g in goals):
+                stopped = list(await repository.stopped_timers_of(sla.session, ticket_id))
+            batch.deferred[ticket_id] = _sync_later(
+                ctx, sla, batch, state, timeline, goals, stopped
+            )
+        batch.keep(state, timeline)
+    else:
+        writes = repository.SampleWrites(timeline=timeline if timeline.dirty else None)
+        writes.ticket_id = ticket_id
+        if goals and touched:
+            changed = await service.sync_ticket(
+                sla, timeline, goals, state.samples, stopped, writes
+            )
+        await repository.write_samples(sla.session, writes)
     if goals and answers:
         # Surveys travel on another topic: an answer may have come before its ticket, when no
         # scoped goal could place it yet.
