@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Self
@@ -156,6 +156,7 @@ _CREATED = "sla_created_tickets"
 # add-on that reads with the lock (goals) does instead for such a ticket (``reading_ticket_with``).
 _ABSENT = "sla_absent_tickets"
 _ABSENT_READER = "sla_absent_reader"
+_EXISTING_READER = "sla_existing_reader"
 # The snapshot ``track`` last read, with its JSON dump (``snapshot_document``); and the ids of the
 # tickets whose row the transaction wrote (inserted or updated: ``ticket_row_written``).
 _DUMPED = "sla_dumped_snapshot"
@@ -163,6 +164,7 @@ _WRITTEN = "sla_written_tickets"
 
 TicketReader = Callable[[AsyncSession, str], Awaitable[TrackedTicket | None]]
 AbsentReader = Callable[[AsyncSession, str], Awaitable[None]]
+ExistingReader = Callable[[AsyncSession, Sequence[str]], Awaitable[set[str]]]
 
 
 @dataclass
@@ -401,26 +403,37 @@ async def _absent_at_start(ctx: SlaContext, ticket_id: str) -> bool:
     the batch's tickets); a ticket the batch then created is ``held`` instead."""
 
     async def load() -> set[str]:
-        subjects = batch_subjects(ctx.session)
+        subjects = list(batch_subjects(ctx.session))
+        existing: ExistingReader = ctx.session.info.get(
+            _EXISTING_READER, repository.existing_ticket_ids
+        )
         with ctx.session.no_autoflush:  # nothing held back concerns these tickets' rows
-            return set(subjects) - await repository.existing_ticket_ids(ctx.session, subjects)
+            return set(subjects) - await existing(ctx.session, subjects)
 
     return ticket_id in await read_once(ctx.session, _ABSENT, load)
 
 
 def reading_ticket_with(
-    session: AsyncSession, reader: TicketReader | None, absent: AbsentReader | None = None
+    session: AsyncSession,
+    reader: TicketReader | None,
+    absent: AbsentReader | None = None,
+    existing: ExistingReader | None = None,
 ) -> None:
     """Have ``track`` lock the ticket's row with ``reader`` (one that also reads what an add-on
     needs of the ticket in the same round trip), and call ``absent`` instead for a ticket a
-    consumer batch knows has no row, until set back to ``None``."""
+    consumer batch knows has no row, until set back to ``None``. ``existing`` tells which of a
+    batch's tickets have a row (``repository.existing_ticket_ids``, read once per batch),
+    reading with it what the add-on needs of the batch's new tickets."""
     if reader is None:
         session.info.pop(_TICKET_READER, None)
         session.info.pop(_ABSENT_READER, None)
-    else:
-        session.info[_TICKET_READER] = reader
-        if absent is not None:
-            session.info[_ABSENT_READER] = absent
+        session.info.pop(_EXISTING_READER, None)
+        return
+    session.info[_TICKET_READER] = reader
+    if absent is not None:
+        session.info[_ABSENT_READER] = absent
+    if existing is not None:
+        session.info[_EXISTING_READER] = existing
 
 
 async def ticket_timers(ctx: SlaContext, ticket_id: str) -> list[Timer]:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.sla import repository as sla_repository
+from services.sla.goals import repository as goal_repository
 from services.sla.app import create_app
 from services.sla.models import Timer, TrackedTicket
 from shared import events as ev
@@ -158,7 +159,14 @@ async def test_a_ticket_created_elsewhere_meanwhile_fails_the_batch_not_the_tick
     async def stale(_session: Any, _ids: Any) -> set[str]:
         return set()
 
+    real = goal_repository.existing_reading_new_state
+
+    async def stale_with_goals(session: Any, ids: Any) -> set[str]:
+        await real(session, ids)  # (what the goal bookkeeping reads with it stays true)
+        return set()
+
     monkeypatch.setattr(sla_repository, "existing_ticket_ids", stale)
+    monkeypatch.setattr(goal_repository, "existing_reading_new_state", stale_with_goals)
     messages = sla.messages([assigned])
     with pytest.raises(IntegrityError):
         await sla.runtime.handle_batch(messages)

@@ -370,37 +370,47 @@ async def lock_ticket_reading_state(session: AsyncSession, ticket_id: str) -> Tr
 
 # ``read_once`` key: what ``new_ticket_state`` reads once for a consumer batch.
 _NEW_TICKETS = "goal_new_tickets"
-# Its statement, built once: ``(kind, value)`` rows, ``t`` a ticket id with a timeline, ``a`` one
-# with a survey answer, ``r`` the goal revision token.
-_NEW_TICKET_IDS = bindparam("ids", type_=String, expanding=True)
-_NEW_TICKETS_QUERY = union_all(
+# Its statement, built once: ``(kind, value)`` rows, ``x`` a ticket id sla has a row for, ``t``
+# one with a timeline, ``a`` one with a survey answer, ``r`` the goal revision token.
+_BATCH_IDS = bindparam("ids", type_=String, expanding=True)
+_BATCH_TICKETS_QUERY = union_all(
+    select(literal("x"), TrackedTicket.id).where(TrackedTicket.id.in_(_BATCH_IDS)),
     select(literal("t"), ticket_timelines.c.ticket_id).where(
-        ticket_timelines.c.ticket_id.in_(_NEW_TICKET_IDS)
+        ticket_timelines.c.ticket_id.in_(_BATCH_IDS)
     ),
     select(literal("a"), SurveyAnswer.ticket_id)
-    .where(SurveyAnswer.ticket_id.in_(_NEW_TICKET_IDS))
+    .where(SurveyAnswer.ticket_id.in_(_BATCH_IDS))
     .distinct(),
     select(literal("r"), GoalRevision.token).where(GoalRevision.id == 1),
 )
 
 
+async def existing_reading_new_state(session: AsyncSession, ticket_ids: Sequence[str]) -> set[str]:
+    """sla's once-per-batch read of which of the batch's tickets it has a row for
+    (``reading_ticket_with``), reading in the same statement what ``new_ticket_state`` needs
+    of the others: which have a timeline, which have survey answers, and the goal revision."""
+    found: dict[str, set[str]] = {"x": set(), "t": set(), "a": set()}
+    token: str | None = None
+    # Core, so nothing the batch holds back (sla's rows, not these) is flushed first.
+    for kind, value in await session.execute(_BATCH_TICKETS_QUERY, {"ids": list(ticket_ids)}):
+        if kind == "r":
+            token = value
+        else:
+            found[kind].add(value)
+    session.info[_NEW_TICKETS] = (found["t"], found["a"], token)
+    return found["x"]
+
+
 async def new_ticket_state(session: AsyncSession, ticket_id: str) -> None:
     """sla's ``track`` reader for a ticket that had no sla row when its consumer batch began
-    (nothing to lock): the ticket's goal state, kept for ``take_prefetched_state``. One read
-    per batch serves all its tickets: which have a timeline (one without sla's row is read as
-    usual), which have survey answers, and the goal revision."""
+    (nothing to lock): the ticket's goal state, kept for ``take_prefetched_state``, from what
+    ``existing_reading_new_state`` read for the batch (a ticket with a timeline but no sla row
+    is read as usual)."""
 
     async def load() -> tuple[set[str], set[str], str | None]:
-        found: dict[str, set[str]] = {"t": set(), "a": set()}
-        token: str | None = None
-        # Core, so nothing the batch holds back (sla's rows, not these) is flushed first.
-        rows = await session.execute(_NEW_TICKETS_QUERY, {"ids": list(batch_subjects(session))})
-        for kind, value in rows:
-            if kind == "r":
-                token = value
-            else:
-                found[kind].add(value)
-        return found["t"], found["a"], token
+        await existing_reading_new_state(session, list(batch_subjects(session)))
+        loaded: tuple[set[str], set[str], str | None] = session.info[_NEW_TICKETS]
+        return loaded
 
     timelines, answered, token = await read_once(session, _NEW_TICKETS, load)
     if ticket_id in timelines:

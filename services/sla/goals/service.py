@@ -469,15 +469,19 @@ _goal_cache: dict[str, tuple[str, list[GoalDef]]] = {}
 
 
 # Each engine's URL as text: rendering it (which hashing a URL also does) for every event cost
-# more than the lookup.
+# more than the lookup; and the session's, kept in its ``info`` (finding its engine costs too).
 _urls: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_DATABASE = "goal_database"
 
 
 def _database(session: AsyncSession) -> str:
-    engine = session.get_bind().engine
-    url = _urls.get(engine)
+    url: str | None = session.info.get(_DATABASE)
     if url is None:
-        url = _urls[engine] = str(engine.url)
+        engine = session.get_bind().engine
+        url = _urls.get(engine)
+        if url is None:
+            url = _urls[engine] = str(engine.url)
+        session.info[_DATABASE] = url
     return url
 
 
@@ -521,6 +525,11 @@ class _Group:
 # ``sync_ticket``'s plan for a goal list (by identity: ``goal_defs`` gives the same list while
 # the goals do not change): its non-survey goals in groups, and whether any needs sla's timers.
 _plans: dict[int, tuple[Sequence[GoalDef], list[_Group], bool]] = {}
+
+
+def needs_timers(goals: Sequence[GoalDef]) -> bool:
+    """Whether any of the goals counts sla's stopped timers (``sla_compliance``)."""
+    return _plan(goals)[1]
 
 
 def _plan(goals: Sequence[GoalDef]) -> tuple[list[_Group], bool]:

@@ -134,23 +134,24 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     timeline, new, touched = record(sla, event, state)
     answers = new and state.answered
     goals = await service.goal_defs(sla, state.goal_token) if touched or answers else []
-    # Its stopped timers, when sla's handler holds its timers (else sync_ticket reads them).
-    stopped = state.timers if timers is None else _stopped(timers)
     changed = False
     if batch is not None:
         if goals and touched:
             # Computed once per ticket, before the batch writes (``BatchGoals.deferred``),
             # from what this event leaves: a later event that moves a sample replaces it.
-            if stopped is None and any(g.metric == "sla_compliance" for g in goals):
+            stopped = state.timers
+            if timers is None and stopped is None and service.needs_timers(goals):
                 stopped = list(await repository.stopped_timers_of(sla.session, ticket_id))
-            batch.deferred[ticket_id] = _sync_later(
-                ctx, sla, batch, state, timeline, goals, stopped
-            )
+            deferred = _sync_later(ctx, sla, batch, state, timeline, goals, timers, stopped)
+            batch.deferred[ticket_id] = deferred
         batch.keep(state, timeline)
     else:
         writes = repository.SampleWrites(timeline=timeline if timeline.dirty else None)
         writes.ticket_id = ticket_id
         if goals and touched:
+            # Its stopped timers: of those sla's handler holds, or as read with its state (else
+            # ``sync_ticket`` reads them).
+            stopped = state.timers if timers is None else _stopped(timers)
             changed = await service.sync_ticket(
                 sla, timeline, goals, state.samples, stopped, writes
             )
@@ -194,16 +195,20 @@ def _sync_later(
     state: repository.TicketState,
     timeline: Timeline,
     goals: list[service.GoalDef],
+    timers: list[Any] | None,
     stopped: list[Any] | None,
 ) -> Callable[[], Awaitable[None]]:
     """The ticket's sample bookkeeping as ``on_ticket_event`` does it, run later in the batch's
     transaction (against ``state.samples`` as the batch has them then). ``timeline`` is the
     ticket's own object, which later events of the batch update in place; they change nothing a
-    sample depends on unless they replace this bookkeeping with their own."""
+    sample depends on unless they replace this bookkeeping with their own. Its stopped timers:
+    those of ``timers`` (the ones sla's handler holds, which its later events change in place)
+    stopped by then, else ``stopped``."""
 
     async def sync() -> None:
         writes = repository.SampleWrites(ticket_id=timeline.ticket_id)
-        if await service.sync_ticket(sla, timeline, goals, state.samples, stopped, writes):
+        held = stopped if timers is None else _stopped(timers)
+        if await service.sync_ticket(sla, timeline, goals, state.samples, held, writes):
             ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
         batch.fold(writes, state)
 
@@ -238,7 +243,10 @@ def with_goals(handlers: dict[type[ev.Event], EventHandler]) -> dict[type[ev.Eve
             # sla's locked read of the ticket brings the goal state along.
             repository.take_prefetched_state(ctx.session, None)  # none left from an earlier event
             sla_service.reading_ticket_with(
-                ctx.session, repository.lock_ticket_reading_state, repository.new_ticket_state
+                ctx.session,
+                repository.lock_ticket_reading_state,
+                repository.new_ticket_state,
+                repository.existing_reading_new_state,
             )
             try:
                 await first(ctx, event)
