@@ -10,8 +10,9 @@
   database as the replay reads them (its floor). Three alternating rounds, the median of each.
 - Event handling: sla's handlers on the same stream of ticket events (created, agent reply,
   solved), with the goal bookkeeping (timeline + samples for the 20 goals) and without it (sla's
-  own handlers alone), alternating rounds (``GoalsOptions.rounds``: twelve, since a round
-  takes a quarter of a second and this host is noisy). The target figure handles them as sla's
+  own handlers alone), in alternating rounds (``GoalsOptions.rounds``: twelve, since a round
+  takes a quarter of a second and this host is noisy; each side first every other round, each
+  round after a collection and once the previous one's outbox is relayed). The target figure handles them as sla's
   consumer does a backlog: the stream split by ticket id into ``PARTITIONS`` partitions, handed
   over partition after partition (each in order) in chunks of ``MAX_BATCH``, one transaction
   per chunk (``handle_batch``), as the Kafka bus hands over a fetch. A second figure
@@ -24,6 +25,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 import uuid
@@ -355,9 +357,14 @@ async def _handling(env: BenchEnv, options: GoalsOptions) -> dict[str, Any]:
         # runtimes) land on whichever handling happens to allocate, and measure the bench.
         settle_heap()
         for n in range(max(rounds.values())):
-            for mode, name in runs:
+            # Each runtime goes first every other round (a drift of the host is shared), and
+            # every round starts with the collector having collected the garbage the previous
+            # round left (so one runtime's is not charged to the other's round).
+            first = list(runtimes) if n % 2 == 0 else list(reversed(runtimes))
+            for mode, name in [(mode, name) for mode in MODES for name in first]:
                 if n >= rounds[mode]:
                     continue
+                gc.collect()
                 executed[0] = 0
                 seconds, cpu = await _handle_round(
                     runtimes[name],
