@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.sla import repository as sla_repository
-from services.sla.goals import repository as goal_repository
 from services.sla.app import create_app
+from services.sla.goals import repository as goal_repository
 from services.sla.models import Timer, TrackedTicket
 from shared import events as ev
 from shared.bus import Message
