@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.router.api import router
 from services.router.handlers import CONSUMES, EVENT_HANDLERS
 from services.router.models import metadata
-from services.router.routing import sweep_queue
+from services.router.routing import fold_loads, sweep_queue
 from services.router.service import RouterContext
 from services.router.webhooks_api import audit_router, mappings_router
 from services.router.webhooks_api import router as webhooks_router
@@ -27,7 +27,7 @@ def create_app(
         metadata=metadata,
         handlers=EVENT_HANDLERS,
         consumes=CONSUMES,
-        background=(sweep_queue,),
+        background=(sweep_queue, fold_loads),
         unit_of_work=RouterContext,
         # The webhook door first: a request is matched against the routes in order.
         routers=[webhooks_router, router, audit_router, mappings_router],

@@ -58,8 +58,40 @@ class Ticket(Base):
 
 
 Index("ix_tickets_created_at_id", Ticket.created_at, Ticket.id)
-# Agent load = active tickets per assignee and channel, counted on every assignment.
+# Active tickets per assignee and channel (what ``AgentLoad`` keeps), counted.
 Index("ix_tickets_assignee_status_channel", Ticket.assignee_id, Ticket.status, Ticket.channel)
+
+
+class AgentLoad(Base):
+    """An agent's load on a channel as last folded: how many of their tickets are active
+    (``new``, ``open`` or ``on_hold``, ``repository.ACTIVE_STATUSES``). The load now is this
+    plus the ``AgentLoadChange`` rows not yet folded in (``repository.agent_loads``)."""
+
+    __tablename__ = "agent_loads"
+
+    agent_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    active: Mapped[int] = mapped_column(Integer)
+
+
+class AgentLoadChange(Base):
+    """One change of an agent's load (+1, -1), appended by database triggers on ``tickets``
+    (migration ``7d3a9f2c5e18``, PostgreSQL and SQLite alike) on every write that moves a ticket
+    in or out of an agent's active ones, whatever wrote it. Appending never waits on another
+    transaction, where updating a shared count would (two transactions changing tickets of the
+    same agents in opposite orders deadlocked that way). router folds them into ``AgentLoad``
+    in the background (``repository.fold_agent_loads``), so a load is read from a few rows
+    however many tickets are open. SQLite drops a table's triggers when a batch migration
+    copies the table: a migration that does so to ``tickets`` must create them again
+    (``tests/integration/test_agent_loads.py`` compares the loads with a count, on a database
+    migrated to head)."""
+
+    __tablename__ = "agent_load_changes"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(String(100), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    delta: Mapped[int] = mapped_column(Integer)
 
 
 class TicketMessage(Base):

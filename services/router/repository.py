@@ -18,12 +18,15 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     func,
     insert,
     or_,
     select,
+    union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -31,6 +34,8 @@ from sqlalchemy.orm.util import identity_key
 from services.router.assignment import AgentView
 from services.router.models import (
     Agent,
+    AgentLoad,
+    AgentLoadChange,
     Base,
     IdempotencyKey,
     ProviderMapping,
@@ -251,22 +256,93 @@ def _write_decisions(session: AsyncSession) -> BatchWrite:
     return write
 
 
+def _loads_query(of_agents: bool) -> Select[Any]:
+    """The loads as ``agent_loads`` reads them: each agent's folded totals plus the changes not
+    yet folded, summed per channel (of the ``agent_ids`` parameter when ``of_agents``)."""
+    totals = select(AgentLoad.agent_id, AgentLoad.channel, AgentLoad.active.label("n"))
+    changes = select(
+        AgentLoadChange.agent_id, AgentLoadChange.channel, AgentLoadChange.delta.label("n")
+    )
+    if of_agents:
+        agent_ids: Any = bindparam("agent_ids", expanding=True)
+        totals = totals.where(AgentLoad.agent_id.in_(agent_ids))
+        changes = changes.where(AgentLoadChange.agent_id.in_(agent_ids))
+    both = union_all(totals, changes).subquery()
+    load = func.sum(both.c.n)
+    return (
+        select(both.c.agent_id, both.c.channel, load)
+        .group_by(both.c.agent_id, both.c.channel)
+        .having(load > 0)
+    )
+
+
+# Built once: routing reads loads in every consumer batch.
+_LOADS = _loads_query(False)
+_LOADS_OF = _loads_query(True)
+
+
 async def agent_loads(
     session: AsyncSession, agent_ids: Sequence[str] | None = None
 ) -> dict[str, dict[str, int]]:
-    """Active tickets per agent and channel."""
-    statement = (
-        select(Ticket.assignee_id, Ticket.channel, func.count())
-        .where(Ticket.assignee_id.is_not(None), Ticket.status.in_(ACTIVE_STATUSES))
-        .group_by(Ticket.assignee_id, Ticket.channel)
-    )
-    if agent_ids is not None:
-        statement = statement.where(Ticket.assignee_id.in_(agent_ids))
+    """Active tickets per agent and channel (of ``agent_ids``, else of every agent), as the
+    triggers on ``tickets`` keep them (``models.AgentLoadChange``), this transaction's own
+    writes to tickets included."""
+    if agent_ids is not None and not agent_ids:
+        return {}
+    statement = _LOADS if agent_ids is None else _LOADS_OF
+    parameters = {} if agent_ids is None else {"agent_ids": list(agent_ids)}
     loads: dict[str, dict[str, int]] = defaultdict(dict)
-    for agent_id, channel, count in (await session.execute(statement)).all():
-        if agent_id is not None:
-            loads[agent_id][channel] = count
+    for agent_id, channel, active in await session.execute(statement, parameters):
+        loads[agent_id][channel] = int(active)
     return loads
+
+
+_changes = cast(Table, AgentLoadChange.__table__)
+_totals = cast(Table, AgentLoad.__table__)
+# One folder at a time on PostgreSQL (two deleting the same changes would wait on each other).
+_FOLD_LOCK = 0x726F75746572  # "router"
+
+
+async def fold_agent_loads(session: AsyncSession) -> None:
+    """Move the appended load changes into the agents' totals (``models.AgentLoad``), in the
+    session's transaction: a load read stays a few rows however many changes came.
+
+    On PostgreSQL in one statement, so the changes summed are exactly those deleted (one
+    snapshot): a change committed meanwhile stays for the next fold. Skipped while another
+    transaction folds. On SQLite the transaction holds the database's write lock: nothing is
+    committed between the sum and the delete."""
+    if dialect_name(session) == "postgresql":
+        if not await session.scalar(select(func.pg_try_advisory_xact_lock(_FOLD_LOCK))):
+            return
+        moved = (
+            delete(_changes)
+            .returning(_changes.c.agent_id, _changes.c.channel, _changes.c.delta)
+            .cte("moved")
+        )
+        summed = select(moved.c.agent_id, moved.c.channel, func.sum(moved.c.delta)).group_by(
+            moved.c.agent_id, moved.c.channel
+        )
+        statement = postgresql.insert(_totals).from_select(
+            ["agent_id", "channel", "active"], summed
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["agent_id", "channel"],
+                set_={"active": _totals.c.active + statement.excluded.active},
+            )
+        )
+        return
+    summed = select(_changes.c.agent_id, _changes.c.channel, func.sum(_changes.c.delta)).group_by(
+        _changes.c.agent_id, _changes.c.channel
+    )
+    fold = sqlite.insert(_totals).from_select(["agent_id", "channel", "active"], summed)
+    await session.execute(
+        fold.on_conflict_do_update(
+            index_elements=["agent_id", "channel"],
+            set_={"active": _totals.c.active + fold.excluded.active},
+        )
+    )
+    await session.execute(delete(_changes))
 
 
 async def waiting_tickets(session: AsyncSession, limit: int = 200) -> Sequence[Ticket]:

@@ -5,6 +5,7 @@ Functions take router's unit of work and never commit.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -341,6 +342,19 @@ async def sweep_queue(runtime: ServiceRuntime) -> None:
         await runtime.clock.sleep(QUEUE_SWEEP_SECONDS)
         async with runtime.transaction() as session:
             await drain_queue(RouterContext.for_session(session, runtime))
+
+
+# How often the agents' load changes are folded into their totals (wall clock: a chore).
+LOAD_FOLD_SECONDS = 1.0
+
+
+async def fold_loads(runtime: ServiceRuntime) -> None:
+    """Background loop: fold the agents' load changes into their totals
+    (``repository.fold_agent_loads``), so a load read stays a few rows."""
+    while True:
+        await asyncio.sleep(LOAD_FOLD_SECONDS)
+        async with runtime.transaction() as session:
+            await repository.fold_agent_loads(session)
 
 
 def _view(agent: Agent, load: dict[str, int]) -> AgentView:
