@@ -58,8 +58,6 @@ class Ticket(Base):
 
 
 Index("ix_tickets_created_at_id", Ticket.created_at, Ticket.id)
-# Active tickets per assignee and channel (what ``AgentLoad`` keeps), counted.
-Index("ix_tickets_assignee_status_channel", Ticket.assignee_id, Ticket.status, Ticket.channel)
 
 
 class AgentLoad(Base):

@@ -12,6 +12,9 @@ count in place. router folds the changes into ``agent_loads`` in the background;
 total plus the changes not yet folded. ``agent_loads`` is filled here from the tickets as they
 are. The statuses are those of ``services.router.repository.ACTIVE_STATUSES`` as of this
 revision: a change to that list needs a migration that replaces the triggers and counts again.
+
+The index that served counting loads (``ix_tickets_assignee_status_channel``) goes: nothing
+counts them any more, and every write of a ticket paid for it.
 """
 
 from collections.abc import Sequence
@@ -122,6 +125,7 @@ def upgrade() -> None:
     )
     for statement in _sqlite_statements() if sqlite else _postgres_statements():
         op.execute(sa.text(statement))
+    op.drop_index("ix_tickets_assignee_status_channel", table_name="tickets", schema=schema)
     prefix = "" if sqlite else "router."
     op.execute(
         sa.text(
@@ -153,3 +157,10 @@ def downgrade() -> None:
     )
     op.drop_table("agent_load_changes", schema=schema)
     op.drop_table("agent_loads", schema=schema)
+    op.create_index(
+        "ix_tickets_assignee_status_channel",
+        "tickets",
+        ["assignee_id", "status", "channel"],
+        unique=False,
+        schema=schema,
+    )
