@@ -88,15 +88,15 @@ INSERT INTO sla.ticket_timelines (ticket_id, created_at, channel, "group", prior
 SELECT 'replay:' || g, $2::timestamptz - (g % 86400 * 90 / 86400) * interval '1 day'
         - (g % 86400) * interval '1 second',
     'chat', 'support', 'normal', 'solved',
-    jsonb_build_object('channel', 'chat', 'priority', 'normal', 'group', 'support'),
-    jsonb_build_array(
-        jsonb_build_array(0, 's', 'open'), jsonb_build_array(0, 'p', 'normal'),
-        jsonb_build_array(20 + g % 900, 'a', NULL),
-        jsonb_build_array(1000 + g % 3600, 'c', NULL),
-        jsonb_build_array(1500 + g % 3600, 's', 'pending'),
-        jsonb_build_array(9000 + g % 7200, 's', 'open'),
-        jsonb_build_array(9500 + g % 7200, 'a', NULL),
-        jsonb_build_array(20000 + g % 86400, 's', 'solved')),
+    json_build_object('channel', 'chat', 'priority', 'normal', 'group', 'support'),
+    json_build_array(
+        json_build_array(0, 's', 'open'), json_build_array(0, 'p', 'normal'),
+        json_build_array(20 + g % 900, 'a', NULL),
+        json_build_array(1000 + g % 3600, 'c', NULL),
+        json_build_array(1500 + g % 3600, 's', 'pending'),
+        json_build_array(9000 + g % 7200, 's', 'open'),
+        json_build_array(9500 + g % 7200, 'a', NULL),
+        json_build_array(20000 + g % 86400, 's', 'solved')),
     8, false
 FROM generate_series(1, $1::bigint) AS g
 """

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Date, Float, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.sla.models import Base
@@ -70,8 +70,10 @@ class TicketTimeline(Base):
     group: Mapped[str | None] = mapped_column(String(100))
     priority: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
-    document: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    events: Mapped[list[Any]] = mapped_column(JSONType)
+    # JSON text, not jsonb (on PostgreSQL): written for every ticket of every batch, only ever
+    # read whole (migration ``9c4e2a7b1f30``).
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    events: Mapped[list[Any]] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=0)
     demo: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -114,7 +116,7 @@ class TicketSamples(Base):
     __tablename__ = "ticket_samples"
 
     ticket_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    samples: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    samples: Mapped[dict[str, Any]] = mapped_column(JSON)  # JSON text, as the timeline's
 
 
 class GoalSample(Base):

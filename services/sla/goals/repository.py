@@ -572,7 +572,7 @@ WITH touched AS (
     INSERT INTO sla.ticket_timelines (ticket_id, created_at, channel, "group", priority, status,
         document, events, version, demo)
     SELECT t.ticket_id, t.created_at, t.channel, t.grp, t.priority, t.status,
-        CAST(t.document AS jsonb), CAST(t.events AS jsonb), t.version, t.demo
+        CAST(t.document AS json), CAST(t.events AS json), t.version, t.demo
     FROM unnest(CAST(:t_ticket AS varchar[]), CAST(:t_created AS timestamptz[]),
         CAST(:t_channel AS varchar[]), CAST(:t_group AS varchar[]),
         CAST(:t_priority AS varchar[]), CAST(:t_status AS varchar[]),
@@ -593,9 +593,10 @@ WITH touched AS (
         good = excluded.good, bad = excluded.bad, value = excluded.value
 ), merged AS (
     INSERT INTO sla.ticket_samples AS ts (ticket_id, samples)
-    SELECT p.ticket_id, CAST(p.patch AS jsonb)
+    SELECT p.ticket_id, CAST(p.patch AS json)
     FROM unnest(CAST(:p_ticket AS varchar[]), CAST(:p_patch AS text[])) AS p(ticket_id, patch)
-    ON CONFLICT (ticket_id) DO UPDATE SET samples = ts.samples || excluded.samples
+    ON CONFLICT (ticket_id) DO UPDATE
+        SET samples = CAST(CAST(ts.samples AS jsonb) || CAST(excluded.samples AS jsonb) AS json)
 ), deleted AS (
     DELETE FROM sla.goal_samples WHERE (goal_id, ticket_id, key) IN (
         SELECT * FROM unnest(CAST(:d_goal AS varchar[]), CAST(:d_ticket AS varchar[]),
