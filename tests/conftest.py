@@ -84,6 +84,18 @@ async def fresh_database() -> AsyncIterator[Callable[[], Awaitable[str]]]:
         await drop_database(name)
 
 
+async def database_of_its_own(
+    dialect: str, fresh_database: Callable[[], Awaitable[str]], directory: Path, service: str
+) -> str:
+    """A migrated database for one test (one it may downgrade): a new PostgreSQL database, or a
+    SQLite file in ``directory`` migrated for ``service``."""
+    if dialect == "sqlite":
+        url = f"sqlite+aiosqlite:///{directory / f'{service}.db'}"
+        await upgrade_all(url, (service,))
+        return url
+    return await fresh_database()
+
+
 @pytest.fixture(scope="session")
 async def postgres_url(fresh_database: Callable[[], Awaitable[str]]) -> str:
     """One migrated database shared by the run's integration tests (use unique ticket ids)."""

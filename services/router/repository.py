@@ -54,7 +54,8 @@ from shared.db import (
 )
 from shared.pagination import Slice, paginate
 
-# Tickets that occupy an agent's capacity: pending waits on the customer, solved is done.
+# Tickets that occupy an agent's capacity: pending waits on the customer, solved is done. The
+# triggers that append agent load changes name them too: changing them takes a migration.
 ACTIVE_STATUSES = ("new", "open", "on_hold")
 PRIORITY_RANK = {"urgent": 3, "high": 2, "normal": 1, "low": 0}
 

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.router import repository
 from services.router.models import Ticket
 from shared.db import create_engine
-from shared.migrate import alembic_config, upgrade, upgrade_all
+from shared.migrate import alembic_config, upgrade
+from tests.conftest import database_of_its_own
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 BEFORE_TRIGGERS = "5a7c0e2b9d41"
@@ -60,11 +61,7 @@ async def database(
     request: pytest.FixtureRequest, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> str:
     """A database of the test's own (the migration test downgrades it)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'loads.db'}"
-        await upgrade_all(url, ("router",))
-        return url
-    return await fresh_database()
+    return await database_of_its_own(request.param, fresh_database, tmp_path, "router")
 
 
 @pytest.fixture

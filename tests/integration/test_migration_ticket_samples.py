@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from shared.db import create_engine
 from shared.migrate import alembic_config, upgrade
+from tests.conftest import database_of_its_own
 
 BEFORE = "5e0c4b1d9a27"
 GOAL = "g-1"
@@ -51,11 +52,7 @@ async def _goal_samples(url: str) -> list[tuple[Any, ...]]:
 async def database(
     request: pytest.FixtureRequest, fresh_database: Callable[[], Awaitable[str]], tmp_path: Path
 ) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'samples.db'}"
-        await asyncio.to_thread(upgrade, "sla", url)
-        return url
-    return await fresh_database()
+    return await database_of_its_own(request.param, fresh_database, tmp_path, "sla")
 
 
 async def test_samples_move_to_one_row_per_ticket_and_back(database: str) -> None:

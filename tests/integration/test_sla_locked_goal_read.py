@@ -192,3 +192,28 @@ async def test_a_batch_writing_at_its_end_still_makes_a_waiting_read_fresh(
             waiting = await _read_waiting_for_the_lock(sessions, "lr-3")
         state = await asyncio.wait_for(waiting, 10)
     _assert_holder_written(state)
+
+
+async def test_a_timeline_keeps_a_custom_field_beyond_64_bits(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The goal write encodes a timeline's document as the JSON columns do
+    (``shared.db.json_dumps``), and its read decodes it as they do: a vendor's custom field
+    beyond 64 bits is kept exactly, where orjson alone refused to write it (failing the whole
+    batch) and read it back as a float (which the next write kept)."""
+    line = _timeline("big-1", 1, [[0.0, "s", "open"]])
+    line.document = {"id": "big-1", "custom_fields": {"account": 2**70 + 1}}
+    async with sessions.begin() as session:
+        await repository.write_samples(session, repository.SampleWrites(timeline=line))
+    async with sessions.begin() as session:
+        # Read back as the bookkeeping reads it, and written again with one more event.
+        state = await repository.ticket_state(session, "big-1", with_timers=False)
+        assert state.timeline is not None
+        assert state.timeline.document["custom_fields"]["account"] == 2**70 + 1
+        state.timeline.events.append([30.0, "a", None])
+        await repository.write_samples(session, repository.SampleWrites(timeline=state.timeline))
+    async with sessions.begin() as session:
+        stored = await repository.get_timeline(session, "big-1")
+    assert stored is not None
+    assert stored.document["custom_fields"]["account"] == 1180591620717411303425
+    assert len(stored.events) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ from services.sla.goals.models import (
 from services.sla.goals.projection import Totals
 from services.sla.models import Timer, TrackedTicket
 from services.sla.service import ticket_row_written
-from shared.db import dialect_name, queue_at_end, read_once
+from shared.db import dialect_name, json_dumps, queue_at_end, read_once
 from shared.pagination import Slice, paginate
 from shared.runtime import batch_events, batch_subjects
 
@@ -214,7 +215,9 @@ def _state_of(rows: Sequence[Any], start: int, with_timers: bool) -> TicketState
     at = start + 2
     if first[at] is not None:
         values = dict(zip(TIMELINE_COLUMNS, first[at : at + width], strict=True))
-        values["document"] = orjson.loads(values["document"])
+        # The standard library's, as the JSON columns are read: orjson reads a vendor's custom
+        # field beyond 64 bits as a float, which the next write would keep.
+        values["document"] = json.loads(values["document"])
         values["events"] = orjson.loads(values["events"])
         state.timeline = Timeline(**values)
     at += width
@@ -625,8 +628,9 @@ def _postgres_parameters(
         "t_group": [t.group for t in timelines],
         "t_priority": [t.priority for t in timelines],
         "t_status": [t.status for t in timelines],
-        "t_document": [orjson.dumps(t.document).decode() for t in timelines],
-        "t_events": [orjson.dumps(t.events).decode() for t in timelines],
+        # As every JSON column is written: a vendor's custom field may exceed 64 bits.
+        "t_document": [json_dumps(t.document) for t in timelines],
+        "t_events": [json_dumps(t.events) for t in timelines],
         "t_version": [t.version for t in timelines],
         "t_demo": [t.demo for t in timelines],
         "s_goal": samples[0],
@@ -637,7 +641,7 @@ def _postgres_parameters(
         "s_bad": samples[5],
         "s_value": [float(value) for value in samples[6]],
         "p_ticket": list(writes.patches),
-        "p_patch": [orjson.dumps(patch).decode() for patch in writes.patches.values()],
+        "p_patch": [json_dumps(patch) for patch in writes.patches.values()],
         "d_goal": [d[0] for d in writes.deletes],
         "d_ticket": [d[1] for d in writes.deletes],
         "d_key": [d[2] for d in writes.deletes],

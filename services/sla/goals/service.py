@@ -334,20 +334,6 @@ def _answer_sample(answer: SurveyAnswer) -> metrics.Sample:
 # --- incremental bookkeeping ------------------------------------------------------------------
 
 
-async def expected_samples(
-    ctx: SlaContext,
-    goal: GoalDef,
-    timeline: Timeline,
-    facts: metrics.TimelineFacts,
-    timers: Sequence[Any] = (),
-) -> list[metrics.Sample]:
-    """The samples one ticket in ``goal``'s scope gives it now (survey goals are kept by
-    ``record_answer``): from the timeline's ``facts``, or from ``timers``, the ticket's stopped
-    sla timers, for ``sla_compliance``."""
-    calendar = None if goal.calendar_id is None else await ctx.calendar(goal.calendar_id)
-    return samples_of(goal, calendar, timeline.created_at, facts, timers)
-
-
 def samples_of(
     goal: GoalDef,
     calendar: Calendar,
@@ -355,7 +341,9 @@ def samples_of(
     facts: metrics.TimelineFacts,
     timers: Sequence[Any],
 ) -> list[metrics.Sample]:
-    """``expected_samples`` with the goal's calendar already at hand."""
+    """The samples one ticket in ``goal``'s scope gives it now (survey goals are kept by
+    ``record_answer``): from its timeline's ``facts`` (times in ``calendar``, the goal's), or
+    from ``timers``, the ticket's stopped sla timers, for ``sla_compliance``."""
     if goal.metric in metrics.TIMELINE_METRICS:
         seconds = metrics.seconds_function(calendar)
         return metrics.facts_samples(
@@ -414,13 +402,11 @@ def apply_samples(
 def ticket_entries(
     samples: Sequence[metrics.Sample],
     zone: ZoneInfo,
-    days: dict[tuple[datetime, ZoneInfo], tuple[date, str]] | None = None,
+    days: dict[tuple[datetime, ZoneInfo], tuple[date, str]],
 ) -> tuple[list[list[Any]], list[date]]:
     """Samples as ``ticket_samples`` keeps them (``[key, local day, good, bad, value]``, the
     day in ``zone``), and their local days. ``days`` keeps the local days found, for the
     ticket's other goals (most of its samples complete at its first reply or solve)."""
-    if days is None:
-        days = {}
     entries: list[list[Any]] = []
     local_days: list[date] = []
     for sample in samples:

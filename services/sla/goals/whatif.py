@@ -14,6 +14,7 @@ over days; instants outside that range fall back to ``business_seconds_between``
 from __future__ import annotations
 
 import bisect
+import json
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -344,7 +345,9 @@ async def policy_what_if(
         tickets += len(batch)
         if conditional:
             for created, events, document in batch:
-                if matches(conditions, orjson.loads(document or "{}")):
+                # The standard library's reading: orjson would turn a custom field beyond 64
+                # bits into a float, which an equality condition on it would then miss.
+                if matches(conditions, json.loads(document or "{}")):
                     matched += 1
                     replay.ticket(created, orjson.loads(events))
         else:
