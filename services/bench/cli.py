@@ -55,6 +55,12 @@ def add_parser(commands: Any) -> None:
     group.add_argument("--agents", type=int, default=10, help="online agents (10)")
     group.add_argument("--pipeline-timeout", type=float, default=180.0, help="drain limit (180 s)")
     group.add_argument(
+        "--history",
+        type=int,
+        default=2500,
+        help="tickets sent through, then VACUUM ANALYZE, before the measured ones (2500)",
+    )
+    group.add_argument(
         "--no-scale-out",
         dest="scale_out",
         action="store_false",
@@ -134,7 +140,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         "pipeline": (
             pipeline.run_pipeline,
             pipeline.PipelineOptions(
-                args.tickets, args.rate, 64, args.agents, args.pipeline_timeout
+                args.tickets, args.rate, 64, args.agents, args.pipeline_timeout, args.history
             ),
             pipeline.rows,
         ),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,9 +39,13 @@ TARGET_RATIO = 1.0
 TARGET_ASSIGNED_P50_MS = 1000.0
 TARGET_ASSIGNED_P99_MS = 5000.0
 AGENT_CAPACITY = 10_000  # the API's maximum per channel
-# The observer's fetch wait bounds what it adds to a measured latency: Tansu answers a fetch
-# only when this wait ends (aiokafka's default, 500 ms, added ~130 ms mean to every figure).
-FETCH_MAX_WAIT_MS = 20
+# The observer's fetch wait. Each event is timed by its record's timestamp, not by when the
+# observer's fetch brought it, so the wait adds nothing to a figure; it only sets how often the
+# observer asks. Tansu answers a fetch when the wait ends, and it answers each one by listing
+# every batch the partition has stored: a 20 ms wait (50 fetches a second over 16 partitions)
+# made the broker's CPU grow through a run, from 0.18 to 0.34 of a core over 15,000 tickets,
+# taking it from the services it measured.
+FETCH_MAX_WAIT_MS = 500
 # The share of a run's tickets at each end that its steady-state rates leave out.
 STEADY_TRIM = 0.1
 
@@ -52,10 +57,18 @@ class PipelineOptions:
     concurrency: int = 64
     agents: int = 10
     timeout: float = 180.0
+    # Tickets sent through before the measured ones, for the database's history (``_history``).
+    history: int = 2500
 
 
 class Observer:
-    """First time each ticket's ``ticket.assigned`` and ``sla.started`` are seen on the broker."""
+    """First time each ticket's ``ticket.assigned`` and ``sla.started`` are seen on the broker.
+
+    An event's time is its record's timestamp: the moment the service's outbox relay put it on
+    the broker (Kafka's CreateTime, set by the relay's producer a linger, 2 ms, before the
+    broker appends it; or the broker's own LogAppendTime where a topic is set to it). That is
+    when any downstream consumer could first have it, whenever this observer's fetch comes
+    back."""
 
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
         self.consumer = AIOKafkaConsumer(
@@ -84,13 +97,14 @@ class Observer:
                 for message in messages:
                     if message.value is None:
                         continue
+                    at = message.timestamp / 1000 if message.timestamp > 0 else now
                     envelope = orjson.loads(message.value)
                     kind = envelope.get("type")
                     seen = self.seen.get(kind)
                     if seen is not None:
-                        seen.setdefault(str(envelope.get("subject")), now)
+                        seen.setdefault(str(envelope.get("subject")), at)
                     if kind in self.keep_types:
-                        self.events.append((now, envelope))
+                        self.events.append((at, envelope))
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -274,13 +288,16 @@ async def run_pipeline(env: BenchEnv, options: PipelineOptions, workers: int = 0
     routers = start_routers(env, workers)
     sla = ServiceProcesses(0, [env.start_service("sla")])  # the same counters, read from sla
     router_url = f"http://127.0.0.1:{routers.api_port}"
-    agents = max(options.agents, math.ceil(options.tickets / AGENT_CAPACITY) + 1)
+    agents = max(
+        options.agents, math.ceil((options.tickets + options.history) / AGENT_CAPACITY) + 1
+    )
     await create_agents(router_url, agents)
     # What the figures look at (router's lag on inbound is read from offsets at the end).
     topics = [f"{env.topic_prefix}{name}" for name in ("tickets", "sla")]
     observer = Observer(env.bootstrap, topics)
     await observer.start()
     await _warm_up(router_url, observer, options)
+    await _history(env, router_url, observer, options)
     statements_before, cpu_before = await routers.statements(), routers.cpu()
     sla_statements_before, sla_cpu_before = await sla.statements(), sla.cpu()
     machine_before = machine_cpu()
@@ -444,6 +461,36 @@ async def _warm_up(router_url: str, observer: Observer, options: PipelineOptions
             )
         await asyncio.sleep(0.05)
     progress("pipeline: the warm-up ticket crossed it")
+
+
+async def _history(
+    env: BenchEnv, router_url: str, observer: Observer, options: PipelineOptions
+) -> None:
+    """``options.history`` tickets through the pipeline at the offered rate, then ``VACUUM
+    ANALYZE``, before the measured ones: the database they meet has rows, and the planner
+    statistics autovacuum keeps in production. A database created for the run has neither.
+    Its statements are planned (and the plans kept, five executions on) for empty tables, and
+    some read whole tables as the run fills them: sla's batch write touching ``sla.tickets``,
+    the timer scheduler's poll, router's look-up of a requester's earlier agents. Measured in a
+    fresh database, each got slower through the run (sla's write from 0.5 to 2.3 ms), and with
+    them the latency; production plans them once autovacuum first analyzes (within a minute or
+    so of a table's first rows). The requesters repeat (``cust-<i % 1000>``), so the measured
+    tickets' requesters have earlier tickets, as a helpdesk's returning customers do."""
+    if options.history <= 0:
+        return
+    progress(f"pipeline: {options.history} tickets of history first")
+    await _offer(router_url, "pipeline-history", options.history, options)
+    tickets = [f"bench:pipeline-history-{i}" for i in range(options.history)]
+    deadline = time.monotonic() + options.timeout
+    while not all(t in observer.seen["sla.started"] for t in tickets):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the history's tickets did not cross in {options.timeout:g}s")
+        await asyncio.sleep(0.2)
+    connection = await asyncpg.connect(env.dsn)
+    try:
+        await connection.execute("VACUUM ANALYZE")
+    finally:
+        await connection.close()
 
 
 def _round(value: float | None) -> float | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 TINY = [
     "--duration", "1", "--warmup", "0.2", "--rounds", "1", "--concurrency", "4",
-    "--tickets", "20", "--rate", "20",
+    "--tickets", "20", "--rate", "20", "--history", "10",
     "--timers", "2000", "--spread", "20", "--spread-seconds", "1", "--storm", "50",
 ]  # fmt: skip
 
@@ -57,6 +57,7 @@ def test_bench_all_prints_and_writes_every_figure(tmp_path: Path) -> None:
 
     pipeline = document["scenarios"]["pipeline"]
     assert pipeline["accepted"] == pipeline["routed"] == pipeline["completed"] == 20
+    assert pipeline["options"]["history"] == 10
     for key in (
         "assigned_per_s", "end_to_end_per_s", "end_to_end_ratio", "intake_only_per_s", "ratio",
         "assigned_p50_ms",

@@ -312,6 +312,7 @@ async def test_links_without_a_configured_secret_and_follow_up_names_the_agent(
         async with running(other) as second:
             [again] = await surveys_of(second, solved.id)
             assert again["token_url"] == sent["token_url"]
+        await runtime_of(app).relay.stop()  # its events stay in the outbox, read below
         answered = await client.post(f"/v1/surveys/responses/{token}", json={"score": 1})
         assert answered.status_code == 200, answered.text
         async with runtime_of(app).sessionmaker() as session:
