@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from services.router.models import inbox, outbox
 from shared import events as ev
@@ -203,7 +203,7 @@ class _HeldBus(MemoryBus):
         await super().publish_batch(messages)
 
 
-async def test_stopping_the_relay_lets_the_batch_in_hand_be_marked_sent(postgres_url: str) -> None:
+async def test_stopping_the_relay_lets_the_batch_in_hand_be_taken_off(postgres_url: str) -> None:
     engine = create_engine(postgres_url, "router")
     sessionmaker = make_sessionmaker(engine)
     writer = Outbox(outbox, "router", "stop.", SystemClock())
@@ -221,8 +221,43 @@ async def test_stopping_the_relay_lets_the_batch_in_hand_be_marked_sent(postgres
         assert not stopping.done()  # it waits for the batch on its way to the broker
         bus.release.set()
         await asyncio.wait_for(stopping, 10)
-        # Published and marked sent: a restart does not publish it again.
+        # Published and taken off the outbox: a restart does not publish it again.
         assert await relay.pending() == 0
     finally:
         await bus.stop()
+        await engine.dispose()
+
+
+async def test_the_relay_walks_the_primary_key_and_vacuums_what_it_took(postgres_url: str) -> None:
+    """However the outbox's statistics read (a queue's say empty), taking a batch is planned as
+    a walk of the primary key that stops at the batch's size, not a read of every row; and the
+    relay's vacuum clears the entries of the rows it took."""
+    engine = create_engine(postgres_url, "router")
+    sessionmaker = make_sessionmaker(engine)
+    bus = MemoryBus()
+    relay = OutboxRelay("router-plan-test", sessionmaker, outbox, bus)
+    try:
+        async with sessionmaker.begin() as session:
+            await session.execute(relay._lock_and_plan)
+            compiled = relay._take.compile(
+                engine.sync_engine, compile_kwargs={"literal_binds": True}
+            )
+            plan = "\n".join((await session.execute(text(f"EXPLAIN {compiled}"))).scalars())
+        assert "Index Scan using pk_outbox on outbox" in plan, plan
+        assert "Seq Scan" not in plan and "Sort" not in plan, plan
+
+        await relay.vacuum()
+
+        async def vacuumed() -> bool:
+            async with sessionmaker() as session:
+                when = await session.scalar(
+                    text(
+                        "SELECT last_vacuum FROM pg_stat_all_tables "
+                        "WHERE schemaname = 'router' AND relname = 'outbox'"
+                    )
+                )
+            return when is not None
+
+        await eventually(vacuumed)
+    finally:
         await engine.dispose()
