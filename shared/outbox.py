@@ -262,16 +262,14 @@ class OutboxRelay:
         )
         self._postgres = False
         self._taken_since_vacuum = 0
-        first = (
-            select(table.c.id)
-            .where(table.c.sent_at.is_(None))
-            .order_by(table.c.id)
-            .limit(batch_size)
+        columns = (table.c.id, table.c.topic, table.c.key, table.c.value)
+        self._read = (
+            select(*columns).where(table.c.sent_at.is_(None)).order_by(table.c.id).limit(batch_size)
         )
         self._take = (
             delete(table)
-            .where(table.c.id.in_(first))
-            .returning(table.c.id, table.c.topic, table.c.key, table.c.value)
+            .where(table.c.id.in_(self._read.with_only_columns(table.c.id)))
+            .returning(*columns)
         )
 
     def notify(self) -> None:
@@ -350,10 +348,12 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many were published.
 
-        The batch is taken off the table (``DELETE … RETURNING``, in id order) in the
-        transaction that then publishes it, which commits only once the broker has acknowledged
-        every message: a failure or a crash in between rolls the delete back, and the rows go
-        out again."""
+        The batch is taken off the table in the transaction that publishes it, which commits
+        only once the broker has acknowledged every message: a failure or a crash in between
+        rolls the delete back, and the rows go out again. PostgreSQL: one ``DELETE … RETURNING``
+        before publishing. SQLite: read, publish, then delete (deleting first would hold
+        SQLite's one write lock while the in-process bus hands the events to consumers, which
+        write too)."""
         async with self.sessionmaker.begin() as session:
             self._postgres = is_postgres(session)
             if self._postgres:
@@ -361,7 +361,9 @@ class OutboxRelay:
                 self._locked_out = not locked
                 if not locked:
                     return 0
-            rows = sorted((await session.execute(self._take)).all(), key=lambda row: row.id)
+                rows = sorted((await session.execute(self._take)).all(), key=lambda row: row.id)
+            else:
+                rows = list((await session.execute(self._read)).all())
             if not rows:
                 return 0
             await self.bus.publish_batch(
@@ -375,6 +377,9 @@ class OutboxRelay:
                     for row in rows
                 ]
             )
+            if not self._postgres:
+                taken = [row.id for row in rows]
+                await session.execute(delete(self.table).where(self.table.c.id.in_(taken)))
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
 
