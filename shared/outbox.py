@@ -390,10 +390,13 @@ class OutboxRelay:
         (the relay of a busy router takes 90,000 rows in that time)."""
         self._taken_since_vacuum = 0
         engine = self.sessionmaker.kw["bind"]
-        async with engine.connect() as conn:
-            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            name = autocommit.dialect.identifier_preparer.format_table(self.table)
-            await autocommit.execute(text(f"VACUUM (INDEX_CLEANUP ON) {name}"))
+        try:
+            async with engine.connect() as conn:
+                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                name = autocommit.dialect.identifier_preparer.format_table(self.table)
+                await autocommit.execute(text(f"VACUUM (INDEX_CLEANUP ON) {name}"))
+        except Exception as exc:  # only slower batches until the next one or autovacuum's
+            log.warning("vacuum of the outbox of %s failed: %r", self.service, exc)
 
     async def purge(self) -> None:
         """Delete the rows an earlier version marked sent (``sent_at``) and kept for an hour;
