@@ -387,7 +387,9 @@ class OutboxRelay:
         """PostgreSQL: ``VACUUM`` the outbox. The rows taken since the last vacuum leave their
         index entries at the start of the primary key, which every batch's scan walks past
         before it reaches the rows still to publish; autovacuum comes at most once a minute
-        (the relay of a busy router takes 90,000 rows in that time)."""
+        (the relay of a busy router takes 90,000 rows in that time). Only the table's owner may
+        vacuum it (the user that ran the migrations); for any other, PostgreSQL skips it with a
+        warning and autovacuum alone keeps the table."""
         self._taken_since_vacuum = 0
         engine = self.sessionmaker.kw["bind"]
         try:
