@@ -453,15 +453,18 @@ async def _warm_up(router_url: str, observer: Observer, options: PipelineOptions
     consumer groups may still be forming (a broker holds a new group's first rebalance for a few
     seconds), which would put a start-up stall into the first tickets' latency and the rates."""
     await _offer(router_url, "pipeline-warm-up", 1, options)
-    ticket = "bench:pipeline-warm-up-0"
-    deadline = time.monotonic() + WARM_UP_TIMEOUT_S
-    while not all(ticket in observer.seen[kind] for kind in observer.seen):
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"the warm-up ticket did not cross the pipeline in {WARM_UP_TIMEOUT_S:g}s"
-            )
-        await asyncio.sleep(0.05)
+    await _crossed(observer, ["bench:pipeline-warm-up-0"], WARM_UP_TIMEOUT_S, "the warm-up ticket")
     progress("pipeline: the warm-up ticket crossed it")
+
+
+async def _crossed(observer: Observer, tickets: list[str], within: float, what: str) -> None:
+    """Wait until every one of ``tickets`` has each event the observer looks for; raise after
+    ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not all(t in seen for seen in observer.seen.values() for t in tickets):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not cross the pipeline in {within:g}s")
+        await asyncio.sleep(0.05)
 
 
 async def _history(
@@ -482,11 +485,7 @@ async def _history(
     progress(f"pipeline: {options.history} tickets of history first")
     await _offer(router_url, "pipeline-history", options.history, options)
     tickets = [f"bench:pipeline-history-{i}" for i in range(options.history)]
-    deadline = time.monotonic() + options.timeout
-    while not all(t in observer.seen["sla.started"] for t in tickets):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the history's tickets did not cross in {options.timeout:g}s")
-        await asyncio.sleep(0.2)
+    await _crossed(observer, tickets, options.timeout, "the history's tickets")
     connection = await asyncpg.connect(env.dsn)
     try:
         await connection.execute("VACUUM ANALYZE")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -320,30 +320,23 @@ async def fold_agent_loads(session: AsyncSession) -> None:
             .returning(_changes.c.agent_id, _changes.c.channel, _changes.c.delta)
             .cte("moved")
         )
-        summed = select(moved.c.agent_id, moved.c.channel, func.sum(moved.c.delta)).group_by(
-            moved.c.agent_id, moved.c.channel
-        )
-        statement = postgresql.insert(_totals).from_select(
-            ["agent_id", "channel", "active"], summed
-        )
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["agent_id", "channel"],
-                set_={"active": _totals.c.active + statement.excluded.active},
-            )
-        )
+        await session.execute(_added_to_totals(postgresql.insert, moved))
         return
-    summed = select(_changes.c.agent_id, _changes.c.channel, func.sum(_changes.c.delta)).group_by(
-        _changes.c.agent_id, _changes.c.channel
-    )
-    fold = sqlite.insert(_totals).from_select(["agent_id", "channel", "active"], summed)
-    await session.execute(
-        fold.on_conflict_do_update(
-            index_elements=["agent_id", "channel"],
-            set_={"active": _totals.c.active + fold.excluded.active},
-        )
-    )
+    await session.execute(_added_to_totals(sqlite.insert, _changes))
     await session.execute(delete(_changes))
+
+
+def _added_to_totals(insert: Callable[[Table], Any], changes: Any) -> Any:
+    """The statement that adds ``changes`` (rows of ``agent_id``, ``channel``, ``delta``),
+    summed per agent and channel, to the agents' folded totals, with the dialect's ``insert``."""
+    summed = select(changes.c.agent_id, changes.c.channel, func.sum(changes.c.delta)).group_by(
+        changes.c.agent_id, changes.c.channel
+    )
+    statement = insert(_totals).from_select(["agent_id", "channel", "active"], summed)
+    return statement.on_conflict_do_update(
+        index_elements=["agent_id", "channel"],
+        set_={"active": _totals.c.active + statement.excluded.active},
+    )
 
 
 async def waiting_tickets(session: AsyncSession, limit: int = 200) -> Sequence[Ticket]:
