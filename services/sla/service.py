@@ -583,6 +583,13 @@ async def meet(ctx: SlaContext, ticket_id: str, metric: str, at: datetime) -> No
         timer.consumed_seconds = _consumed_until(timer, calendar, max(at, timer.started_at))
         if timer.status == "paused" and timer.paused_at is not None:
             timer.paused_seconds += max(0.0, (at - timer.paused_at).total_seconds())
+        if timer.breached_at is None and timer.consumed_seconds > _target_seconds(timer):
+            # Met after its target before the scheduler fired the breach (it looks about once
+            # a second; after an outage, the backlog's replies come before it has caught up):
+            # the breach is the metric's own, so it is recorded and announced now, as late.
+            # No escalation: what it would chase has just happened.
+            due = timer.due_at if timer.due_at is not None and timer.due_at <= at else at
+            await _breach(ctx, timer, due, ctx.clock.now())
         breached = timer.breached_at is not None
         timer.status = "breached" if breached else "met"
         timer.met_at = at
@@ -718,18 +725,24 @@ async def fire_due(ctx: SlaContext, timer: Timer, now: datetime) -> None:
             )
             await _escalate(ctx, timer, "warning")
     if timer.due_at <= now and "breach" not in (timer.fired or []):
-        timer.breached_at = timer.due_at
-        timer.fired = [*(timer.fired or []), "breach"]
-        await ctx.emit(
-            ev.SlaBreached(
-                ticket_id=timer.ticket_id,
-                metric=timer.metric,
-                timer_id=timer.id,
-                policy_id=timer.policy_id,
-                due_at=timer.due_at,
-                fired_at=now,
-                late=(now - timer.due_at).total_seconds() > LATE_AFTER_SECONDS,
-            )
-        )
+        await _breach(ctx, timer, timer.due_at, now)
         await _escalate(ctx, timer, "breach")
     schedule(timer, calendar)
+
+
+async def _breach(ctx: SlaContext, timer: Timer, due_at: datetime, now: datetime) -> None:
+    """Record the timer's breach at ``due_at`` and announce it (``late`` when announced more
+    than ``LATE_AFTER_SECONDS`` after it)."""
+    timer.breached_at = due_at
+    timer.fired = [*(timer.fired or []), "breach"]
+    await ctx.emit(
+        ev.SlaBreached(
+            ticket_id=timer.ticket_id,
+            metric=timer.metric,
+            timer_id=timer.id,
+            policy_id=timer.policy_id,
+            due_at=due_at,
+            fired_at=now,
+            late=(now - due_at).total_seconds() > LATE_AFTER_SECONDS,
+        )
+    )

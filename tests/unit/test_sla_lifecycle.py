@@ -150,6 +150,41 @@ async def test_default_policy_24x7_with_breach_once(sla: Sla) -> None:
     assert sorted(met) == ["first_response", "resolution"]
 
 
+async def test_a_reply_after_the_due_instant_is_a_breach_though_the_scheduler_had_not_fired(
+    sla: Sla,
+) -> None:
+    """The scheduler fires a breach when it next looks (about once a second; after an outage,
+    once it has caught up). A reply consumed after the due instant but before that is still
+    late: the timer is breached, its breach announced then (flagged late), and met as
+    breached; nothing escalates for it."""
+    ticket = "api:late-reply-1"
+    await sla.deliver(ev.TicketCreated(ticket=sla.snapshot(ticket, priority="urgent")))
+    sla.clock.advance(minutes=40)  # 15 minutes were allowed; the scheduler never ran
+    reply_at = T0 + timedelta(minutes=30)
+    message = ev.MessageInfo(id="m1", author="agent", created_at=reply_at)
+    await sla.deliver(ev.TicketMessageAdded(ticket=sla.snapshot(ticket), message=message))
+    emitted = await sla.emitted(ticket)
+    assert [t for t, _ in emitted if t.startswith("sla.")] == [
+        "sla.started", "sla.started", "sla.breached", "sla.met"
+    ]  # fmt: skip
+    breach = next(d for t, d in emitted if t == "sla.breached")
+    assert parse(breach["due_at"]) == T0 + timedelta(minutes=15)
+    assert breach["late"] is True
+    met = next(d for t, d in emitted if t == "sla.met")
+    assert met["breached"] is True
+    first = (await sla.timers(ticket))["first_response"]
+    assert first["status"] == "breached"
+    assert parse(first["breached_at"]) == T0 + timedelta(minutes=15)
+    # A reply within the target stays met.
+    other = "api:late-reply-2"
+    await sla.deliver(ev.TicketCreated(ticket=sla.snapshot(other, priority="urgent")))
+    on_time = ev.MessageInfo(id="m2", author="agent", created_at=T0 + timedelta(minutes=15))
+    await sla.deliver(ev.TicketMessageAdded(ticket=sla.snapshot(other), message=on_time))
+    assert (await sla.timers(other))["first_response"]["status"] == "met"
+    await fire_once(sla.runtime)
+    assert "sla.breached" not in [t for t, _ in await sla.emitted(other)]
+
+
 async def test_business_hours_pause_priority_reopen_and_escalation(sla: Sla) -> None:
     calendar = await sla.client.post(
         "/v1/calendars",
