@@ -237,6 +237,30 @@ async def scenario_business_time_dst_week(desk: Desk) -> None:
     assert [(p["value"], p["met"]) for p in next_week["previous"]] == [(100.0, True)]
 
 
+async def scenario_sla_compliance_of_router_solves(desk: Desk) -> None:
+    """An ``sla_compliance`` goal on resolution counts each ticket solved as router announces a
+    solve (``ticket.updated`` and ``ticket.status_changed`` come before ``ticket.solved``, which
+    stops sla's resolution timer): 6 tickets, 4 solved within the default policy's 24 hours
+    (normal priority, around the clock), 2 after 30 hours. The clock stands still, so the
+    scheduler never fires those 2 breaches: the solve itself finds them late."""
+    desk.clock.current = MONDAY
+    goal = await desk.goal(
+        **chat_goal(
+            name="Resolutions on time", metric="sla_compliance", threshold_seconds=None,
+            sla_metric="resolution",
+        )
+    )  # fmt: skip
+    for i in range(6):
+        ticket = f"{desk.prefix}resolve-{i}"
+        created = MONDAY + timedelta(minutes=i)
+        await desk.created(ticket, created)
+        await desk.message(ticket, created + timedelta(seconds=30))
+        await desk.solved_as_router(ticket, created + timedelta(hours=1 if i < 4 else 30))
+    desk.clock.current = MONDAY + timedelta(days=3)
+    result = await desk.settled(goal["id"], 6)
+    assert (result["sample_size"], result["met_count"]) == (6, 4), result
+
+
 async def scenario_bad_input(desk: Desk) -> None:
     """422 naming the field, and nothing saved."""
     cases = [

@@ -119,6 +119,17 @@ class Desk:
             event = ev.TicketStatusChanged(ticket=snapshot, previous_status=previous)
         return await self.publish("tickets", event, None)
 
+    async def solved_as_router(self, ticket_id: str, at: datetime) -> None:
+        """A solve as router announces it: ``ticket.updated``, ``ticket.status_changed`` and
+        ``ticket.solved``, one snapshot (``services.router.service.apply_changes``)."""
+        previous = self.state[ticket_id]["status"]
+        snapshot = self.snapshot(ticket_id, at, status="solved", solved_at=at)
+        changes = {"status": [previous, "solved"]}
+        await self.publish("tickets", ev.TicketUpdated(ticket=snapshot, changes=changes), None)
+        changed = ev.TicketStatusChanged(ticket=snapshot, previous_status=previous)
+        await self.publish("tickets", changed, None)
+        await self.publish("tickets", ev.TicketSolved(ticket=snapshot), None)
+
     async def answered(
         self,
         ticket_id: str,

@@ -17,6 +17,7 @@ from tests.goals_scenarios import (
     scenario_business_time_dst_week,
     scenario_known_share,
     scenario_redelivery_and_late_answers,
+    scenario_sla_compliance_of_router_solves,
     scenario_status_events,
 )
 from tests.goals_support import Desk, FakeClock
@@ -54,6 +55,10 @@ async def test_status_events_on_postgres_and_kafka(desk: Desk) -> None:
 
 async def test_business_time_dst_week_on_postgres_and_kafka(desk: Desk) -> None:
     await scenario_business_time_dst_week(desk)
+
+
+async def test_sla_compliance_of_router_solves_on_postgres_and_kafka(desk: Desk) -> None:
+    await scenario_sla_compliance_of_router_solves(desk)
 
 
 async def test_bad_input_on_postgres(desk: Desk) -> None:

@@ -19,6 +19,7 @@ from tests.goals_scenarios import (
     scenario_business_time_dst_week,
     scenario_known_share,
     scenario_redelivery_and_late_answers,
+    scenario_sla_compliance_of_router_solves,
     scenario_status_events,
 )
 from tests.goals_support import Desk, FakeClock
@@ -52,6 +53,10 @@ async def test_status_changes_announced_once(desk: Desk) -> None:
 
 async def test_business_time_across_a_dst_week(desk: Desk) -> None:
     await scenario_business_time_dst_week(desk)
+
+
+async def test_sla_compliance_counts_solves_as_router_announces_them(desk: Desk) -> None:
+    await scenario_sla_compliance_of_router_solves(desk)
 
 
 async def test_bad_input_names_the_field_and_saves_nothing(desk: Desk) -> None:
