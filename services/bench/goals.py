@@ -108,7 +108,7 @@ class GoalsOptions:
     goals: int = 20
     reads: int = 10  # rounds of one read per goal
     replay: int = 100_000
-    handled: int = 300  # tickets per handling round (3 events each)
+    handled: int = 300  # tickets per handling round (``EVENTS_PER_TICKET`` events each)
     # Handling rounds of the target figure (consumer batches), and of one event per transaction
     # (ten times slower, and not the target). The CLI's --rounds is the intake's.
     rounds: int = 12
@@ -237,10 +237,57 @@ async def _replay(env: BenchEnv, conn: asyncpg.Connection, options: GoalsOptions
     }
 
 
+def ticket_lifecycle(ticket_id: str, base: datetime, number: int) -> list[Any]:
+    """sla's events for one chat ticket that is created, routed to an agent, answered and
+    solved, as router emits them (``services/router``; ``tests/unit/test_goals_bench_stream.py``
+    holds the two to the same sequence): ``ticket.created`` (status new),
+    ``ticket.assigned``, the agent's ``ticket.message_added``, then the reply opening the ticket
+    (``ticket.updated`` and ``ticket.status_changed``) and the solve (``ticket.updated``,
+    ``ticket.status_changed`` and ``ticket.solved``), one snapshot version per change."""
+    from shared import events as ev
+
+    values: dict[str, Any] = {
+        "id": ticket_id, "source": "bench", "external_id": ticket_id, "subject": "bench",
+        "status": "new", "priority": "normal", "channel": "chat", "requester": {"id": "r"},
+        "created_at": base, "updated_at": base, "version": 1,
+    }  # fmt: skip
+
+    def snapshot(**changes: Any) -> Any:
+        values.update(changes)
+        return ev.TicketSnapshot.model_validate(values)
+
+    created = snapshot()
+    assigned = snapshot(
+        assignee_id="bench-agent", updated_at=base + timedelta(seconds=1), version=2
+    )
+    reply_at = base + timedelta(seconds=20 + number % 90)
+    replied = snapshot(updated_at=reply_at, version=3)
+    opened = snapshot(status="open", version=4)
+    solved_at = reply_at + timedelta(minutes=5)
+    solved = snapshot(status="solved", solved_at=solved_at, updated_at=solved_at, version=5)
+    message = ev.MessageInfo(
+        id=f"{ticket_id}#reply", author="agent", author_id="bench-agent", created_at=reply_at
+    )
+    return [
+        ev.TicketCreated(ticket=created),
+        ev.TicketAssigned(ticket=assigned, reason="least_loaded"),
+        ev.TicketMessageAdded(ticket=replied, message=message),
+        ev.TicketUpdated(ticket=opened, changes={"status": ["new", "open"]}),
+        ev.TicketStatusChanged(ticket=opened, previous_status="new"),
+        ev.TicketUpdated(ticket=solved, changes={"status": ["open", "solved"]}),
+        ev.TicketStatusChanged(ticket=solved, previous_status="open"),
+        ev.TicketSolved(ticket=solved),
+    ]
+
+
+# Events per ticket of a handling round (``ticket_lifecycle``).
+EVENTS_PER_TICKET = 8
+
+
 def _round_messages(tag: str, count: int) -> list[Any]:
-    """The round's stream: ``count`` tickets, each created, answered by an agent and solved,
-    keyed by ticket id and split into ``PARTITIONS`` partitions by a hash of the key (as Kafka's
-    key partitioning does), so a ticket's events stay in one partition, in order."""
+    """The round's stream: ``count`` tickets' ``ticket_lifecycle``, keyed by ticket id and
+    split into ``PARTITIONS`` partitions by a hash of the key (as Kafka's key partitioning
+    does), so a ticket's events stay in one partition, in order."""
     from shared import events as ev
     from shared.bus import Message
 
@@ -248,35 +295,8 @@ def _round_messages(tag: str, count: int) -> list[Any]:
     messages: list[Message] = []
     for i in range(count):
         ticket = f"bench:{tag}-{i}"
-        values: dict[str, Any] = {
-            "id": ticket, "source": "bench", "external_id": f"{tag}-{i}", "subject": "bench",
-            "status": "open", "priority": "normal", "channel": "chat", "requester": {"id": "r"},
-            "created_at": base, "updated_at": base, "version": 1,
-        }  # fmt: skip
-        reply_at = base + timedelta(seconds=20 + i % 90)
-        solved_at = reply_at + timedelta(minutes=5)
-        events: list[ev.Event] = [
-            ev.TicketCreated(ticket=ev.TicketSnapshot.model_validate(values)),
-            ev.TicketMessageAdded(
-                ticket=ev.TicketSnapshot.model_validate(
-                    {**values, "updated_at": reply_at, "version": 2}
-                ),
-                message=ev.MessageInfo(id=f"m{i}", author="agent", created_at=reply_at),
-            ),
-            ev.TicketSolved(
-                ticket=ev.TicketSnapshot.model_validate(
-                    {
-                        **values,
-                        "status": "solved",
-                        "solved_at": solved_at,
-                        "updated_at": solved_at,
-                        "version": 3,
-                    }
-                )
-            ),
-        ]
         partition = zlib.crc32(ticket.encode()) % PARTITIONS
-        for event in events:
+        for event in ticket_lifecycle(ticket, base, i):
             key, value, _ = ev.encode(event, source="bench")
             messages.append(
                 Message(topic="tickets", partition=partition, offset=0, key=key, value=value)
@@ -341,7 +361,7 @@ async def _handling(env: BenchEnv, options: GoalsOptions) -> dict[str, Any]:
     cpu_times: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
     statements: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
     executed = [0]
-    events = 3 * options.handled
+    events = EVENTS_PER_TICKET * options.handled
 
     def count(*_: Any) -> None:
         executed[0] += 1
