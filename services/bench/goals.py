@@ -8,10 +8,11 @@
 - What-if: one SLA policy with a business-hours calendar replayed over 100,000 recorded ticket
   timelines (vacuumed and analyzed once written). Baseline: only streaming those rows out of the
   database as the replay reads them (its floor). Three alternating rounds, the median of each.
-- Event handling: sla's handlers on the same stream of ticket events (created, agent reply,
-  solved), with the goal bookkeeping (timeline + samples for the 20 goals) and without it (sla's
-  own handlers alone), in alternating rounds (``GoalsOptions.rounds``: twelve, since a round
-  takes a quarter of a second and this host is noisy; each side first every other round, each
+- Event handling: sla's handlers on the same stream of ticket events (``ticket_lifecycle``:
+  what router sends for a chat ticket created, routed, answered and solved), with the goal
+  bookkeeping (timeline + samples for the 20 goals) and without it (sla's own handlers
+  alone), in alternating rounds (``GoalsOptions.rounds``: twelve, since a round
+  takes well under a second and this host is noisy; each side first every other round, each
   round after a collection and once the previous one's outbox is relayed). The target figure handles them as sla's
   consumer does a backlog: the stream split by ticket id into ``PARTITIONS`` partitions, handed
   over partition after partition (each in order) in chunks of ``MAX_BATCH``, one transaction
