@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import JSON, DateTime, MetaData, event, text
+from sqlalchemy import ARRAY, JSON, DateTime, MetaData, String, any_, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 from shared.faults import is_infrastructure_error
@@ -168,6 +169,15 @@ def dialect_name(session_or_engine: AsyncSession | AsyncEngine) -> str:
 
 def is_postgres(session_or_engine: AsyncSession | AsyncEngine) -> bool:
     return dialect_name(session_or_engine) == "postgresql"
+
+
+def among(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
+    """``column`` is one of the strings in the list parameter ``name``: ``= ANY(array)`` on
+    PostgreSQL, one statement text whatever the list's length (prepared once, where an
+    expanded ``IN`` is a new text for each length); an expanding ``IN`` on SQLite."""
+    if postgres:
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, type_=String, expanding=True))
 
 
 def insert_ignoring_conflicts(table: Any, dialect_name: str, **values: Any) -> Insert:

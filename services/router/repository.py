@@ -48,6 +48,7 @@ from services.router.models import (
 from shared.db import (
     BatchWrite,
     DriverPool,
+    among,
     dialect_name,
     insert_ignoring_conflicts,
     queue_at_end,
@@ -97,12 +98,19 @@ async def get_ticket(
     return await _get(session, Ticket, ticket_id, for_update, skip_locked)
 
 
+_EXISTING = {
+    postgres: select(Ticket.id).where(among(Ticket.id, "ids", postgres))
+    for postgres in (True, False)
+}
+
+
 async def existing_ticket_ids(session: AsyncSession, ticket_ids: Iterable[str]) -> set[str]:
     """Which of ``ticket_ids`` have a row (one statement for all of them)."""
     ids = list(ticket_ids)
     if not ids:
         return set()
-    return set((await session.scalars(select(Ticket.id).where(Ticket.id.in_(ids)))).all())
+    query = _EXISTING[dialect_name(session) == "postgresql"]
+    return set((await session.scalars(query, {"ids": ids})).all())
 
 
 async def page_tickets(
@@ -383,6 +391,30 @@ _PREVIOUS_AGENTS = (
 )
 
 
+def _previous_agents_by_requester(postgres: bool) -> Any:
+    """``previous_agents_by_requester``'s statement, built once per dialect."""
+    rank = (
+        func.row_number()
+        .over(partition_by=Ticket.requester_id, order_by=Ticket.updated_at.desc())
+        .label("rank")
+    )
+    ranked = (
+        select(Ticket.requester_id, Ticket.id, Ticket.assignee_id, rank)
+        .where(among(Ticket.requester_id, "requesters", postgres), _HELD_RECENTLY)
+        .subquery()
+    )
+    return (
+        select(ranked.c.requester_id, ranked.c.id, ranked.c.assignee_id)
+        .where(ranked.c.rank <= PREVIOUS_AGENTS_SCAN + 1)
+        .order_by(ranked.c.requester_id, ranked.c.rank)
+    )
+
+
+_PREVIOUS_AGENTS_BY_REQUESTER = {
+    postgres: _previous_agents_by_requester(postgres) for postgres in (True, False)
+}
+
+
 def distinct_agents(agent_ids: Iterable[str | None], limit: int = PREVIOUS_AGENTS) -> list[str]:
     """The first ``limit`` distinct agents, in order."""
     agents: list[str] = []
@@ -415,24 +447,9 @@ async def previous_agents_by_requester(
     found: dict[str, list[tuple[str, str]]] = {requester: [] for requester in requesters}
     if not requesters:
         return found
-    rank = (
-        func.row_number()
-        .over(partition_by=Ticket.requester_id, order_by=Ticket.updated_at.desc())
-        .label("rank")
-    )
-    ranked = (
-        select(Ticket.requester_id, Ticket.id, Ticket.assignee_id, rank)
-        .where(Ticket.requester_id.in_(requesters), _HELD_RECENTLY)
-        .subquery()
-    )
-    statement = (
-        select(ranked.c.requester_id, ranked.c.id, ranked.c.assignee_id)
-        .where(ranked.c.rank <= PREVIOUS_AGENTS_SCAN + 1)
-        .order_by(ranked.c.requester_id, ranked.c.rank)
-    )
-    for requester_id, ticket_id, agent_id in await session.execute(
-        statement, {"solved_since": solved_since}
-    ):
+    statement = _PREVIOUS_AGENTS_BY_REQUESTER[dialect_name(session) == "postgresql"]
+    parameters = {"requesters": requesters, "solved_since": solved_since}
+    for requester_id, ticket_id, agent_id in await session.execute(statement, parameters):
         found[requester_id].append((ticket_id, agent_id))
     return found
 

@@ -180,6 +180,9 @@ class SlaContext(UnitOfWork):
 
     @classmethod
     def for_event(cls, ctx: HandlerContext) -> Self:
+        if type(ctx.unit) is cls:  # the event's, made by its first call (every handler's)
+            found: Self = ctx.unit
+            return found
         context = super().for_event(ctx)
         context.email_notify = bool(ctx.runtime.settings.smtp_host)
         return context

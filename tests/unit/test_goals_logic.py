@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -39,28 +40,23 @@ def test_periods_in_the_goal_timezone_across_dst() -> None:
     assert periods.previous_periods("week", None, week, 2)[0].start == date(2026, 10, 5)
 
 
-def _events(created: datetime, *rows: tuple[float, str, str | None]) -> list[metrics.TimelineEvent]:
-    return metrics.decode_events(created, [[0, "s", "open"], [0, "p", "normal"], *rows])
+def _events(*rows: tuple[float, str, str | None]) -> list[Any]:
+    return [[0, "s", "open"], [0, "p", "normal"], *rows]
 
 
 def test_business_time_first_response_across_the_dst_weekend() -> None:
     created = datetime(2026, 10, 23, 15, 30, tzinfo=UTC)  # Friday 16:30 BST
     reply = datetime(2026, 10, 26, 9, 20, tzinfo=UTC)  # Monday 09:20 GMT
-    events = _events(created, ((reply - created).total_seconds(), "a", None))
-    business = metrics.timeline_samples(
-        "first_response_time", 3600, created, events, metrics.seconds_function(OFFICE)
-    )
+    events = _events(((reply - created).total_seconds(), "a", None))
+    business = metrics.timeline_samples("first_response_time", 3600, created, events, OFFICE)
     assert [(s.value, s.good) for s in business] == [(50 * 60, 1)]
-    wall = metrics.timeline_samples(
-        "first_response_time", 3600, created, events, metrics.seconds_function(None)
-    )
+    wall = metrics.timeline_samples("first_response_time", 3600, created, events, None)
     assert [(s.value, s.good) for s in wall] == [((reply - created).total_seconds(), 0)]
 
 
 def test_timeline_metrics() -> None:
     t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
     events = _events(
-        t0,
         (60, "a", None),
         (120, "c", None),
         (180, "c", None),
@@ -69,10 +65,9 @@ def test_timeline_metrics() -> None:
         (500, "s", "open"),
         (600, "s", "solved"),
     )
-    seconds = metrics.seconds_function(None)
 
     def run(metric: str) -> list[tuple[str, float, int]]:
-        samples = metrics.timeline_samples(metric, 100, t0, events, seconds)
+        samples = metrics.timeline_samples(metric, 100, t0, events, None)
         return [(s.key, s.value, s.good) for s in samples]
 
     assert run("first_response_time") == [("first_response", 60, 1)]

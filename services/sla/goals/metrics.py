@@ -21,10 +21,10 @@ Times are business seconds in the goal's calendar when it has one, else elapsed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.sla.calendar import Calendar, business_seconds_between
 
@@ -37,12 +37,8 @@ DONE = ("solved", "closed")
 # tickets created this long before the range they measure.
 CREATED_SLACK = timedelta(days=60)
 
-TimelineEvent = tuple[datetime, str, str | None]
-SecondsBetween = Callable[[datetime, datetime], float]
 
-
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     key: str
     completed_at: datetime
     good: int
@@ -59,49 +55,49 @@ def in_scope(scope: dict[str, Any], channel: str, group: str | None, priority: s
     return True
 
 
-def decode_events(created_at: datetime, raw: Sequence[Sequence[Any]]) -> list[TimelineEvent]:
-    """Stored ``[offset seconds, code, value]`` rows as absolute instants."""
-    return [(created_at + timedelta(seconds=float(e[0])), str(e[1]), e[2]) for e in raw]
-
-
-def seconds_function(calendar: Calendar) -> SecondsBetween:
-    if calendar is None:
-        return lambda a, b: (b - a).total_seconds()
-    return lambda a, b: business_seconds_between(calendar, a, b)
-
-
 @dataclass(slots=True)
 class TimelineFacts:
-    """What every timeline metric reads of a ticket's timeline, gathered in one walk of it."""
+    """What every timeline metric reads of a ticket's timeline, gathered in one walk of it.
+    Instants are the timeline's own: seconds since the ticket was created."""
 
-    first_reply: datetime | None = None
-    first_solve: datetime | None = None
+    first_reply: float | None = None
+    first_solve: float | None = None
     replies_before_solve: int = 0
     reopened: bool = False
-    waits: list[tuple[datetime, datetime]] = field(default_factory=list)
+    waits: list[tuple[float, float]] = field(default_factory=list)
+    # Instants made of offsets so far (several metrics complete at the first reply or solve):
+    # one datetime each, whose hash is then computed once too.
+    instants: dict[float, datetime] = field(default_factory=dict)
+
+    def instant(self, created_at: datetime, offset: float) -> datetime:
+        found = self.instants.get(offset)
+        if found is None:
+            found = self.instants[offset] = created_at + timedelta(seconds=offset)
+        return found
 
 
-def timeline_facts(events: Sequence[TimelineEvent]) -> TimelineFacts:
+def timeline_facts(events: Sequence[Sequence[Any]]) -> TimelineFacts:
     """The first reply and solve, the replies before it, whether the ticket was reopened, and
-    the customer's waits for a reply (from each message after the first reply to the next)."""
+    the customer's waits for a reply (from each message after the first reply to the next),
+    from the stored ``[seconds since created, code, value]`` rows, in order."""
     facts = TimelineFacts()
     status: str | None = None
-    waiting_since: datetime | None = None
-    for at, code, value in events:
+    waiting_since: float | None = None
+    for offset, code, value in events:
         if code == "a":
             if facts.first_reply is None:
-                facts.first_reply = at
+                facts.first_reply = offset
             elif waiting_since is not None:
-                facts.waits.append((waiting_since, at))
+                facts.waits.append((waiting_since, offset))
                 waiting_since = None
             if facts.first_solve is None:
                 facts.replies_before_solve += 1
         elif code == "c":
             if facts.first_reply is not None and waiting_since is None and status not in DONE:
-                waiting_since = at
+                waiting_since = offset
         elif code == "s":
             if value in DONE and status not in DONE and facts.first_solve is None:
-                facts.first_solve = at
+                facts.first_solve = offset
             elif value not in DONE and status in DONE and facts.first_solve is not None:
                 facts.reopened = True
             status = value
@@ -113,44 +109,51 @@ def facts_samples(
     threshold_seconds: float | None,
     created_at: datetime,
     facts: TimelineFacts,
-    seconds: SecondsBetween,
+    calendar: Calendar,
 ) -> list[Sample]:
-    """The samples of one timeline metric, from the ticket's ``timeline_facts``."""
+    """The samples of one timeline metric, from the ticket's ``timeline_facts``: times in
+    ``calendar``'s business hours, or elapsed (the offsets' difference) without one."""
     limit = threshold_seconds if threshold_seconds is not None else float("inf")
 
-    def timed(key: str, start: datetime, end: datetime) -> Sample:
-        took = max(0.0, seconds(start, end))
-        return Sample(key, end, int(took <= limit), 0, took)
+    def timed(key: str, start: float, end: float) -> Sample:
+        completed = facts.instant(created_at, end)
+        if calendar is None:
+            took = max(0.0, round(float(end) - start, 6))  # to the microsecond, as instants are
+        else:
+            began = facts.instant(created_at, start)
+            took = max(0.0, business_seconds_between(calendar, began, completed))
+        return Sample(key, completed, int(took <= limit), 0, took)
 
     first_reply, first_solve = facts.first_reply, facts.first_solve
     if metric == "first_response_time":
-        return [] if first_reply is None else [timed("first_response", created_at, first_reply)]
+        return [] if first_reply is None else [timed("first_response", 0.0, first_reply)]
     if metric == "next_response_time":
         return [
             timed(f"next_response:{i}", start, end) for i, (start, end) in enumerate(facts.waits)
         ]
     if metric == "resolution_time":
-        return [] if first_solve is None else [timed("resolution", created_at, first_solve)]
+        return [] if first_solve is None else [timed("resolution", 0.0, first_solve)]
     if metric not in ("first_contact_resolution", "reopen_rate"):
         raise ValueError(f"{metric} is not a timeline metric")
     if first_solve is None:
         return []
+    solved = facts.instant(created_at, first_solve)
     if metric == "first_contact_resolution":
         good = facts.replies_before_solve == 1 and not facts.reopened
-        return [Sample("first_contact_resolution", first_solve, int(good), 0, float(good))]
-    return [Sample("reopen", first_solve, int(not facts.reopened), 0, float(facts.reopened))]
+        return [Sample("first_contact_resolution", solved, int(good), 0, float(good))]
+    return [Sample("reopen", solved, int(not facts.reopened), 0, float(facts.reopened))]
 
 
 def timeline_samples(
     metric: str,
     threshold_seconds: float | None,
     created_at: datetime,
-    events: Sequence[TimelineEvent],
-    seconds: SecondsBetween,
+    events: Sequence[Sequence[Any]],
+    calendar: Calendar,
 ) -> list[Sample]:
-    """The samples a ticket's timeline gives for one timeline metric."""
+    """The samples a ticket's timeline (its stored rows) gives for one timeline metric."""
     facts = timeline_facts(events)
-    return facts_samples(metric, threshold_seconds, created_at, facts, seconds)
+    return facts_samples(metric, threshold_seconds, created_at, facts, calendar)
 
 
 def survey_sample(kind: str, survey_id: str, score: int, answered_at: datetime) -> Sample:

@@ -28,7 +28,7 @@ from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.sla.models import Base
-from shared.db import JSONType
+from shared.db import JSONType, json_dumps
 
 
 class Goal(Base):
@@ -90,11 +90,37 @@ class Timeline:
     group: str | None
     priority: str
     status: str
-    document: dict[str, Any]
+    # What SLA policy conditions may look at (``DOCUMENT_FIELDS``): the JSON text as stored,
+    # or, once an event changed it, that event's snapshot as a dict, which may hold more (cut
+    # to those fields when written, ``document_text``: a batch's earlier events never are).
+    document: str | dict[str, Any]
     events: list[Any]
     version: int
     demo: bool
     dirty: bool = False
+
+
+# The ticket fields a timeline keeps for what-if replays of an SLA policy's conditions.
+DOCUMENT_FIELDS = (
+    "id",
+    "subject",
+    "status",
+    "priority",
+    "channel",
+    "requester",
+    "tags",
+    "group",
+    "assignee_id",
+    "custom_fields",
+)
+
+
+def document_text(timeline: Timeline) -> str:
+    """The timeline's document as the JSON text to store."""
+    document = timeline.document
+    if isinstance(document, str):
+        return document
+    return json_dumps({name: document[name] for name in DOCUMENT_FIELDS if name in document})
 
 
 class SurveyAnswer(Base):

@@ -49,11 +49,12 @@ from services.sla.goals.models import (
     TicketSamples,
     TicketTimeline,
     Timeline,
+    document_text,
 )
 from services.sla.goals.projection import Totals
 from services.sla.models import Timer, TrackedTicket
 from services.sla.service import ticket_row_written
-from shared.db import dialect_name, json_dumps, queue_at_end, read_once
+from shared.db import among, dialect_name, is_postgres, json_dumps, queue_at_end, read_once
 from shared.pagination import Slice, paginate
 from shared.runtime import batch_events, batch_subjects
 
@@ -215,9 +216,7 @@ def _state_of(rows: Sequence[Any], start: int, with_timers: bool) -> TicketState
     at = start + 2
     if first[at] is not None:
         values = dict(zip(TIMELINE_COLUMNS, first[at : at + width], strict=True))
-        # The standard library's, as the JSON columns are read: orjson reads a vendor's custom
-        # field beyond 64 bits as a float, which the next write would keep.
-        values["document"] = json.loads(values["document"])
+        # The document stays JSON text (written back as read unless an event replaces it).
         values["events"] = orjson.loads(values["events"])
         state.timeline = Timeline(**values)
     at += width
@@ -373,19 +372,29 @@ async def lock_ticket_reading_state(session: AsyncSession, ticket_id: str) -> Tr
 
 # ``read_once`` key: what ``new_ticket_state`` reads once for a consumer batch.
 _NEW_TICKETS = "goal_new_tickets"
-# Its statement, built once: ``(kind, value)`` rows, ``x`` a ticket id sla has a row for, ``t``
-# one with a timeline, ``a`` one with a survey answer, ``r`` the goal revision token.
-_BATCH_IDS = bindparam("ids", type_=String, expanding=True)
-_BATCH_TICKETS_QUERY = union_all(
-    select(literal("x"), TrackedTicket.id).where(TrackedTicket.id.in_(_BATCH_IDS)),
-    select(literal("t"), ticket_timelines.c.ticket_id).where(
-        ticket_timelines.c.ticket_id.in_(_BATCH_IDS)
-    ),
-    select(literal("a"), SurveyAnswer.ticket_id)
-    .where(SurveyAnswer.ticket_id.in_(_BATCH_IDS))
-    .distinct(),
-    select(literal("r"), GoalRevision.token).where(GoalRevision.id == 1),
-)
+
+
+def _batch_tickets_query(postgres: bool) -> Any:
+    """Its statement, built once per dialect: ``(kind, value)`` rows, ``x`` a ticket id sla has
+    a row for, ``t`` one with a timeline, ``a`` one with a survey answer, ``r`` the goal
+    revision token."""
+
+    def among_ids(column: Any) -> Any:
+        return among(column, "ids", postgres)
+
+    return union_all(
+        select(literal("x"), TrackedTicket.id).where(among_ids(TrackedTicket.id)),
+        select(literal("t"), ticket_timelines.c.ticket_id).where(
+            among_ids(ticket_timelines.c.ticket_id)
+        ),
+        select(literal("a"), SurveyAnswer.ticket_id)
+        .where(among_ids(SurveyAnswer.ticket_id))
+        .distinct(),
+        select(literal("r"), GoalRevision.token).where(GoalRevision.id == 1),
+    )
+
+
+_BATCH_TICKETS_QUERIES = {postgres: _batch_tickets_query(postgres) for postgres in (True, False)}
 
 
 async def existing_reading_new_state(session: AsyncSession, ticket_ids: Sequence[str]) -> set[str]:
@@ -395,7 +404,8 @@ async def existing_reading_new_state(session: AsyncSession, ticket_ids: Sequence
     found: dict[str, set[str]] = {"x": set(), "t": set(), "a": set()}
     token: str | None = None
     # Core, so nothing the batch holds back (sla's rows, not these) is flushed first.
-    for kind, value in await session.execute(_BATCH_TICKETS_QUERY, {"ids": list(ticket_ids)}):
+    query = _BATCH_TICKETS_QUERIES[is_postgres(session)]
+    for kind, value in await session.execute(query, {"ids": list(ticket_ids)}):
         if kind == "r":
             token = value
         else:
@@ -629,7 +639,7 @@ def _postgres_parameters(
         "t_priority": [t.priority for t in timelines],
         "t_status": [t.status for t in timelines],
         # As every JSON column is written: a vendor's custom field may exceed 64 bits.
-        "t_document": [json_dumps(t.document) for t in timelines],
+        "t_document": [document_text(t) for t in timelines],
         "t_events": [json_dumps(t.events) for t in timelines],
         "t_version": [t.version for t in timelines],
         "t_demo": [t.demo for t in timelines],
@@ -683,6 +693,8 @@ async def _write_sqlite(
     statements: list[Any] = []
     if timelines:
         lines = [{name: getattr(t, name) for name in TIMELINE_COLUMNS} for t in timelines]
+        for line, row in zip(lines, timelines, strict=True):
+            line["document"] = json.loads(document_text(row))  # a JSON column's value
         timeline = insert(ticket_timelines).values(lines)
         timeline = timeline.on_conflict_do_update(
             index_elements=["ticket_id"],

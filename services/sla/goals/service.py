@@ -258,14 +258,13 @@ async def measure(
                 )
                 found.append((timer.ticket_id, sample))
         return found
-    seconds = metrics.seconds_function(await ctx.calendar(goal.calendar_id))
+    calendar = await ctx.calendar(goal.calendar_id)
     async for chunk in repository.stream_timelines(ctx.session, start - metrics.CREATED_SLACK, end):
         for row in chunk:
             if not metrics.in_scope(goal.scope, row.channel, row.group, row.priority):
                 continue
-            events = metrics.decode_events(row.created_at, row.events)
             for sample in metrics.timeline_samples(
-                goal.metric, goal.threshold_seconds, row.created_at, events, seconds
+                goal.metric, goal.threshold_seconds, row.created_at, row.events, calendar
             ):
                 if start <= sample.completed_at < end:
                     found.append((row.ticket_id, sample))
@@ -345,9 +344,8 @@ def samples_of(
     ``record_answer``): from its timeline's ``facts`` (times in ``calendar``, the goal's), or
     from ``timers``, the ticket's stopped sla timers, for ``sla_compliance``."""
     if goal.metric in metrics.TIMELINE_METRICS:
-        seconds = metrics.seconds_function(calendar)
         return metrics.facts_samples(
-            goal.metric, goal.threshold_seconds, created_at, facts, seconds
+            goal.metric, goal.threshold_seconds, created_at, facts, calendar
         )
     if goal.metric == "sla_compliance":
         return [
@@ -499,13 +497,21 @@ Scope = tuple[tuple[str, ...] | None, ...]  # ``GoalDef.scope_lists``
 
 
 @dataclass(frozen=True)
+class _Cohort:
+    """Goals of a ``_Group`` with one scope: they take a ticket's samples alike."""
+
+    scope: Scope
+    goals: list[tuple[str, str]]  # (goal id, sample set)
+    ids: tuple[str, ...]  # their ids: the key of the day totals' changes they share
+
+
+@dataclass(frozen=True)
 class _Group:
     """Goals that measure alike (``GoalDef.measured_as``) in one time zone: their samples of a
-    ticket are the same, computed once. ``cohorts``: its goals by scope, each ``(scope,
-    [(goal id, sample set), ...])``; the goals of a cohort take a ticket's samples alike."""
+    ticket are the same, computed once; ``cohorts``, its goals by scope."""
 
     first: GoalDef
-    cohorts: list[tuple[Scope, list[tuple[str, str]]]]
+    cohorts: list[_Cohort]
 
 
 # ``sync_ticket``'s plan for a goal list (by identity: ``goal_defs`` gives the same list while
@@ -530,7 +536,16 @@ def _plan(goals: Sequence[GoalDef]) -> tuple[list[_Group], bool]:
             firsts.setdefault(key, goal)
             cohort = members.setdefault(key, {}).setdefault(goal.scope_lists, [])
             cohort.append((goal.id, goal.sample_set))
-    groups = [_Group(first, list(members[key].items())) for key, first in firsts.items()]
+    groups = [
+        _Group(
+            first,
+            [
+                _Cohort(scope, cohort, tuple(i for i, _ in cohort))
+                for scope, cohort in members[key].items()
+            ],
+        )
+        for key, first in firsts.items()
+    ]
     needs_timers = any(g.metric == "sla_compliance" for g in goals)
     if len(_plans) > 16:  # lists of goals that changed since
         _plans.clear()
@@ -561,7 +576,7 @@ async def sync_ticket(
         if needs_timers:
             timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
     created_at = timeline.created_at
-    facts = metrics.timeline_facts(metrics.decode_events(created_at, timeline.events))
+    facts = metrics.timeline_facts(timeline.events)
     ticket = (timeline.channel, timeline.group, timeline.priority)
     scoped: dict[Scope, bool] = {}
     measured: dict[tuple[Any, ...], list[metrics.Sample]] = {}
@@ -570,12 +585,12 @@ async def sync_ticket(
     patch: dict[str, list[Any]] = {}
     for group in groups:
         entries: tuple[list[list[Any]], list[date]] | None = None
-        for scope, cohort in group.cohorts:
-            inside = scoped.get(scope)
+        for cohort in group.cohorts:
+            inside = scoped.get(cohort.scope)
             if inside is None:
-                inside = scoped[scope] = all(
+                inside = scoped[cohort.scope] = all(
                     allowed is None or actual in allowed
-                    for allowed, actual in zip(scope, ticket, strict=True)
+                    for allowed, actual in zip(cohort.scope, ticket, strict=True)
                 )
             wanted = nothing
             if inside:
@@ -591,7 +606,7 @@ async def sync_ticket(
                     entries = ticket_entries(samples, first.zone, days)
                 wanted = entries
             new: list[str] = []  # the cohort's goals that have no entries of the ticket yet
-            for goal_id, sample_set in cohort:
+            for goal_id, sample_set in cohort.goals:
                 have = stored.get(sample_set)
                 if not have:
                     if wanted[0]:
@@ -600,7 +615,8 @@ async def sync_ticket(
                 elif apply_ticket_samples((goal_id,), have, *wanted, writes):
                     patch[sample_set] = wanted[0]
             if new:
-                apply_ticket_samples(tuple(new), [], *wanted, writes)
+                ids = cohort.ids if len(new) == len(cohort.ids) else tuple(new)
+                apply_ticket_samples(ids, [], *wanted, writes)
     if patch:
         writes.patches.setdefault(timeline.ticket_id, {}).update(patch)
     return bool(patch)

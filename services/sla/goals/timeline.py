@@ -13,32 +13,21 @@ from typing import Any
 
 from services.sla import service as sla_service
 from services.sla.goals import repository, service, watch
-from services.sla.goals.models import SurveyAnswer, Timeline
+from services.sla.goals.models import DOCUMENT_FIELDS, SurveyAnswer, Timeline
 from services.sla.service import SlaContext
 from shared import events as ev
 from shared.runtime import EventHandler, HandlerContext
 
-# What SLA policy conditions may look at, kept for what-if replays of a policy.
-DOCUMENT_FIELDS = (
-    "id",
-    "subject",
-    "status",
-    "priority",
-    "channel",
-    "requester",
-    "tags",
-    "group",
-    "assignee_id",
-    "custom_fields",
-)
 _INCLUDED = set(DOCUMENT_FIELDS)
 
 
 def _document(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> dict[str, Any]:
-    dumped = sla_service.snapshot_document(ctx.session, snapshot)  # sla's own, when it made one
+    """The snapshot as a dict holding at least ``DOCUMENT_FIELDS``: sla's own dump when it made
+    one for this event (only the last event of a batch's ticket is cut down and written)."""
+    dumped = sla_service.snapshot_document(ctx.session, snapshot)
     if dumped is None:
         return snapshot.model_dump(mode="json", include=_INCLUDED)
-    return {name: dumped[name] for name in DOCUMENT_FIELDS if name in dumped}
+    return dumped
 
 
 def _offset(timeline: Timeline, at: datetime) -> float:
@@ -98,7 +87,7 @@ def record(
             timeline.version = snapshot.version
             timeline.dirty = True
             timeline.document = _document(ctx, snapshot)
-    if isinstance(event, ev.TicketMessageAdded):
+    if type(event) is ev.TicketMessageAdded:  # (a final class; isinstance goes through ABCMeta)
         message = event.message
         if message.author == "customer":
             _append(timeline, message.created_at, "c", None)
