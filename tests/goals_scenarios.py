@@ -241,21 +241,21 @@ async def scenario_sla_compliance_of_router_solves(desk: Desk) -> None:
     """An ``sla_compliance`` goal on resolution counts each ticket solved as router announces a
     solve (``ticket.updated`` and ``ticket.status_changed`` come before ``ticket.solved``, which
     stops sla's resolution timer): 6 tickets, 4 solved within the default policy's 24 hours
-    (normal priority, around the clock), 2 after 30 hours. The clock stands still, so the
-    scheduler never fires those 2 breaches: the solve itself finds them late."""
+    (normal priority, around the clock), 2 after 30 hours, each in a later batch than its
+    creation (so sla's handler of ``ticket.updated`` holds none of its timers). The clock
+    stands still, so the scheduler never fires those 2 breaches: the solve finds them late."""
     desk.clock.current = MONDAY
-    goal = await desk.goal(
-        **chat_goal(
-            name="Resolutions on time", metric="sla_compliance", threshold_seconds=None,
-            sla_metric="resolution",
-        )
-    )  # fmt: skip
-    for i in range(6):
-        ticket = f"{desk.prefix}resolve-{i}"
-        created = MONDAY + timedelta(minutes=i)
-        await desk.created(ticket, created)
-        await desk.message(ticket, created + timedelta(seconds=30))
-        await desk.solved_as_router(ticket, created + timedelta(hours=1 if i < 4 else 30))
+    compliance = chat_goal(metric="sla_compliance", threshold_seconds=None)
+    replies = await desk.goal(**{**compliance, "name": "Replies", "sla_metric": "first_response"})
+    goal = await desk.goal(**{**compliance, "name": "Resolutions", "sla_metric": "resolution"})
+    tickets = [f"{desk.prefix}resolve-{i}" for i in range(6)]
+    for i, ticket in enumerate(tickets):
+        await desk.created(ticket, MONDAY + timedelta(minutes=i))
+        await desk.message(ticket, MONDAY + timedelta(minutes=i, seconds=30))
+    # Handled and committed first, as they would be hours before the solves.
+    assert (await desk.settled(replies["id"], 6))["met_count"] == 6
+    for i, ticket in enumerate(tickets):
+        await desk.solved_as_router(ticket, MONDAY + timedelta(minutes=i, hours=1 if i < 4 else 30))
     desk.clock.current = MONDAY + timedelta(days=3)
     result = await desk.settled(goal["id"], 6)
     assert (result["sample_size"], result["met_count"]) == (6, 4), result

@@ -148,6 +148,8 @@ _CALENDARS = "sla_calendars"
 # reader ``track`` locks the ticket's row with (``reading_ticket_with``).
 _TICKET_TIMERS = "sla_ticket_timers"
 _TICKET_READER = "sla_ticket_reader"
+# The tickets whose timers the event stopped (``meet``), for ``stopped_a_timer``.
+_STOPPED = "sla_stopped_tickets"
 # In a consumer batch that keeps its session: the tickets the transaction created, with every
 # timer it started for them. Nobody else can see those rows before the commit, so the objects
 # are the whole truth: a later event of the batch reads neither the ticket nor its timers.
@@ -326,6 +328,7 @@ async def track(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> tuple[TrackedTi
         created = ctx.session.info.setdefault(_CREATED, {})
     timers: dict[str, list[Timer]] = {}
     ctx.session.info[_TICKET_TIMERS] = timers
+    ctx.session.info.pop(_STOPPED, None)
     held = None if created is None else created.get(snapshot.id)
     ticket: TrackedTicket | None
     if held is not None:
@@ -448,6 +451,11 @@ async def ticket_timers(ctx: SlaContext, ticket_id: str) -> list[Timer]:
     if ticket_id not in cache:
         cache[ticket_id] = list(await repository.timers_of(ctx.session, ticket_id))
     return cache[ticket_id]
+
+
+def stopped_a_timer(session: AsyncSession, ticket_id: str) -> bool:
+    """Whether this event met (stopped) one of the ticket's timers."""
+    return ticket_id in session.info.get(_STOPPED, ())
 
 
 def timers_read(session: AsyncSession, ticket_id: str) -> list[Timer] | None:
@@ -596,6 +604,7 @@ async def meet(ctx: SlaContext, ticket_id: str, metric: str, at: datetime) -> No
         breached = timer.breached_at is not None
         timer.status = "breached" if breached else "met"
         timer.met_at = at
+        ctx.session.info.setdefault(_STOPPED, set()).add(ticket_id)
         timer.paused_at = None
         timer.segment_started_at = None
         timer.next_fire_at = None

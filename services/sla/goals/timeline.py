@@ -121,6 +121,9 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     batch = repository.batch_goals(sla.session)
     state = await _goal_state(sla, batch, ticket_id, timers)
     timeline, new, touched = record(sla, event, state)
+    # A stopped sla timer is an ``sla_compliance`` sample: router's ``ticket.solved`` comes
+    # after the ``ticket.updated`` that already moved the timeline, and only it stops them.
+    touched = touched or sla_service.stopped_a_timer(sla.session, ticket_id)
     answers = new and state.answered
     goals = await service.goal_defs(sla, state.goal_token) if touched or answers else []
     changed = False
@@ -128,10 +131,7 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
         if goals and touched:
             # Computed once per ticket, before the batch writes (``BatchGoals.deferred``),
             # from what this event leaves: a later event that moves a sample replaces it.
-            stopped = state.timers
-            if timers is None and stopped is None and service.needs_timers(goals):
-                stopped = list(await repository.stopped_timers_of(sla.session, ticket_id))
-            deferred = _sync_later(ctx, sla, batch, state, timeline, goals, timers, stopped)
+            deferred = _sync_later(ctx, sla, batch, state, timeline, goals, timers, state.timers)
             batch.deferred[ticket_id] = deferred
         batch.keep(state, timeline)
     else:
@@ -196,6 +196,7 @@ def _sync_later(
 
     async def sync() -> None:
         writes = repository.SampleWrites(ticket_id=timeline.ticket_id)
+        # (None: ``sync_ticket`` reads them now, after every event of the batch, if needed.)
         held = stopped if timers is None else _stopped(timers)
         if await service.sync_ticket(sla, timeline, goals, state.samples, held, writes):
             ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
