@@ -51,6 +51,7 @@ from shared.db import (
     among,
     dialect_name,
     insert_ignoring_conflicts,
+    is_postgres,
     queue_at_end,
 )
 from shared.pagination import Slice, paginate
@@ -109,7 +110,7 @@ async def existing_ticket_ids(session: AsyncSession, ticket_ids: Iterable[str]) 
     ids = list(ticket_ids)
     if not ids:
         return set()
-    query = _EXISTING[dialect_name(session) == "postgresql"]
+    query = _EXISTING[is_postgres(session)]
     return set((await session.scalars(query, {"ids": ids})).all())
 
 
@@ -447,7 +448,7 @@ async def previous_agents_by_requester(
     found: dict[str, list[tuple[str, str]]] = {requester: [] for requester in requesters}
     if not requesters:
         return found
-    statement = _PREVIOUS_AGENTS_BY_REQUESTER[dialect_name(session) == "postgresql"]
+    statement = _PREVIOUS_AGENTS_BY_REQUESTER[is_postgres(session)]
     parameters = {"requesters": requesters, "solved_since": solved_since}
     for requester_id, ticket_id, agent_id in await session.execute(statement, parameters):
         found[requester_id].append((ticket_id, agent_id))

@@ -58,8 +58,9 @@ def in_scope(scope: dict[str, Any], channel: str, group: str | None, priority: s
 @dataclass(slots=True)
 class TimelineFacts:
     """What every timeline metric reads of a ticket's timeline, gathered in one walk of it.
-    Instants are the timeline's own: seconds since the ticket was created."""
+    Instants are the timeline's own: seconds since the ticket was ``created_at``."""
 
+    created_at: datetime
     first_reply: float | None = None
     first_solve: float | None = None
     replies_before_solve: int = 0
@@ -69,18 +70,18 @@ class TimelineFacts:
     # one datetime each, whose hash is then computed once too.
     instants: dict[float, datetime] = field(default_factory=dict)
 
-    def instant(self, created_at: datetime, offset: float) -> datetime:
+    def instant(self, offset: float) -> datetime:
         found = self.instants.get(offset)
         if found is None:
-            found = self.instants[offset] = created_at + timedelta(seconds=offset)
+            found = self.instants[offset] = self.created_at + timedelta(seconds=offset)
         return found
 
 
-def timeline_facts(events: Sequence[Sequence[Any]]) -> TimelineFacts:
+def timeline_facts(created_at: datetime, events: Sequence[Sequence[Any]]) -> TimelineFacts:
     """The first reply and solve, the replies before it, whether the ticket was reopened, and
     the customer's waits for a reply (from each message after the first reply to the next),
     from the stored ``[seconds since created, code, value]`` rows, in order."""
-    facts = TimelineFacts()
+    facts = TimelineFacts(created_at)
     status: str | None = None
     waiting_since: float | None = None
     for offset, code, value in events:
@@ -107,7 +108,6 @@ def timeline_facts(events: Sequence[Sequence[Any]]) -> TimelineFacts:
 def facts_samples(
     metric: str,
     threshold_seconds: float | None,
-    created_at: datetime,
     facts: TimelineFacts,
     calendar: Calendar,
 ) -> list[Sample]:
@@ -116,11 +116,11 @@ def facts_samples(
     limit = threshold_seconds if threshold_seconds is not None else float("inf")
 
     def timed(key: str, start: float, end: float) -> Sample:
-        completed = facts.instant(created_at, end)
+        completed = facts.instant(end)
         if calendar is None:
             took = max(0.0, round(float(end) - start, 6))  # to the microsecond, as instants are
         else:
-            began = facts.instant(created_at, start)
+            began = facts.instant(start)
             took = max(0.0, business_seconds_between(calendar, began, completed))
         return Sample(key, completed, int(took <= limit), 0, took)
 
@@ -137,7 +137,7 @@ def facts_samples(
         raise ValueError(f"{metric} is not a timeline metric")
     if first_solve is None:
         return []
-    solved = facts.instant(created_at, first_solve)
+    solved = facts.instant(first_solve)
     if metric == "first_contact_resolution":
         good = facts.replies_before_solve == 1 and not facts.reopened
         return [Sample("first_contact_resolution", solved, int(good), 0, float(good))]
@@ -152,8 +152,7 @@ def timeline_samples(
     calendar: Calendar,
 ) -> list[Sample]:
     """The samples a ticket's timeline (its stored rows) gives for one timeline metric."""
-    facts = timeline_facts(events)
-    return facts_samples(metric, threshold_seconds, created_at, facts, calendar)
+    return facts_samples(metric, threshold_seconds, timeline_facts(created_at, events), calendar)
 
 
 def survey_sample(kind: str, survey_id: str, score: int, answered_at: datetime) -> Sample:

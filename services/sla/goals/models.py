@@ -115,12 +115,15 @@ DOCUMENT_FIELDS = (
 )
 
 
+def document_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot's dump cut to ``DOCUMENT_FIELDS``."""
+    return {name: document[name] for name in DOCUMENT_FIELDS if name in document}
+
+
 def document_text(timeline: Timeline) -> str:
     """The timeline's document as the JSON text to store."""
     document = timeline.document
-    if isinstance(document, str):
-        return document
-    return json_dumps({name: document[name] for name in DOCUMENT_FIELDS if name in document})
+    return document if isinstance(document, str) else json_dumps(document_fields(document))
 
 
 class SurveyAnswer(Base):

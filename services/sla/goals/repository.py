@@ -49,6 +49,7 @@ from services.sla.goals.models import (
     TicketSamples,
     TicketTimeline,
     Timeline,
+    document_fields,
     document_text,
 )
 from services.sla.goals.projection import Totals
@@ -693,8 +694,11 @@ async def _write_sqlite(
     statements: list[Any] = []
     if timelines:
         lines = [{name: getattr(t, name) for name in TIMELINE_COLUMNS} for t in timelines]
-        for line, row in zip(lines, timelines, strict=True):
-            line["document"] = json.loads(document_text(row))  # a JSON column's value
+        for line in lines:  # a JSON column's value
+            document = line["document"]
+            line["document"] = (
+                json.loads(document) if isinstance(document, str) else document_fields(document)
+            )
         timeline = insert(ticket_timelines).values(lines)
         timeline = timeline.on_conflict_do_update(
             index_elements=["ticket_id"],

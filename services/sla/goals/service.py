@@ -336,7 +336,6 @@ def _answer_sample(answer: SurveyAnswer) -> metrics.Sample:
 def samples_of(
     goal: GoalDef,
     calendar: Calendar,
-    created_at: datetime,
     facts: metrics.TimelineFacts,
     timers: Sequence[Any],
 ) -> list[metrics.Sample]:
@@ -344,9 +343,7 @@ def samples_of(
     ``record_answer``): from its timeline's ``facts`` (times in ``calendar``, the goal's), or
     from ``timers``, the ticket's stopped sla timers, for ``sla_compliance``."""
     if goal.metric in metrics.TIMELINE_METRICS:
-        return metrics.facts_samples(
-            goal.metric, goal.threshold_seconds, created_at, facts, calendar
-        )
+        return metrics.facts_samples(goal.metric, goal.threshold_seconds, facts, calendar)
     if goal.metric == "sla_compliance":
         return [
             metrics.timer_sample(t.metric, t.cycle, t.met_at, t.status == "met", t.consumed_seconds)
@@ -519,11 +516,6 @@ class _Group:
 _plans: dict[int, tuple[Sequence[GoalDef], list[_Group], bool]] = {}
 
 
-def needs_timers(goals: Sequence[GoalDef]) -> bool:
-    """Whether any of the goals counts sla's stopped timers (``sla_compliance``)."""
-    return _plan(goals)[1]
-
-
 def _plan(goals: Sequence[GoalDef]) -> tuple[list[_Group], bool]:
     found = _plans.get(id(goals))
     if found is not None and found[0] is goals:
@@ -575,8 +567,7 @@ async def sync_ticket(
         timers = ()
         if needs_timers:
             timers = await repository.stopped_timers_of(ctx.session, timeline.ticket_id)
-    created_at = timeline.created_at
-    facts = metrics.timeline_facts(timeline.events)
+    facts = metrics.timeline_facts(timeline.created_at, timeline.events)
     ticket = (timeline.channel, timeline.group, timeline.priority)
     scoped: dict[Scope, bool] = {}
     measured: dict[tuple[Any, ...], list[metrics.Sample]] = {}
@@ -601,7 +592,7 @@ async def sync_ticket(
                         calendar = None
                         if first.calendar_id is not None:
                             calendar = await ctx.calendar(first.calendar_id)
-                        samples = samples_of(first, calendar, created_at, facts, timers)
+                        samples = samples_of(first, calendar, facts, timers)
                         measured[first.measured_as] = samples
                     entries = ticket_entries(samples, first.zone, days)
                 wanted = entries
