@@ -237,6 +237,18 @@ def _state_of(rows: Sequence[Any], start: int, with_timers: bool) -> TicketState
 _BATCH = "goal_batch"
 
 
+class Deferred(NamedTuple):
+    """A ticket's sample bookkeeping, left for the end of its consumer batch: its state and
+    timeline (as the batch's later events leave them, changed in place), the timers sla's
+    handler held for its event (changed in place too) or, without them, the stopped ones read
+    with its state (None: read them then)."""
+
+    state: TicketState
+    timeline: Timeline
+    timers: list[Any] | None
+    stopped: list[Any] | None
+
+
 @dataclass
 class BatchGoals:
     """Goal bookkeeping inside a consumer batch (``ServiceRuntime.handle_batch``: up to
@@ -257,10 +269,12 @@ class BatchGoals:
     patches: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # by ticket id
     deltas: dict[BucketKey, list[float]] = field(default_factory=dict)
     touched: dict[str, None] = field(default_factory=dict)  # ordered set of ticket ids
-    # Per ticket, its samples' bookkeeping as its last event that moved one left it, run
-    # before the writes (``flush_batch``): the samples are a function of the ticket's final
-    # timeline and stopped timers, so they are computed once per ticket, not once per event.
-    deferred: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    # The tickets whose samples an event of the batch may have moved, with what their
+    # bookkeeping needs (``Deferred``): ``sync`` (the goal layer's, set with the first) brings
+    # their samples up to date before the writes (``flush_batch``). The samples are a function
+    # of the ticket's final timeline and stopped timers: computed once per ticket, not per event.
+    deferred: dict[str, Deferred] = field(default_factory=dict)
+    sync: Callable[[BatchGoals], Awaitable[None]] | None = None
 
     def fold(self, writes: SampleWrites, state: TicketState) -> None:
         """Take a ticket's ``writes`` (its sample bookkeeping's, run before the batch's write)
@@ -281,6 +295,12 @@ class BatchGoals:
             writes.timeline is not None or writes.patches or writes.deltas
         ):
             self.touched[writes.ticket_id] = None
+
+    def writes(self) -> SampleWrites:
+        """A ``SampleWrites`` whose ticket samples and day totals' changes are the batch's own:
+        what the deferred bookkeeping adds to it is written with the batch (the ticket's
+        ``state`` and ``touched`` are the caller's to update)."""
+        return SampleWrites(patches=self.patches, deltas=self.deltas)
 
     def keep(self, state: TicketState, timeline: Timeline) -> None:
         """After one ticket event, what ``fold`` does with its writes when it moved no sample:
@@ -327,9 +347,8 @@ async def flush_batch(session: AsyncSession) -> None:
     reading a ticket's timeline or samples from the database in the batch's transaction."""
     batch: BatchGoals | None = session.info.get(_BATCH)
     if batch is not None:
-        deferred, batch.deferred = batch.deferred, {}
-        for bookkeeping in deferred.values():
-            await bookkeeping()
+        if batch.deferred and batch.sync is not None:
+            await batch.sync(batch)
         await write_samples(session, batch.take_writes())
 
 

@@ -19,6 +19,8 @@ from shared import events as ev
 from shared.runtime import EventHandler, HandlerContext
 
 _INCLUDED = set(DOCUMENT_FIELDS)
+# ``session.info`` key: sla's reads of tickets in this transaction bring their goal state.
+_READS_STATE = "goal_reads_state"
 
 
 def _document(ctx: SlaContext, snapshot: ev.TicketSnapshot) -> dict[str, Any]:
@@ -112,43 +114,43 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     totals together (``write_samples``).
 
     In a consumer batch (``repository.BatchGoals``) the ticket's state, once read, stays in
-    the transaction for its next events; its samples are computed once, from what its last
-    event that moved one left, and the writes wait for the end of the batch, merged with those
-    of its other events and tickets."""
+    the transaction for its next events, and an event only brings its timeline up to date:
+    the samples of the tickets whose events may have moved one are computed once per ticket,
+    when the batch writes (``_sync_batch``), merged with those of its other tickets."""
     sla = SlaContext.for_event(ctx)
+    session = sla.session
     ticket_id = event.ticket.id
-    timers = sla_service.timers_read(sla.session, ticket_id)
-    batch = repository.batch_goals(sla.session)
+    timers = sla_service.timers_read(session, ticket_id)
+    batch = repository.batch_goals(session)
     state = await _goal_state(sla, batch, ticket_id, timers)
     timeline, new, touched = record(sla, event, state)
     # A stopped sla timer is an ``sla_compliance`` sample: router's ``ticket.solved`` comes
     # after the ``ticket.updated`` that already moved the timeline, and only it stops them.
-    touched = touched or sla_service.stopped_a_timer(sla.session, ticket_id)
-    answers = new and state.answered
-    goals = await service.goal_defs(sla, state.goal_token) if touched or answers else []
+    touched = touched or sla_service.stopped_a_timer(session, ticket_id)
     changed = False
     if batch is not None:
-        if goals and touched:
-            # Computed once per ticket, before the batch writes (``BatchGoals.deferred``),
-            # from what this event leaves: a later event that moves a sample replaces it.
-            deferred = _sync_later(ctx, sla, batch, state, timeline, goals, timers, state.timers)
-            batch.deferred[ticket_id] = deferred
+        if touched:
+            batch.deferred[ticket_id] = repository.Deferred(state, timeline, timers, state.timers)
+            if batch.sync is None:
+                batch.sync = _batch_sync(ctx, sla)
         batch.keep(state, timeline)
     else:
         writes = repository.SampleWrites(timeline=timeline if timeline.dirty else None)
         writes.ticket_id = ticket_id
-        if goals and touched:
+        goals = await service.goal_defs(sla, state.goal_token) if touched else []
+        if goals:
             # Its stopped timers: of those sla's handler holds, or as read with its state (else
             # ``sync_ticket`` reads them).
             stopped = state.timers if timers is None else _stopped(timers)
             changed = await service.sync_ticket(
                 sla, timeline, goals, state.samples, stopped, writes
             )
-        await repository.write_samples(sla.session, writes)
-    if goals and answers:
+        await repository.write_samples(session, writes)
+    if new and state.answered:
         # Surveys travel on another topic: an answer may have come before its ticket, when no
         # scoped goal could place it yet.
-        for answer in await repository.answers_of_ticket(sla.session, timeline.ticket_id):
+        goals = await service.goal_defs(sla, state.goal_token)
+        for answer in await repository.answers_of_ticket(session, timeline.ticket_id):
             changed |= await service.record_answer(sla, answer, goals)
     if changed:
         ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
@@ -177,30 +179,30 @@ async def _goal_state(
     return state
 
 
-def _sync_later(
-    ctx: HandlerContext,
-    sla: SlaContext,
-    batch: repository.BatchGoals,
-    state: repository.TicketState,
-    timeline: Timeline,
-    goals: list[service.GoalDef],
-    timers: list[Any] | None,
-    stopped: list[Any] | None,
-) -> Callable[[], Awaitable[None]]:
-    """The ticket's sample bookkeeping as ``on_ticket_event`` does it, run later in the batch's
-    transaction (against ``state.samples`` as the batch has them then). ``timeline`` is the
-    ticket's own object, which later events of the batch update in place; they change nothing a
-    sample depends on unless they replace this bookkeeping with their own. Its stopped timers:
-    those of ``timers`` (the ones sla's handler holds, which its later events change in place)
-    stopped by then, else ``stopped``."""
+def _batch_sync(
+    ctx: HandlerContext, sla: SlaContext
+) -> Callable[[repository.BatchGoals], Awaitable[None]]:
+    """The consumer batch's ``BatchGoals.sync``: the sample bookkeeping of its tickets, as
+    ``on_ticket_event`` does it for one event, against the batch's kept state of each; what
+    changes goes straight into the batch's writes."""
 
-    async def sync() -> None:
-        writes = repository.SampleWrites(ticket_id=timeline.ticket_id)
-        # (None: ``sync_ticket`` reads them now, after every event of the batch, if needed.)
-        held = stopped if timers is None else _stopped(timers)
-        if await service.sync_ticket(sla, timeline, goals, state.samples, held, writes):
+    async def sync(batch: repository.BatchGoals) -> None:
+        deferred, batch.deferred = batch.deferred, {}
+        goals = await service.goal_defs(sla, batch.token)
+        if not goals:
+            return
+        writes = batch.writes()
+        changed = False
+        for ticket_id, (state, timeline, timers, stopped) in deferred.items():
+            # The timers sla's handler held, stopped by now; or those read with its state
+            # (None: ``sync_ticket`` reads them now, after every event of the batch, if needed).
+            held = stopped if timers is None else _stopped(timers)
+            if await service.sync_ticket(sla, timeline, goals, state.samples, held, writes):
+                state.samples.update(writes.patches[ticket_id])
+                batch.touched[ticket_id] = None
+                changed = True
+        if changed:
             ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
-        batch.fold(writes, state)
 
     return sync
 
@@ -230,18 +232,20 @@ def with_goals(handlers: dict[type[ev.Event], EventHandler]) -> dict[type[ev.Eve
 
     def chain(first: EventHandler) -> EventHandler:
         async def handle(ctx: HandlerContext, event: Any) -> None:
-            # sla's locked read of the ticket brings the goal state along.
-            repository.take_prefetched_state(ctx.session, None)  # none left from an earlier event
-            sla_service.reading_ticket_with(
-                ctx.session,
-                repository.lock_ticket_reading_state,
-                repository.new_ticket_state,
-                repository.existing_reading_new_state,
-            )
-            try:
-                await first(ctx, event)
-            finally:
-                sla_service.reading_ticket_with(ctx.session, None)
+            session = ctx.session
+            if _READS_STATE in session.info:
+                repository.take_prefetched_state(session, None)  # none left from an earlier event
+            else:
+                # sla's locked read of the ticket brings the goal state along, for the rest of
+                # the transaction (a consumer batch's: every ticket handler of it is chained).
+                sla_service.reading_ticket_with(
+                    session,
+                    repository.lock_ticket_reading_state,
+                    repository.new_ticket_state,
+                    repository.existing_reading_new_state,
+                )
+                session.info[_READS_STATE] = True
+            await first(ctx, event)
             await on_ticket_event(ctx, event)
 
         handle.__name__ = f"{getattr(first, '__name__', 'handler')}_and_goals"
