@@ -174,15 +174,12 @@ async def test_a_batch_writing_at_its_end_still_makes_a_waiting_read_fresh(
                 assert state is not None
                 batch = repository.batch_goals(holder)
                 assert batch is not None
-                writes = repository.SampleWrites(
-                    timeline=_timeline("lr-3", 2, [[0.0, "s", "open"], [20.0, "a", None]]),
-                    patches={"lr-3": {GOAL: [_entry()]}},
-                    ticket_id="lr-3",
-                )
-                batch.fold(writes, state)
-                batch.states["lr-3"] = state
+                timeline = _timeline("lr-3", 2, [[0.0, "s", "open"], [20.0, "a", None]])
+                timeline.dirty = True
+                batch.keep(state, timeline)
+                # What the batch's sample bookkeeping adds at its end (``BatchGoals.writes``).
+                batch.writes().patches["lr-3"] = {GOAL: [_entry()]}
                 # Kept in the transaction, not yet written.
-                assert state.samples == {GOAL: [_entry()]}
                 async with sessions.begin() as other:
                     line = await repository.get_timeline(other, "lr-3")
                     assert line is not None and line.version == 1

@@ -276,26 +276,6 @@ class BatchGoals:
     deferred: dict[str, Deferred] = field(default_factory=dict)
     sync: Callable[[BatchGoals], Awaitable[None]] | None = None
 
-    def fold(self, writes: SampleWrites, state: TicketState) -> None:
-        """Take a ticket's ``writes`` (its sample bookkeeping's, run before the batch's write)
-        instead of writing them, and bring ``state`` (its ticket's, kept for the ticket's next
-        event) up to date with them. (Survey samples are not folded: ``record_answer`` writes
-        them itself.)"""
-        assert not (writes.upserts or writes.deletes), "survey samples are written directly"
-        if writes.timeline is not None:
-            self.timelines[writes.timeline.ticket_id] = writes.timeline
-        for ticket_id, patch in writes.patches.items():
-            self.patches.setdefault(ticket_id, {}).update(patch)
-            state.samples.update(patch)
-        for bucket, delta in writes.deltas.items():
-            total = self.deltas.setdefault(bucket, [0, 0, 0, 0.0])
-            for i, value in enumerate(delta):
-                total[i] += value
-        if writes.ticket_id is not None and (
-            writes.timeline is not None or writes.patches or writes.deltas
-        ):
-            self.touched[writes.ticket_id] = None
-
     def writes(self) -> SampleWrites:
         """A ``SampleWrites`` whose ticket samples and day totals' changes are the batch's own:
         what the deferred bookkeeping adds to it is written with the batch (the ticket's
@@ -303,9 +283,9 @@ class BatchGoals:
         return SampleWrites(patches=self.patches, deltas=self.deltas)
 
     def keep(self, state: TicketState, timeline: Timeline) -> None:
-        """After one ticket event, what ``fold`` does with its writes when it moved no sample:
-        the timeline written at the end when it changed, and ``state`` kept for the ticket's
-        next event (its stopped timers are read anew then: sla's handler may stop one)."""
+        """After one ticket event: its timeline written at the end when it changed, and
+        ``state`` kept for the ticket's next event (its stopped timers are read anew then:
+        sla's handler may stop one)."""
         if timeline.dirty:
             self.timelines[timeline.ticket_id] = timeline
             self.touched[timeline.ticket_id] = None
@@ -313,7 +293,7 @@ class BatchGoals:
         self.states[timeline.ticket_id] = state
 
     def take_writes(self) -> SampleWrites:
-        """Everything folded since the last call, as one ``SampleWrites``."""
+        """Everything kept and added since the last call, as one ``SampleWrites``."""
         writes = SampleWrites(
             patches=self.patches,
             deltas=self.deltas,
@@ -343,7 +323,7 @@ def batch_goals(session: AsyncSession) -> BatchGoals | None:
 
 
 async def flush_batch(session: AsyncSession) -> None:
-    """Write what the consumer batch has folded so far (nothing outside a batch): call before
+    """Write what the consumer batch has kept so far (nothing outside a batch): call before
     reading a ticket's timeline or samples from the database in the batch's transaction."""
     batch: BatchGoals | None = session.info.get(_BATCH)
     if batch is not None:

@@ -116,7 +116,7 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     In a consumer batch (``repository.BatchGoals``) the ticket's state, once read, stays in
     the transaction for its next events, and an event only brings its timeline up to date:
     the samples of the tickets whose events may have moved one are computed once per ticket,
-    when the batch writes (``_sync_batch``), merged with those of its other tickets."""
+    when the batch writes (``_batch_sync``), merged with those of its other tickets."""
     sla = SlaContext.for_event(ctx)
     session = sla.session
     ticket_id = event.ticket.id
@@ -150,7 +150,8 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
         # Surveys travel on another topic: an answer may have come before its ticket, when no
         # scoped goal could place it yet.
         goals = await service.goal_defs(sla, state.goal_token)
-        for answer in await repository.answers_of_ticket(session, timeline.ticket_id):
+        answers = await repository.answers_of_ticket(session, ticket_id) if goals else ()
+        for answer in answers:
             changed |= await service.record_answer(sla, answer, goals)
     if changed:
         ctx.after_commit.append(lambda: watch.wake(ctx.runtime))
