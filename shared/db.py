@@ -12,14 +12,25 @@ import contextlib
 import contextvars
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import ARRAY, JSON, DateTime, MetaData, String, any_, bindparam, event, text
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    DateTime,
+    MetaData,
+    String,
+    any_,
+    bindparam,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
@@ -178,6 +189,23 @@ def among(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
     if postgres:
         return column == any_(bindparam(name, type_=ARRAY(String)))
     return column.in_(bindparam(name, type_=String, expanding=True))
+
+
+# ``existing_ids``' statements, by column and dialect.
+_EXISTING: dict[tuple[Any, bool], Any] = {}
+
+
+async def existing_ids(session: AsyncSession, column: Any, ids: Iterable[str]) -> set[str]:
+    """Which of ``ids`` are values of ``column`` (a key): one statement for all of them, its
+    text the same whatever their number (``among``)."""
+    wanted = list(ids)
+    if not wanted:
+        return set()
+    key = (column, is_postgres(session))
+    query = _EXISTING.get(key)
+    if query is None:
+        query = _EXISTING[key] = select(column).where(among(column, "ids", key[1]))
+    return set((await session.scalars(query, {"ids": wanted})).all())
 
 
 def insert_ignoring_conflicts(table: Any, dialect_name: str, **values: Any) -> Insert:

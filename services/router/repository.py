@@ -50,6 +50,7 @@ from shared.db import (
     DriverPool,
     among,
     dialect_name,
+    existing_ids,
     insert_ignoring_conflicts,
     is_postgres,
     queue_at_end,
@@ -99,19 +100,9 @@ async def get_ticket(
     return await _get(session, Ticket, ticket_id, for_update, skip_locked)
 
 
-_EXISTING = {
-    postgres: select(Ticket.id).where(among(Ticket.id, "ids", postgres))
-    for postgres in (True, False)
-}
-
-
 async def existing_ticket_ids(session: AsyncSession, ticket_ids: Iterable[str]) -> set[str]:
     """Which of ``ticket_ids`` have a row (one statement for all of them)."""
-    ids = list(ticket_ids)
-    if not ids:
-        return set()
-    query = _EXISTING[is_postgres(session)]
-    return set((await session.scalars(query, {"ids": ids})).all())
+    return await existing_ids(session, Ticket.id, ticket_ids)
 
 
 async def page_tickets(

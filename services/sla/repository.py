@@ -16,7 +16,7 @@ from services.sla.models import (
     TrackedTicket,
     WebhookSubscription,
 )
-from shared.db import among, is_postgres
+from shared.db import existing_ids, is_postgres
 from shared.pagination import Slice, paginate
 
 # Statements run for every consumed event, built once: building a select and computing its cache
@@ -47,19 +47,9 @@ async def lock_ticket(session: AsyncSession, ticket_id: str) -> TrackedTicket | 
     return await get_ticket(session, ticket_id, for_update=True)
 
 
-_EXISTING = {
-    postgres: select(TrackedTicket.id).where(among(TrackedTicket.id, "ids", postgres))
-    for postgres in (True, False)
-}
-
-
 async def existing_ticket_ids(session: AsyncSession, ticket_ids: Iterable[str]) -> set[str]:
     """Which of ``ticket_ids`` sla has a row for."""
-    wanted = list(ticket_ids)
-    if not wanted:
-        return set()
-    rows = await session.execute(_EXISTING[is_postgres(session)], {"ids": wanted})
-    return set(rows.scalars())
+    return await existing_ids(session, TrackedTicket.id, ticket_ids)
 
 
 async def timers_of(session: AsyncSession, ticket_id: str) -> Sequence[Timer]:

@@ -238,13 +238,12 @@ _BATCH = "goal_batch"
 
 
 class Deferred(NamedTuple):
-    """A ticket's sample bookkeeping, left for the end of its consumer batch: its state and
-    timeline (as the batch's later events leave them, changed in place), the timers sla's
-    handler held for its event (changed in place too) or, without them, the stopped ones read
-    with its state (None: read them then)."""
+    """A ticket's sample bookkeeping, left for the end of its consumer batch: its kept state
+    (with its timeline, as the batch's later events leave them), the timers sla's handler held
+    for its event (changed in place by later ones) or, without them, the stopped ones read with
+    its state (None: read them then)."""
 
     state: TicketState
-    timeline: Timeline
     timers: list[Any] | None
     stopped: list[Any] | None
 

@@ -130,7 +130,7 @@ async def on_ticket_event(ctx: HandlerContext, event: ev.TicketEvent) -> None:
     changed = False
     if batch is not None:
         if touched:
-            batch.deferred[ticket_id] = repository.Deferred(state, timeline, timers, state.timers)
+            batch.deferred[ticket_id] = repository.Deferred(state, timers, state.timers)
             if batch.sync is None:
                 batch.sync = _batch_sync(ctx, sla)
         batch.keep(state, timeline)
@@ -194,11 +194,12 @@ def _batch_sync(
             return
         writes = batch.writes()
         changed = False
-        for ticket_id, (state, timeline, timers, stopped) in deferred.items():
+        for ticket_id, (state, timers, stopped) in deferred.items():
+            assert state.timeline is not None  # (kept by its event, ``BatchGoals.keep``)
             # The timers sla's handler held, stopped by now; or those read with its state
             # (None: ``sync_ticket`` reads them now, after every event of the batch, if needed).
             held = stopped if timers is None else _stopped(timers)
-            if await service.sync_ticket(sla, timeline, goals, state.samples, held, writes):
+            if await service.sync_ticket(sla, state.timeline, goals, state.samples, held, writes):
                 state.samples.update(writes.patches[ticket_id])
                 batch.touched[ticket_id] = None
                 changed = True
